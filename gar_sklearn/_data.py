@@ -1,0 +1,176 @@
+"""Torch datasets over the user's images: decoding, train-time augmentation, cached features.
+
+The estimators never hand torch anything but these datasets. Images travel
+as uint8 (N, 3, H, W) tensors; normalisation happens on the network side.
+"""
+
+import hashlib
+import os
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .preprocessing._images import ImageLoadError
+
+__all__ = [
+    "ImageDataset",
+    "FeatureDataset",
+    "decode_images",
+    "view_rng",
+    "default_num_workers",
+]
+
+
+def default_num_workers():
+    """DataLoader workers that hide decoding behind computation: one per spare core, at most 4."""
+    n_cpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, (n_cpu or 1) - 1))
+
+
+def view_rng(key, view):
+    """The generator of augmented view ``view`` of the image with cache key ``key``.
+
+    Seeded by the image's identity so that the same image gets the same views
+    in every fit (and every grid-search candidate): cached views stay valid.
+    """
+    digest = int.from_bytes(hashlib.blake2b(str(key).encode(), digest_size=8).digest(), "little")
+    return np.random.default_rng([digest, view])
+
+
+def _to_chw(img):
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+
+
+class ImageDataset(Dataset):
+    """Images of an :class:`~gar_sklearn.preprocessing._images.ImageSource` as uint8 tensors.
+
+    Parameters
+    ----------
+    source : ImageSource
+    image_size : int
+    targets : ndarray of shape (n, n_attributes) of int, optional
+        Encoded labels; without them the item's second element is a validity
+        flag (1 for a readable image, 0 for one skipped).
+    augmenter : object with ``augment(image, rng)``, optional
+        Applied on every ``__getitem__`` with a generator seeded by
+        ``(seed, epoch, index)``: fresh each epoch, reproducible, and
+        independent of which worker process loads the item.
+    decoded : ndarray (n, S, S, 3) uint8, optional
+        Pre-decoded images (the decoded-image cache), used instead of ``source``.
+    on_error : {"raise", "skip"}
+        With "skip", unreadable images come back as zeros with flag 0.
+    """
+
+    def __init__(self, source, image_size, targets=None, augmenter=None, seed=0, decoded=None,
+                 on_error="raise"):
+        self.source = source
+        self.image_size = image_size
+        self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.long)
+        self.augmenter = augmenter
+        self.seed = seed
+        self.decoded = decoded
+        self.on_error = on_error
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.source) if self.decoded is None else len(self.decoded)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def load(self, index):
+        if self.decoded is not None:
+            return self.decoded[index]
+        return self.source.load(index, self.image_size)
+
+    def __getitem__(self, index):
+        ok = 1
+        try:
+            img = self.load(index)
+        except ImageLoadError:
+            if self.on_error != "skip":
+                raise
+            img, ok = np.zeros((self.image_size, self.image_size, 3), np.uint8), 0
+        if self.augmenter is not None and ok:
+            img = self.augmenter.augment(img, np.random.default_rng([self.seed, self.epoch, index]))
+        x = {"images": _to_chw(img)}
+        if self.targets is not None:
+            return x, self.targets[index]
+        return x, ok
+
+
+class FeatureDataset(Dataset):
+    """Cached stem activations, one or several views per image.
+
+    Parameters
+    ----------
+    features : tensor of shape (n, n_views, ...)
+    targets : ndarray of shape (n, n_attributes) of int
+    random_view : bool
+        Pick a view per item and epoch at random (training); else view 0, the
+        un-augmented image (validation).
+    """
+
+    def __init__(self, features, targets, random_view=False, seed=0):
+        self.features = features
+        self.targets = torch.as_tensor(targets, dtype=torch.long)
+        self.random_view = random_view
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.features)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, index):
+        view = 0
+        if self.random_view and self.features.shape[1] > 1:
+            view = int(np.random.default_rng([self.seed, self.epoch, index]).integers(self.features.shape[1]))
+        return {"features": self.features[index, view].float()}, self.targets[index]
+
+
+def decode_images(source, indices, image_size, n_threads=None, on_error="raise"):
+    """Decode (and resize) ``source[indices]`` into one uint8 array, in parallel threads.
+
+    Pillow releases the GIL while decoding, so threads use every core.
+
+    Returns
+    -------
+    decoded : ndarray of shape (len(indices), image_size, image_size, 3)
+    failed : list of int
+        Positions (into ``indices``) of unreadable images; only with on_error="skip".
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    indices = np.asarray(indices, dtype=np.intp)
+    out = np.empty((len(indices), image_size, image_size, 3), dtype=np.uint8)
+    failed = []
+
+    def work(pos):
+        try:
+            out[pos] = source.load(int(indices[pos]), image_size)
+        except ImageLoadError:
+            if on_error != "skip":
+                raise
+            out[pos] = 0
+            failed.append(pos)
+
+    n_threads = n_threads or (os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        for _ in pool.map(work, range(len(indices)), chunksize=64):
+            pass
+    return out, sorted(failed)
+
+
+def warn_skipped(names, what="images"):
+    shown = ", ".join(repr(n) for n in names[:10])
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    warnings.warn(
+        f"Skipped {len(names)} unreadable {what} (on_error='skip'): {shown}{more}.",
+        UserWarning,
+        stacklevel=3,
+    )

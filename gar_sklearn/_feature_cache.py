@@ -1,0 +1,180 @@
+"""Cached stem activations: compute a frozen prefix of the network once per image and view.
+
+Features live in a process-wide in-memory store (bounded, least recently used
+configurations evicted first) and optionally in a cache directory on disk, so
+that grid-search candidates sharing a backbone, its weights, the image size
+and the frozen depth reuse them, also across processes and sessions.
+
+The cache key of a configuration includes a fingerprint of the frozen
+weights, so changing any of backbone, weights, image size, freeze depth or
+the views never reuses stale features. Images are keyed by their path, size
+and modification time (or by their pixels, for in-memory images).
+"""
+
+import hashlib
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ._data import view_rng
+
+__all__ = ["FeatureCache", "feature_cache", "config_key"]
+
+_DEFAULT_LIMIT = int(float(os.environ.get("GAR_SKLEARN_FEATURE_CACHE_BYTES", 4 * 2**30)))
+STORAGE_DTYPE = torch.float16  # activations are bounded; half precision halves the memory
+
+
+def weights_fingerprint(module):
+    """A hash of the parameters and buffers of ``module``."""
+    h = hashlib.blake2b(digest_size=12)
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _augmenter_id(augmenter):
+    if augmenter is None:
+        return "none"
+    params = augmenter.get_params(deep=True) if hasattr(augmenter, "get_params") else {}
+    return f"{type(augmenter).__qualname__}{sorted((k, repr(v)) for k, v in params.items())}"
+
+
+def config_key(backbone, stem, image_size, n_views, augmenter):
+    return "|".join([
+        str(backbone), weights_fingerprint(stem), f"size={image_size}", f"views={n_views}",
+        f"aug={_augmenter_id(augmenter) if n_views > 1 else 'none'}", str(STORAGE_DTYPE),
+    ])
+
+
+class _ViewDataset(Dataset):
+    """(image index, view) pairs: view 0 is the image itself, views > 0 augmented copies."""
+
+    def __init__(self, source, pairs, keys, image_size, augmenter):
+        self.source, self.pairs, self.keys = source, pairs, keys
+        self.image_size, self.augmenter = image_size, augmenter
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, j):
+        i, view = self.pairs[j]
+        img = self.source.load(i, self.image_size)
+        if view > 0:
+            img = self.augmenter.augment(img, view_rng(self.keys[i], view))
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+
+
+class FeatureCache:
+    """Stem activations by configuration and image key, in memory and optionally on disk."""
+
+    def __init__(self, max_bytes=_DEFAULT_LIMIT):
+        self.max_bytes = max_bytes
+        self._tables = OrderedDict()  # config -> {image_key: tensor (n_views, ...)}
+        self._loaded_chunks = {}  # config -> set of chunk files read
+        self._lock = threading.Lock()
+
+    def clear(self):
+        with self._lock:
+            self._tables.clear()
+            self._loaded_chunks.clear()
+
+    def nbytes(self):
+        return sum(t.numel() * t.element_size() for table in self._tables.values() for t in table.values())
+
+    @staticmethod
+    def _dir(cache_dir, config):
+        return Path(cache_dir) / hashlib.sha1(config.encode()).hexdigest()[:20]
+
+    def _table(self, config, cache_dir):
+        table = self._tables.setdefault(config, {})
+        self._tables.move_to_end(config)
+        if cache_dir is not None:
+            folder = self._dir(cache_dir, config)
+            seen = self._loaded_chunks.setdefault(config, set())
+            for chunk in sorted(folder.glob("chunk-*.pt")) if folder.exists() else []:
+                if chunk.name in seen:
+                    continue
+                try:
+                    data = torch.load(chunk, map_location="cpu", weights_only=True)
+                    table.update(zip(data["keys"], data["features"]))
+                except Exception:  # a partial or foreign file: recompute rather than fail
+                    pass
+                seen.add(chunk.name)
+        return table
+
+    def _evict(self, keep):
+        while self.nbytes() > self.max_bytes and len(self._tables) > 1:
+            oldest = next(iter(self._tables))
+            if oldest == keep:
+                break
+            del self._tables[oldest]
+            self._loaded_chunks.pop(oldest, None)
+
+    def get(self, module, source, keys, *, backbone, image_size, n_views=1, augmenter=None,
+            device="cpu", batch_size=64, num_workers=0, cache_dir=None, progress=None):
+        """Features of every image of ``source`` as a tensor (n, n_views, ...).
+
+        Computes (and stores) only the images whose key is not cached yet.
+        """
+        if n_views > 1 and augmenter is None:
+            raise ValueError("More than one cached view needs an augmenter to make the others.")
+        config = config_key(backbone, module.stem, image_size, n_views, augmenter)
+        with self._lock:
+            table = self._table(config, cache_dir)
+        missing = [i for i, k in enumerate(keys) if k not in table]
+        if missing:
+            new = self._compute(module, source, keys, missing, image_size, n_views, augmenter,
+                                device, batch_size, num_workers, progress)
+            new_keys = [keys[i] for i in missing]
+            with self._lock:
+                table.update(zip(new_keys, new))
+            if cache_dir is not None:
+                self._write_chunk(cache_dir, config, new_keys, new)
+        out = torch.stack([table[k] for k in keys])
+        with self._lock:
+            self._evict(keep=config)
+        return out
+
+    @staticmethod
+    def _write_chunk(cache_dir, config, keys, features):
+        folder = FeatureCache._dir(cache_dir, config)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.txt").write_text(config)
+        tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        torch.save({"keys": list(keys), "features": features.contiguous()}, tmp)
+        os.replace(tmp, folder / f"chunk-{uuid.uuid4().hex}.pt")  # atomic: readers never see half a file
+
+    @staticmethod
+    def _compute(module, source, keys, indices, image_size, n_views, augmenter, device, batch_size,
+                 num_workers, progress):
+        pairs = [(i, v) for i in indices for v in range(n_views)]
+        loader = DataLoader(
+            _ViewDataset(source, pairs, keys, image_size, augmenter),
+            batch_size=batch_size, num_workers=num_workers,
+            pin_memory=torch.device(device).type == "cuda",
+        )
+        was_training = module.training
+        module.eval()
+        chunks = []
+        try:
+            with torch.inference_mode():
+                for images in loader:
+                    feats = module.encode(images.to(device, non_blocking=True))
+                    chunks.append(feats.to("cpu", STORAGE_DTYPE))
+                    if progress is not None:
+                        progress(len(images))
+        finally:
+            module.train(was_training)
+        feats = torch.cat(chunks)
+        return feats.reshape(len(indices), n_views, *feats.shape[1:])
+
+
+#: The process-wide cache the estimators use.
+feature_cache = FeatureCache()

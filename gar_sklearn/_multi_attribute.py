@@ -1,0 +1,672 @@
+"""MultiAttributeClassifier: one backbone, one softmax head per attribute, trained jointly."""
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.helper import predefined_split
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ._base import HeadAccuracy, MultiHeadNet, Unfreeze, resolve_device, resolve_precision
+from ._data import FeatureDataset, ImageDataset, decode_images, default_num_workers, warn_skipped
+from ._feature_cache import feature_cache
+from ._targets import check_attributes, encode_targets, fit_encoders, transform_frame, validate_targets
+from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
+from .preprocessing._age import age_group_midpoints
+from .preprocessing._images import as_image_source
+
+__all__ = ["MultiAttributeClassifier"]
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+_SCHEDULES = (None, "plateau", "cosine", "onecycle", "step")
+_DEFAULT_IMAGE_CACHE_BYTES = 2 * 2**30
+
+
+class MultiAttributeClassifier(ClassifierMixin, BaseEstimator):
+    """Predict gender, age group and race from face images with one fine-tuned network.
+
+    A pretrained torchvision backbone feeds one dense softmax head per
+    attribute; training minimises the sum of the heads' cross-entropies with
+    Adam, decays the learning rate, and stops early on the validation loss,
+    restoring the best weights. Built on skorch.
+
+    Parameters
+    ----------
+    backbone : str, default="resnet50"
+        A name from :func:`gar_sklearn.backbones.available_backbones`.
+    weights : str, path, WeightsEnum or None, default="DEFAULT"
+        ``"DEFAULT"`` or a torchvision weights name (read from torch's hub
+        cache, downloaded there when online), a path to a state_dict file of
+        the full torchvision model, or None (random initialisation).
+    attributes : sequence of str, default=("gender", "age", "race")
+        The columns of y to predict, in this order; any subset works.
+    age_bins : None, "fairface", int or sequence of int, default=None
+        How to turn numeric ages into classes (see
+        :class:`~gar_sklearn.preprocessing.AgeBinner`): None keeps y's age
+        labels as they are (exact ages or existing groups), ``"fairface"``
+        uses FairFace's nine groups, an int an interval (1 = exact ages).
+        Binning happens inside the estimator because scikit-learn pipelines
+        cannot transform y.
+    image_size : int, default=224
+        Images are resized to ``image_size`` x ``image_size``.
+    freeze : None, "backbone", int or str, default=None
+        None trains the whole network; ``"backbone"`` trains the heads only;
+        an int ``k`` or a stage name freezes the backbone up to that stage
+        (see ``BackboneFeatures.stage_names``) and trains the rest.
+    unfreeze_after : int or None, default=None
+        Train with ``freeze`` for this many epochs, then the whole network.
+    head_hidden_units : int or None, default=None
+        A hidden layer in each head (None: a single linear layer).
+    dropout : float, default=0.2
+        Dropout before each head's linear layer(s).
+    lr : float, default=1e-3
+        Learning rate of the heads (and of the backbone unless ``backbone_lr``).
+    backbone_lr : float or None, default=None
+        Learning rate of the trainable backbone layers.
+    weight_decay : float, default=0.0
+    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
+    lr_schedule : {"plateau", "cosine", "onecycle", "step"} or None, default="plateau"
+        Learning-rate decay: divide by 5 when the validation loss stalls for 2
+        epochs, cosine or one-cycle over ``max_epochs``, or x0.5 every 5 epochs.
+    max_epochs : int, default=30
+    patience : int or None, default=5
+        Early stopping patience (epochs without validation-loss improvement);
+        the best weights are restored. None disables early stopping.
+    batch_size : int, default=32
+    validation_fraction : float, default=0.1
+        Held out from the training data (stratified on the first attribute)
+        for early stopping, unless ``fit`` gets ``validation_data``. 0 turns
+        validation off (early stopping then watches the training loss).
+    label_smoothing : float, default=0.0
+    loss_weights : dict or None, default=None
+        Weight of each attribute's loss in the sum, e.g. ``{"age": 2.0}``.
+    augment : augmenter or None, default=None
+        Applied to training images only, afresh every epoch, seeded from
+        ``random_state`` (see :mod:`gar_sklearn.augmentation`).
+    cache_features : {"auto", True, False}, default="auto"
+        Compute a frozen backbone prefix once per image and train the rest
+        from its cached activations. "auto": whenever ``freeze`` is set and
+        ``unfreeze_after`` is None.
+    cache_views : int, default=2
+        With cached features and ``augment``, how many views per image are
+        cached: the image itself and ``cache_views - 1`` augmented copies;
+        each epoch draws one view per image.
+    cache_dir : str or None, default=None
+        Also keep cached features on disk, shared across processes.
+    image_cache : {"auto", True, False}, default="auto"
+        Decode the training images once into memory (uint8, image_size^2 x 3
+        bytes each) instead of every epoch. "auto": when they fit in 2 GiB.
+    device : str, default="auto"
+        "auto" uses CUDA when available, else the CPU.
+    precision : {"float32", "bfloat16", "float16"}, default="float32"
+        Mixed precision (autocast); float16 uses a gradient scaler.
+    channels_last : {"auto", True, False}, default="auto"
+        Channels-last memory format ("auto": on CUDA only).
+    num_workers : int or "auto", default="auto"
+        DataLoader worker processes for decoding files.
+    on_error : {"raise", "skip"}, default="raise"
+        Unreadable images: raise naming the file, or skip them with a warning
+        listing them (at predict time their predictions are None and their
+        probabilities NaN).
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, the validation split, shuffling and augmentation.
+    verbose : int, default=0
+        1 prints a line per epoch; 2 adds batch progress bars.
+
+    Attributes
+    ----------
+    attributes_ : tuple of str
+        The attributes, in the column order of ``predict``.
+    classes_ : list of ndarray
+        The labels of each attribute (a single array when y was 1-D).
+    net_ : skorch.NeuralNet
+        The trained network; ``net_.history`` holds the per-epoch losses and
+        validation accuracies (``valid_acc_<attribute>``).
+    age_binner_ : AgeBinner or None
+        The fitted binner when ``age_bins`` is set.
+    weights_ : str or None
+        The weights actually loaded.
+    device_ : str
+        The device used for training.
+    n_frozen_stages_ : int
+        How many backbone stages were frozen.
+    stage_names_ : list of str
+        The backbone's stages.
+    used_feature_cache_ : bool
+        Whether training ran from cached features.
+
+    See Also
+    --------
+    GenderFusionClassifier : gender first, then gender-specific age/race models.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from gar_sklearn import MultiAttributeClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 255, size=(40, 16, 16, 3), dtype=np.uint8)
+    >>> y = pd.DataFrame({"gender": rng.choice(["Male", "Female"], 40),
+    ...                   "age": rng.integers(1, 90, 40),
+    ...                   "race": rng.choice(["White", "Black", "Asian"], 40)})
+    >>> clf = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=16,
+    ...                                age_bins="fairface", max_epochs=2, random_state=0)
+    >>> clf.fit(X, y).predict(X[:2]).shape
+    (2, 3)
+    >>> [len(c) for c in clf.classes_]
+    [2, 9, 3]
+    """
+
+    def __init__(
+        self,
+        backbone="resnet50",
+        weights="DEFAULT",
+        attributes=("gender", "age", "race"),
+        age_bins=None,
+        image_size=224,
+        freeze=None,
+        unfreeze_after=None,
+        head_hidden_units=None,
+        dropout=0.2,
+        lr=1e-3,
+        backbone_lr=None,
+        weight_decay=0.0,
+        optimizer="adam",
+        lr_schedule="plateau",
+        max_epochs=30,
+        patience=5,
+        batch_size=32,
+        validation_fraction=0.1,
+        label_smoothing=0.0,
+        loss_weights=None,
+        augment=None,
+        cache_features="auto",
+        cache_views=2,
+        cache_dir=None,
+        image_cache="auto",
+        device="auto",
+        precision="float32",
+        channels_last="auto",
+        num_workers="auto",
+        on_error="raise",
+        random_state=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.attributes = attributes
+        self.age_bins = age_bins
+        self.image_size = image_size
+        self.freeze = freeze
+        self.unfreeze_after = unfreeze_after
+        self.head_hidden_units = head_hidden_units
+        self.dropout = dropout
+        self.lr = lr
+        self.backbone_lr = backbone_lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.label_smoothing = label_smoothing
+        self.loss_weights = loss_weights
+        self.augment = augment
+        self.cache_features = cache_features
+        self.cache_views = cache_views
+        self.cache_dir = cache_dir
+        self.image_cache = image_cache
+        self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+        self.num_workers = num_workers
+        self.on_error = on_error
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        def positive_int(name, allow_none=False):
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"The '{name}' parameter must be a positive int. Got {value!r} instead.")
+
+        for name in ("image_size", "max_epochs", "batch_size", "cache_views"):
+            positive_int(name)
+        positive_int("patience", allow_none=True)
+        for name, lo, hi in (("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
+                             ("validation_fraction", 0.0, 1.0)):
+            value = getattr(self, name)
+            if value is None and name == "validation_fraction":
+                continue
+            if not isinstance(value, numbers.Real) or not lo <= value < hi:
+                raise ValueError(f"The '{name}' parameter must be a float in [{lo}, {hi}). Got {value!r} instead.")
+        for name in ("lr", "backbone_lr"):
+            value = getattr(self, name)
+            if value is None and name == "backbone_lr":
+                continue
+            if not isinstance(value, numbers.Real) or value <= 0:
+                raise ValueError(f"The '{name}' parameter must be a positive float. Got {value!r} instead.")
+        if self.unfreeze_after is not None and (
+            not isinstance(self.unfreeze_after, numbers.Integral) or self.unfreeze_after < 0
+        ):
+            raise ValueError(
+                f"The 'unfreeze_after' parameter must be None or a non-negative int. Got {self.unfreeze_after!r} instead."
+            )
+        if self.lr_schedule not in _SCHEDULES:
+            raise ValueError(f"The 'lr_schedule' parameter must be one of {list(_SCHEDULES)}. Got {self.lr_schedule!r} instead.")
+        for name, allowed in (("cache_features", ("auto", True, False)), ("image_cache", ("auto", True, False)),
+                              ("channels_last", ("auto", True, False)), ("on_error", ("raise", "skip"))):
+            value = getattr(self, name)
+            if not any(value is a if isinstance(a, bool) else value == a for a in allowed):
+                raise ValueError(f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead.")
+        if self.num_workers != "auto" and (not isinstance(self.num_workers, numbers.Integral) or self.num_workers < 0):
+            raise ValueError(f"The 'num_workers' parameter must be 'auto' or an int >= 0. Got {self.num_workers!r} instead.")
+        if self.augment is not None and not callable(getattr(self.augment, "augment", None)):
+            raise ValueError(
+                "The 'augment' parameter must be None or an augmenter with an augment(image, rng) "
+                f"method (see gar_sklearn.augmentation). Got {self.augment!r} instead."
+            )
+        if isinstance(self.optimizer, str) and self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"The 'optimizer' parameter must be one of {list(_OPTIMIZERS)} or a torch optimizer class. Got {self.optimizer!r} instead.")
+        resolve_precision(self.precision)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, validation_data=None):
+        """Fit the network on images X and labels y.
+
+        Parameters
+        ----------
+        X : sequence of paths, PIL images or uint8 arrays, or uint8 ndarray (n, H, W[, 3])
+            The images. Paths are decoded in worker processes, never all at
+            once unless they fit the decoded-image cache.
+        y : DataFrame, 2-D array or 1-D array
+            A DataFrame holding a column per attribute, a 2-D array with the
+            attributes as columns in order, or (single attribute) a 1-D array.
+        validation_data : tuple (X_valid, y_valid), optional
+            Images for early stopping, instead of holding out
+            ``validation_fraction`` of X.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        attributes = check_attributes(self.attributes)
+        source = as_image_source(X)
+        frame, one_d = validate_targets(y, attributes, len(source))
+        classes, binner = fit_encoders(frame, attributes, self.age_bins)
+        codes = encode_targets(frame, attributes, classes, binner)
+        loss_weights = self._loss_weights(attributes)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        device = resolve_device(self.device)
+
+        if self.on_error == "skip":
+            source, codes = self._drop_unreadable(source, codes)
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            val_source = as_image_source(X_val)
+            val_frame, _ = validate_targets(y_val, attributes, len(val_source))
+            val_codes = encode_targets(val_frame, attributes, classes, binner)
+            train_source, train_codes = source, codes
+        elif self.validation_fraction:
+            train_idx, val_idx = self._split(codes, rng)
+            train_source, train_codes = source.subset(train_idx), codes[train_idx]
+            val_source, val_codes = source.subset(val_idx), codes[val_idx]
+        else:
+            train_source, train_codes, val_source, val_codes = source, codes, None, None
+
+        self.attributes_ = attributes
+        self.classes_ = classes[0] if one_d else classes
+        self._one_d = one_d
+        self.age_binner_ = binner
+        self.device_ = device
+        self.image_size_ = self.image_size
+
+        with torch.random.fork_rng(devices=[] if device == "cpu" else [torch.device(device)]):
+            torch.manual_seed(seed)
+            backbone = build_backbone(self.backbone, self.weights)
+            n_frozen = resolve_freeze(self.freeze, backbone.stage_names)
+            channels_last = device.startswith("cuda") if self.channels_last == "auto" else bool(self.channels_last)
+            module = MultiHeadNetwork(
+                backbone, [len(c) for c in classes], n_frozen=n_frozen,
+                hidden_units=self.head_hidden_units, dropout=self.dropout, channels_last=channels_last,
+            ).to(device)
+            self.weights_ = backbone.weights
+            self.stage_names_ = backbone.stage_names
+            self.n_frozen_stages_ = n_frozen
+            use_cache = self.cache_features is True or (
+                self.cache_features == "auto" and n_frozen > 0 and self.unfreeze_after is None
+            )
+            if use_cache and (n_frozen == 0 or self.unfreeze_after is not None):
+                raise ValueError(
+                    "cache_features=True needs a backbone prefix frozen for the whole fit: set "
+                    "'freeze' and leave 'unfreeze_after' as None."
+                )
+            self.used_feature_cache_ = use_cache
+            if use_cache:
+                train_ds, val_ds = self._feature_datasets(
+                    module, train_source, train_codes, val_source, val_codes, seed, device
+                )
+            else:
+                train_ds, val_ds = self._image_datasets(
+                    train_source, train_codes, val_source, val_codes, seed
+                )
+            net = self._make_net(module, attributes, loss_weights, train_ds, val_ds, device, seed)
+            self.net_ = net
+            net.fit(train_ds, None)
+        return self
+
+    def _loss_weights(self, attributes):
+        if self.loss_weights is None:
+            return None
+        if not isinstance(self.loss_weights, dict) or set(self.loss_weights) - set(attributes):
+            raise ValueError(
+                f"The 'loss_weights' parameter must be a dict keyed by attributes {list(attributes)}. "
+                f"Got {self.loss_weights!r} instead."
+            )
+        return [float(self.loss_weights.get(a, 1.0)) for a in attributes]
+
+    def _split(self, codes, rng):
+        n = len(codes)
+        n_val = max(1, int(round(n * self.validation_fraction)))
+        if n - n_val < 1:
+            raise ValueError(
+                f"Too few images to hold out a validation split: {n} image(s) with "
+                f"validation_fraction={self.validation_fraction}. Provide more images, "
+                "validation_data, or validation_fraction=0."
+            )
+        strata = codes[:, 0]
+        counts = np.bincount(strata)
+        stratify = strata if counts[counts > 0].min() >= 2 and n_val >= len(counts[counts > 0]) else None
+        idx = np.arange(n)
+        train_idx, val_idx = train_test_split(
+            idx, test_size=n_val, random_state=rng.randint(np.iinfo(np.int32).max), stratify=stratify
+        )
+        return np.sort(train_idx), np.sort(val_idx)
+
+    def _workers(self, source):
+        if self.num_workers != "auto":
+            return int(self.num_workers)
+        return default_num_workers() if source.kind == "sequence" else 0
+
+    def _train_workers(self, train_ds):
+        """Worker processes for the training loader: to decode files, or to augment."""
+        if not isinstance(train_ds, ImageDataset):
+            return 0  # cached features: nothing to load
+        if self.num_workers != "auto":
+            return int(self.num_workers)
+        decodes = train_ds.decoded is None and train_ds.source.kind == "sequence"
+        return default_num_workers() if decodes or self.augment is not None else 0
+
+    def _drop_unreadable(self, source, codes):
+        _, failed = decode_images(source, np.arange(len(source)), 8, on_error="skip")
+        if not failed:
+            return source, codes
+        warn_skipped([source.describe(i) for i in failed])
+        keep = np.setdiff1d(np.arange(len(source)), failed)
+        if len(keep) == 0:
+            raise ValueError("None of the images in X could be read; nothing to train on.")
+        return source.subset(keep), codes[keep]
+
+    def _decoded(self, source):
+        """The decoded-image cache: all images as one uint8 array, when allowed and small enough."""
+        if self.image_cache is False or source.kind == "array" and source.items.shape[1:3] == (self.image_size,) * 2:
+            return None
+        nbytes = len(source) * self.image_size ** 2 * 3
+        if self.image_cache == "auto" and nbytes > _DEFAULT_IMAGE_CACHE_BYTES:
+            return None
+        decoded, _ = decode_images(source, np.arange(len(source)), self.image_size)
+        return decoded
+
+    def _image_datasets(self, train_source, train_codes, val_source, val_codes, seed):
+        train_ds = ImageDataset(train_source, self.image_size, train_codes, augmenter=self.augment,
+                                seed=seed, decoded=self._decoded(train_source))
+        val_ds = None
+        if val_source is not None:
+            val_ds = ImageDataset(val_source, self.image_size, val_codes, decoded=self._decoded(val_source))
+        return train_ds, val_ds
+
+    def _feature_datasets(self, module, train_source, train_codes, val_source, val_codes, seed, device):
+        n_views = self.cache_views if self.augment is not None else 1
+        common = dict(backbone=self.backbone, image_size=self.image_size, device=device,
+                      batch_size=max(self.batch_size, 64), cache_dir=self.cache_dir)
+        feats = feature_cache.get(module, train_source, train_source.cache_keys(), n_views=n_views,
+                                  augmenter=self.augment, num_workers=self._workers(train_source), **common)
+        train_ds = FeatureDataset(feats, train_codes, random_view=True, seed=seed)
+        val_ds = None
+        if val_source is not None:
+            val_feats = feature_cache.get(module, val_source, val_source.cache_keys(),
+                                          num_workers=self._workers(val_source), **common)
+            val_ds = FeatureDataset(val_feats, val_codes)
+        return train_ds, val_ds
+
+    def _make_net(self, module, attributes, loss_weights, train_ds, val_ds, device, seed):
+        optimizer = _OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        callbacks = [("head_accuracy", HeadAccuracy(attributes))]
+        monitor = "valid_loss" if val_ds is not None else "train_loss"
+        if self.patience is not None:
+            callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=self.patience,
+                                                              load_best=True, sink=_noop)))
+        steps_per_epoch = math.ceil(len(train_ds) / self.batch_size)
+        schedule = {
+            "plateau": dict(policy="ReduceLROnPlateau", monitor=monitor, factor=0.2, patience=2),
+            "cosine": dict(policy="CosineAnnealingLR", T_max=self.max_epochs),
+            "onecycle": dict(policy="OneCycleLR", max_lr=self._group_lrs(), step_every="batch",
+                             total_steps=self.max_epochs * steps_per_epoch),
+            "step": dict(policy="StepLR", step_size=5, gamma=0.5),
+            None: None,
+        }[self.lr_schedule]
+        if schedule is not None:
+            callbacks.append(("lr_scheduler", LRScheduler(**schedule)))
+        if self.unfreeze_after is not None and module.stem_frozen:
+            callbacks.append(("unfreeze", Unfreeze(self.unfreeze_after)))
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        kwargs = {}
+        if self.backbone_lr is not None:
+            kwargs["optimizer__param_groups"] = [("stem.*", {"lr": self.backbone_lr}),
+                                                 ("body.*", {"lr": self.backbone_lr})]
+        if self.weight_decay:
+            kwargs["optimizer__weight_decay"] = self.weight_decay
+        if self.label_smoothing:
+            kwargs["criterion__label_smoothing"] = self.label_smoothing
+        workers = self._train_workers(train_ds)
+        return MultiHeadNet(
+            module,
+            criterion=nn.CrossEntropyLoss,
+            optimizer=optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=predefined_split(val_ds) if val_ds is not None else None,
+            callbacks=callbacks,
+            device=device,
+            iterator_train__shuffle=True,
+            iterator_train__num_workers=workers,
+            iterator_train__persistent_workers=False,
+            iterator_train__generator=torch.Generator().manual_seed(seed),
+            iterator_train__pin_memory=device.startswith("cuda"),
+            iterator_valid__pin_memory=device.startswith("cuda"),
+            loss_weights=loss_weights,
+            amp_dtype=resolve_precision(self.precision),
+            verbose=int(self.verbose),
+            callbacks__print_log__keys_ignored=["event_lr"],
+            **kwargs,
+        )
+
+    def _group_lrs(self):
+        if self.backbone_lr is None:
+            return self.lr
+        return [self.backbone_lr, self.backbone_lr, self.lr]
+
+    # ------------------------------------------------------------------ predict
+    @property
+    def history_(self):
+        """Per-epoch training history (``net_.history``)."""
+        check_is_fitted(self)
+        return self.net_.history
+
+    def _predict_probas(self, X):
+        """Per-attribute probability arrays and a mask of readable images."""
+        check_is_fitted(self)
+        source = as_image_source(X)
+        dataset = ImageDataset(source, self.image_size_, on_error=self.on_error)
+        device = self.net_.device
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self._workers(source),
+                            pin_memory=str(device).startswith("cuda"))
+        chunks, flags = [], []
+        for batch in loader:
+            logits = self.net_.evaluation_step(batch, training=False)
+            chunks.append([torch.softmax(lg.float(), dim=1).cpu().numpy() for lg in logits])
+            flags.append(np.asarray(batch[1], dtype=bool))
+        probas = [np.concatenate([c[k] for c in chunks]) for k in range(len(self.attributes_))]
+        ok = np.concatenate(flags)
+        if not ok.all():
+            bad = np.flatnonzero(~ok)
+            warn_skipped([source.describe(i) for i in bad])
+            for p in probas:
+                p[bad] = np.nan
+        return probas, ok
+
+    def _class_lists(self):
+        return [self.classes_] if self._one_d else self.classes_
+
+    def predict_proba(self, X):
+        """Class probabilities for each attribute.
+
+        Returns
+        -------
+        list of ndarray of shape (n_samples, n_classes_k)
+            In ``classes_[k]`` order; rows sum to one. A single array when the
+            estimator was fitted on 1-D y.
+        """
+        probas, _ = self._predict_probas(X)
+        return probas[0] if self._one_d else probas
+
+    def _labels_from(self, probas, ok):
+        out = np.empty((len(ok), len(probas)), dtype=object)
+        for k, (p, classes) in enumerate(zip(probas, self._class_lists())):
+            labels = np.empty(len(ok), dtype=object)
+            labels[ok] = classes[np.argmax(p[ok], axis=1)]
+            labels[~ok] = None
+            out[:, k] = labels
+        return out
+
+    def predict(self, X):
+        """Predicted labels.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_attributes)
+            Columns in ``attributes_`` order, original labels (dtype object).
+            1-D when the estimator was fitted on 1-D y.
+        """
+        probas, ok = self._predict_probas(X)
+        out = self._labels_from(probas, ok)
+        if self._one_d:
+            return out[:, 0].astype(self.classes_.dtype) if ok.all() else out[:, 0]
+        return out
+
+    def predict_frame(self, X, proba=False):
+        """Predictions as a DataFrame with one column per attribute.
+
+        Parameters
+        ----------
+        proba : bool, default=False
+            Also add a ``<attribute>_proba`` column with the probability of
+            the predicted class, and ``age_years`` (see :meth:`predict_age`).
+        """
+        probas, ok = self._predict_probas(X)
+        labels = self._labels_from(probas, ok)
+        frame = pd.DataFrame({a: labels[:, k] for k, a in enumerate(self.attributes_)})
+        if proba:
+            for a, p in zip(self.attributes_, probas):
+                frame[f"{a}_proba"] = np.nanmax(p, axis=1) if ok.any() else np.nan
+            if "age" in self.attributes_:
+                frame["age_years"] = self._age_from(probas[self.attributes_.index("age")])
+        return frame
+
+    def _age_values(self):
+        classes = self._class_lists()[self.attributes_.index("age")]
+        if self.age_binner_ is not None:
+            return self.age_binner_.midpoints_
+        return age_group_midpoints(classes)
+
+    def _age_from(self, proba, method="expected"):
+        values = self._age_values()
+        if method == "expected":
+            return proba @ values
+        if method == "argmax":
+            out = np.full(len(proba), np.nan)
+            ok = ~np.isnan(proba).any(axis=1)
+            out[ok] = values[np.argmax(proba[ok], axis=1)]
+            return out
+        raise ValueError(f"The 'method' parameter must be 'expected' or 'argmax'. Got {method!r} instead.")
+
+    def predict_age(self, X, method="expected"):
+        """Estimated age in years.
+
+        Parameters
+        ----------
+        method : {"expected", "argmax"}, default="expected"
+            The expected value of the age head's distribution over each
+            class's representative age (exact age, or a group's midpoint), or
+            the representative age of the most probable class.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) of float
+        """
+        check_is_fitted(self)
+        if "age" not in self.attributes_:
+            raise ValueError(f"This estimator predicts {list(self.attributes_)}, not 'age'.")
+        probas, _ = self._predict_probas(X)
+        return self._age_from(probas[self.attributes_.index("age")], method)
+
+    def transform_targets(self, y):
+        """y as this estimator predicts it: a DataFrame of the attributes, ages binned as in fit."""
+        check_is_fitted(self)
+        frame, _ = validate_targets(y, self.attributes_)
+        return transform_frame(frame, self.attributes_, self.age_binner_)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over attributes of the accuracy of each attribute.
+
+        Ages in y are binned as in fit. Labels never seen in fit count as errors.
+        """
+        truth = self.transform_targets(y)
+        pred = self.predict(X)
+        pred = pred.reshape(len(truth), -1)
+        accs = []
+        for k, a in enumerate(self.attributes_):
+            hit = np.asarray([p == t for p, t in zip(pred[:, k], truth[a].tolist())], dtype=float)
+            accs.append(np.average(hit, weights=sample_weight))
+        return float(np.mean(accs))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.string = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.classifier_tags.multi_label = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _noop(*args, **kwargs):
+    pass

@@ -1,0 +1,163 @@
+"""Multi-attribute targets: validation, age binning and label encoding (no torch)."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .preprocessing._age import AgeBinner
+
+__all__ = ["check_attributes", "validate_targets", "fit_encoders", "encode_targets"]
+
+
+def check_attributes(attributes):
+    """The ``attributes`` parameter as a tuple of distinct names."""
+    if isinstance(attributes, str):
+        attributes = (attributes,)
+    try:
+        attributes = tuple(attributes)
+    except TypeError:
+        attributes = None
+    if not attributes or len(set(attributes)) != len(attributes) or not all(
+        isinstance(a, (str, numbers.Integral)) for a in attributes
+    ):
+        raise ValueError(
+            "The 'attributes' parameter must be a non-empty sequence of distinct column names, "
+            f"such as ('gender', 'age', 'race'). Got {attributes!r} instead."
+        )
+    return attributes
+
+
+def validate_targets(y, attributes, n_samples=None):
+    """Check y and return it as a DataFrame with one column per attribute.
+
+    Parameters
+    ----------
+    y : DataFrame, 2-D array-like or 1-D array-like
+        A DataFrame must hold every attribute as a column (others are
+        ignored); a 2-D array has the attributes as columns in order; a 1-D
+        array is allowed when there is a single attribute.
+    attributes : tuple of str
+    n_samples : int, optional
+        Number of images, to check the lengths agree.
+
+    Returns
+    -------
+    frame : DataFrame
+    one_d : bool
+        Whether y was 1-D (predictions are then 1-D too).
+    """
+    if y is None:
+        raise ValueError(
+            "y is required: a DataFrame with the columns "
+            f"{list(attributes)} (or a 2-D array with them in that order)."
+        )
+    one_d = False
+    if isinstance(y, pd.DataFrame):
+        missing = [a for a in attributes if a not in y.columns]
+        if missing:
+            raise ValueError(
+                f"y is missing the attribute column(s) {missing}: attributes={list(attributes)}, "
+                f"y has columns {list(y.columns)}. Set 'attributes' to the columns you have."
+            )
+        frame = y.loc[:, list(attributes)].reset_index(drop=True)
+    else:
+        if isinstance(y, pd.Series):
+            y = y.to_numpy()
+        arr = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+        if arr.ndim == 1:
+            if len(attributes) != 1:
+                raise ValueError(
+                    f"y is 1-D, so it holds one attribute, but attributes={list(attributes)} names "
+                    f"{len(attributes)}. Pass y as a DataFrame with these columns, or set "
+                    "attributes to a single name."
+                )
+            arr = arr.reshape(-1, 1)
+            one_d = True
+        if arr.ndim != 2 or arr.shape[1] != len(attributes):
+            raise ValueError(
+                f"y must have one column per attribute {list(attributes)}: expected shape "
+                f"(n_samples, {len(attributes)}), got {arr.shape}."
+            )
+        frame = pd.DataFrame({a: arr[:, k] for k, a in enumerate(attributes)})
+    if n_samples is not None and len(frame) != n_samples:
+        raise ValueError(
+            f"X and y have different lengths: X has {n_samples} images, y has {len(frame)} rows."
+        )
+    if len(frame) == 0:
+        raise ValueError("y is empty: expected at least one labelled image, got 0.")
+    for a in attributes:
+        missing = frame[a].isna().to_numpy()
+        if missing.any():
+            rows = np.flatnonzero(missing)
+            raise ValueError(
+                f"y has {len(rows)} missing label(s) in column {a!r} (rows {rows[:10].tolist()}"
+                f"{' ...' if len(rows) > 10 else ''}). Drop or fill these rows before fitting."
+            )
+    return frame, one_d
+
+
+def _column_values(col):
+    values = col.to_numpy()
+    if values.dtype.kind in "iub":
+        return values
+    if values.dtype.kind == "f":
+        return values.astype(np.int64) if np.all(values == np.round(values)) else values
+    values = values.astype(object)
+    kinds = {type(v) for v in values}
+    if len(kinds) > 1 and not all(issubclass(k, numbers.Number) for k in kinds):
+        kinds = sorted(k.__name__ for k in kinds)
+        raise ValueError(f"Labels of column {col.name!r} mix types {kinds}; use one type per column.")
+    return values
+
+
+def fit_encoders(frame, attributes, age_bins=None):
+    """Classes per attribute, and the fitted AgeBinner when ages are binned.
+
+    Returns
+    -------
+    classes : list of ndarray
+    binner : AgeBinner or None
+    """
+    binner = None
+    classes = []
+    for a in attributes:
+        values = frame[a]
+        if a == "age" and age_bins is not None:
+            numeric = pd.to_numeric(values, errors="coerce")
+            if numeric.isna().any():
+                bad = values[numeric.isna()].iloc[0]
+                raise ValueError(
+                    f"age_bins={age_bins!r} needs numeric ages in y['age']; got {bad!r}. "
+                    "Use age_bins=None for ages that are already groups."
+                )
+            binner = AgeBinner(bins=age_bins).fit(numeric)
+            classes.append(binner.classes_)
+        else:
+            classes.append(np.unique(_column_values(values)))
+    return classes, binner
+
+
+def transform_frame(frame, attributes, binner):
+    """Labels as the estimator predicts them (ages binned when a binner is given)."""
+    out = frame.copy()
+    if binner is not None and "age" in attributes:
+        out["age"] = binner.transform(pd.to_numeric(frame["age"]))
+    return out
+
+
+def encode_targets(frame, attributes, classes, binner=None):
+    """Integer codes (n, n_attributes); raises on a label outside ``classes``."""
+    frame = transform_frame(frame, attributes, binner)
+    codes = np.empty((len(frame), len(attributes)), dtype=np.int64)
+    for k, a in enumerate(attributes):
+        values = _column_values(frame[a]) if not (binner is not None and a == "age") else frame[a].to_numpy()
+        lookup = {v: i for i, v in enumerate(classes[k].tolist())}
+        try:
+            codes[:, k] = [lookup[v] for v in values.tolist()]
+        except KeyError as exc:
+            raise ValueError(
+                f"y[{a!r}] holds the label {exc.args[0]!r}, which was not seen in fit; known "
+                f"labels: {classes[k].tolist()}."
+            ) from None
+    return codes
