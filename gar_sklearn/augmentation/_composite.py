@@ -151,7 +151,7 @@ class AugmentationPipeline(BaseAugmenter):
             f"names free of '__'. Got {steps!r} instead."
         )
         if not isinstance(steps, (list, tuple)):
-            raise ValueError(message)
+            raise TypeError(message)
         pairs = _named_pairs(steps)
         if pairs is None:
             pairs = [(None, step) for step in steps]
