@@ -773,7 +773,7 @@ def test_an_augmented_set_can_be_grown_again():
     X = _noise_images(3)
     first, y_first = AugmentingOverSampler(target_size=5, random_state=0).fit_resample(X, [0, 1, 2])
     second_sampler = AugmentingOverSampler(RandomFlip(p=1.0), target_size=7, random_state=1)
-    second, y_second = second_sampler.fit_resample(first, y_first)
+    second, _ = second_sampler.fit_resample(first, y_first)
     assert len(second) == 7 and second.cache_keys()[:5] == first.cache_keys()
     for i in range(5, 7):  # a flipped copy of an item of the first set
         np.testing.assert_array_equal(
