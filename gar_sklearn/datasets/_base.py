@@ -4,14 +4,13 @@ import os
 import warnings
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import Bunch
 
 __all__ = [
     "FAIRFACE_RACES",
     "GENDERS",
-    "SkippedRowsWarning",
     "UTKFACE_RACES",
+    "SkippedRowsWarning",
 ]
 
 #: Gender labels, as every loader spells them.
@@ -113,7 +112,3 @@ def _existing(root, relpaths):
         mask[i] = name in listings[folder]
     return mask
 
-
-def _string_column(values):
-    """Labels as a pandas column of strings (the default string dtype of pandas)."""
-    return pd.Series(list(values), dtype="str")

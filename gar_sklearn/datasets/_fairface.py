@@ -42,8 +42,7 @@ them for non-commercial research only.
 
 
 def _check_padding(padding):
-    key = str(padding).strip()
-    key = {"0.25": "0.25", "1.25": "1.25", ".25": "0.25"}.get(key, key)
+    key = str(padding).strip()  # 0.25 and "0.25" alike
     if key not in _PADDING_TOKENS:
         raise ValueError(
             f"The 'padding' parameter must be one of ['0.25', '1.25']. Got {padding!r} instead."
@@ -163,14 +162,18 @@ def load_fairface(path, split="train", padding="0.25", *, return_X_y=False):
         raise ValueError(f"The 'split' parameter must be one of ['train', 'val']. Got {split!r} instead.")
     padding = _check_padding(padding)
     root = _find_image_root(path, split, padding)
-    labels = pd.read_csv(_find_labels(path, root, split), dtype=str, keep_default_na=False)
+    malformed = []  # lines with too many fields: counted, not fatal
+    labels = pd.read_csv(
+        _find_labels(path, root, split), dtype=str, keep_default_na=False, engine="python",
+        on_bad_lines=lambda line: malformed.append(",".join(line)),
+    )
     missing = {"file", "age", "gender", "race"} - set(labels.columns)
     if missing:
         raise ValueError(
             f"The FairFace label file for split={split!r} must have the columns file, age, gender, "
             f"race (and service_test). Columns {sorted(missing)} are missing."
         )
-    labels = labels.apply(lambda col: col.str.strip())
+    labels = labels.fillna("").apply(lambda col: col.str.strip())  # short lines leave NaN
     files = labels["file"].tolist()
 
     valid_label = (
@@ -182,12 +185,14 @@ def load_fairface(path, split="train", padding="0.25", *, return_X_y=False):
     keep = valid_label & present
     bad_label = ~valid_label
     no_file = valid_label & ~present
-    skipped = [(files[i], "invalid label") for i in np.flatnonzero(bad_label)]
+    skipped = [(line, "malformed line") for line in malformed]
+    skipped += [(files[i], "invalid label") for i in np.flatnonzero(bad_label)]
     skipped += [(files[i], "missing image file") for i in np.flatnonzero(no_file)]
     _warn_skipped(
         f"rows of fairface_label_{split}.csv",
-        len(labels),
-        {"with an age, gender or race outside FairFace's labels": int(bad_label.sum()),
+        len(labels) + len(malformed),
+        {"malformed CSV lines (too many fields)": len(malformed),
+         "with an age, gender or race outside FairFace's labels": int(bad_label.sum()),
          "whose image file is missing": int(no_file.sum())},
         skipped,
     )

@@ -193,21 +193,22 @@ def load_imdb_wiki(path, source="imdb", *, min_face_score=1.0, return_X_y=False)
     age = photo_taken - birth_year
 
     # each row is counted under the first reason it meets
-    checks = [
-        ("without a face (face_score -inf)", ~(face_score > -np.inf)),
-        (f"with face_score below min_face_score={min_face_score}", face_score < min_face_score),
-        ("with a second face", ~np.isnan(second)),
-        ("with an unknown gender", ~np.isin(gender, (0.0, 1.0))),
-        ("with a missing or invalid date of birth", birth_year < 1),
-        (f"with an age outside {_MIN_AGE}-{_MAX_AGE}",
+    checks = [  # (reason in the count, reason next to a listed name, rows meeting it)
+        ("without a face (face_score -inf)", "no face", ~(face_score > -np.inf)),
+        (f"with face_score below min_face_score={min_face_score}", "low face score",
+         face_score < min_face_score),
+        ("with a second face", "second face", ~np.isnan(second)),
+        ("with an unknown gender", "unknown gender", ~np.isin(gender, (0.0, 1.0))),
+        ("with a missing or invalid date of birth", "invalid dob", birth_year < 1),
+        (f"with an age outside {_MIN_AGE}-{_MAX_AGE}", "age out of range",
          ~((age >= _MIN_AGE) & (age <= _MAX_AGE))),
     ]
     keep = np.ones(n, dtype=bool)
     reasons, skipped = {}, []
-    for reason, bad in checks:
+    for reason, short, bad in checks:
         hit = keep & bad
         reasons[reason] = int(hit.sum())
-        skipped += [(full_path[i], reason) for i in np.flatnonzero(hit)[:10]]
+        skipped += [(full_path[i], short) for i in np.flatnonzero(hit)[:10]]
         keep &= ~bad
     candidates = np.flatnonzero(keep)
     present = _existing(root, [full_path[i] for i in candidates])

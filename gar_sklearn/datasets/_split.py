@@ -55,6 +55,8 @@ def _as_items(X):
         X = X["path"]
     if isinstance(X, pd.Series):
         return X.tolist()
+    if isinstance(X, np.ndarray) and X.dtype.kind in "US":
+        return [str(x) for x in X.ravel()]
     if isinstance(X, np.ndarray) and X.dtype != object:
         if X.ndim < 2:
             raise ValueError(
@@ -179,17 +181,22 @@ def _group_test_mask(group_ids, strata, n_test, rng):
         order = np.lexsort((rng.permutation(len(quota)), -(quota - targets)))
         targets[order[:short]] += 1
 
+    # Groups are taken in a random order up to the quota: every group, large or small, has
+    # about the same chance to be drawn (as in GroupShuffleSplit). The group that crosses the
+    # quota is taken when overshooting by it misses the quota by less than stopping would.
     test_groups = np.zeros(n_groups, dtype=bool)
     for s, target in enumerate(targets):
         taken = 0
         for g in rng.permutation(np.flatnonzero(group_stratum == s)):
-            size = group_sizes[g]
-            # take a group when it fits, or when overshooting by it misses the quota by less
-            if taken + size <= target or (taken < target and taken + size - target < target - taken):
-                test_groups[g] = True
-                taken += size
             if taken >= target:
                 break
+            size = group_sizes[g]
+            if taken + size <= target or taken + size - target < target - taken:
+                test_groups[g] = True
+                taken += size
+            elif taken:
+                break
+            # else: a group of more than twice the quota, skipped so the quota can be met
     return test_groups[group_ids]
 
 
@@ -204,10 +211,12 @@ def group_train_test_split(X, *arrays, test_size=0.2, random_state=None, groups=
     both the training and the test set.
 
     The test set holds about ``test_size`` of the *samples* (not of the
-    groups): whole groups are drawn at random until the quota is met, so it
-    can miss by less than the size of one group. With ``stratify``, each
-    stratum gets its own share of the quota, and a group counts in the
-    stratum of the majority of its members.
+    groups): whole groups are drawn in a random order until the quota is
+    met, so every sample has about the same chance to be drawn whatever the
+    size of its group, and the test set misses the quota by at most half the
+    largest group (per stratum). With ``stratify``, each stratum gets its own
+    share of the quota, and a group counts in the stratum of the majority of
+    its members.
 
     Parameters
     ----------
@@ -245,12 +254,11 @@ images, or DataFrame with a ``path`` column
     >>> images[5] = images[4]  # images 4 and 5 are duplicates
     >>> y = np.array([0, 0, 0, 1, 1, 1])
     >>> X_train, X_test, y_train, y_test = group_train_test_split(
-    ...     images, y, test_size=2, random_state=0)
-    >>> len(X_train), len(X_test)
-    (4, 2)
-    >>> bool((images[4] == X_test).all(axis=(1, 2)).any()) == bool(
-    ...     (images[5] == X_test).all(axis=(1, 2)).any())
-    True
+    ...     images, y, test_size=2, random_state=5)
+    >>> X_train.ravel().tolist(), X_test.ravel().tolist()  # the copies stay together
+    ([0, 1, 2, 3], [4, 4])
+    >>> y_test.tolist()
+    [1, 1]
     """
     n = _n_samples(X)
     check_consistent_length(X, *arrays)
