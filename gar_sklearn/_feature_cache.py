@@ -78,12 +78,14 @@ class FeatureCache:
         self.max_bytes = max_bytes
         self._tables = OrderedDict()  # config -> {image_key: tensor (n_views, ...)}
         self._loaded_chunks = {}  # config -> set of chunk files read
+        self._on_disk = {}  # (config, cache_dir) -> image keys stored there
         self._lock = threading.Lock()
 
     def clear(self):
         with self._lock:
             self._tables.clear()
             self._loaded_chunks.clear()
+            self._on_disk.clear()
 
     def nbytes(self):
         return sum(t.numel() * t.element_size() for table in self._tables.values() for t in table.values())
@@ -97,13 +99,15 @@ class FeatureCache:
         self._tables.move_to_end(config)
         if cache_dir is not None:
             folder = self._dir(cache_dir, config)
-            seen = self._loaded_chunks.setdefault(config, set())
+            seen = self._loaded_chunks.setdefault((config, str(cache_dir)), set())
+            on_disk = self._on_disk.setdefault((config, str(cache_dir)), set())
             for chunk in sorted(folder.glob("chunk-*.pt")) if folder.exists() else []:
                 if chunk.name in seen:
                     continue
                 try:
                     data = torch.load(chunk, map_location="cpu", weights_only=True)
                     table.update(zip(data["keys"], data["features"]))
+                    on_disk.update(data["keys"])
                 except Exception:  # a partial or foreign file: recompute rather than fail
                     pass
                 seen.add(chunk.name)
@@ -115,7 +119,9 @@ class FeatureCache:
             if oldest == keep:
                 break
             del self._tables[oldest]
-            self._loaded_chunks.pop(oldest, None)
+            for index in (self._loaded_chunks, self._on_disk):
+                for key in [k for k in index if k[0] == oldest]:
+                    del index[key]
 
     def get(self, module, source, keys, *, backbone, image_size, n_views=1, augmenter=None,
             device="cpu", batch_size=64, num_workers=0, cache_dir=None, progress=None):
@@ -132,11 +138,14 @@ class FeatureCache:
         if missing:
             new = self._compute(module, source, keys, missing, image_size, n_views, augmenter,
                                 device, batch_size, num_workers, progress)
-            new_keys = [keys[i] for i in missing]
             with self._lock:
-                table.update(zip(new_keys, new))
-            if cache_dir is not None:
-                self._write_chunk(cache_dir, config, new_keys, new)
+                table.update(zip([keys[i] for i in missing], new))
+        if cache_dir is not None:  # persist what the disk lacks, computed now or earlier
+            on_disk = self._on_disk.setdefault((config, str(cache_dir)), set())
+            unsaved = list(dict.fromkeys(k for k in keys if k not in on_disk))
+            if unsaved:
+                self._write_chunk(cache_dir, config, unsaved, torch.stack([table[k] for k in unsaved]))
+                on_disk.update(unsaved)
         out = torch.stack([table[k] for k in keys])
         with self._lock:
             self._evict(keep=config)
@@ -147,7 +156,7 @@ class FeatureCache:
         folder = FeatureCache._dir(cache_dir, config)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.txt").write_text(config)
-        tmp = folder / f".tmp-{uuid.uuid4().hex}"
+        tmp = folder / f"partial-{uuid.uuid4().hex}.tmp"
         torch.save({"keys": list(keys), "features": features.contiguous()}, tmp)
         os.replace(tmp, folder / f"chunk-{uuid.uuid4().hex}.pt")  # atomic: readers never see half a file
 

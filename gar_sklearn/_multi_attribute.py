@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -31,7 +31,7 @@ _SCHEDULES = (None, "plateau", "cosine", "onecycle", "step")
 _DEFAULT_IMAGE_CACHE_BYTES = 2 * 2**30
 
 
-class MultiAttributeClassifier(ClassifierMixin, BaseEstimator):
+class MultiAttributeClassifier(BaseEstimator):
     """Predict gender, age group and race from face images with one fine-tuned network.
 
     A pretrained torchvision backbone feeds one dense softmax head per
@@ -143,6 +143,16 @@ class MultiAttributeClassifier(ClassifierMixin, BaseEstimator):
         The backbone's stages.
     used_feature_cache_ : bool
         Whether training ran from cached features.
+
+    Notes
+    -----
+    y is a table of labels, usually of mixed types (ages as numbers, the rest
+    as strings). scikit-learn cannot stratify on such a target and its
+    splitters crash trying to type it, so the estimator does not declare
+    itself a scikit-learn "classifier": ``GridSearchCV(cv=5)`` then uses
+    ``KFold``. Pass a shuffled or group-aware splitter (see
+    :func:`gar_sklearn.datasets.group_train_test_split`) when the rows are
+    ordered, as file listings are.
 
     See Also
     --------
@@ -663,8 +673,8 @@ class MultiAttributeClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
-        tags.classifier_tags.multi_label = False
         tags.non_deterministic = self.random_state is None
+        tags.target_tags.required = True
         return tags
 
 

@@ -137,7 +137,7 @@ def load_image(image, size=None):
         )
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
 
 
 class ImageSource:
