@@ -1,0 +1,136 @@
+"""The prediction side shared by the estimators: labels, probabilities, ages, frames, score."""
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from ._targets import transform_frame, validate_targets
+from .preprocessing._age import age_group_midpoints
+
+__all__ = ["MultiAttributeOutputMixin"]
+
+
+class MultiAttributeOutputMixin:
+    """Turns per-attribute probabilities into every output the estimators offer.
+
+    A subclass implements ``_predict_probas(X) -> (probas, ok)``: a list with
+    one (n_samples, n_classes_k) array per attribute in ``classes_[k]`` order,
+    and a boolean mask of the images that could be read (the other rows hold
+    NaN). It sets ``attributes_``, ``classes_``, ``_one_d`` and
+    ``age_binner_`` in ``fit``.
+    """
+
+    def _class_lists(self):
+        return [self.classes_] if self._one_d else self.classes_
+
+    def predict_proba(self, X):
+        """Class probabilities for each attribute.
+
+        Returns
+        -------
+        list of ndarray of shape (n_samples, n_classes_k)
+            In ``classes_[k]`` order; rows sum to one. A single array when the
+            estimator was fitted on 1-D y.
+        """
+        probas, _ = self._predict_probas(X)
+        return probas[0] if self._one_d else probas
+
+    def _labels_from(self, probas, ok):
+        out = np.empty((len(ok), len(probas)), dtype=object)
+        for k, (p, classes) in enumerate(zip(probas, self._class_lists())):
+            labels = np.empty(len(ok), dtype=object)
+            labels[ok] = classes[np.argmax(p[ok], axis=1)]
+            labels[~ok] = None
+            out[:, k] = labels
+        return out
+
+    def predict(self, X):
+        """Predicted labels.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_attributes)
+            Columns in ``attributes_`` order, original labels (dtype object).
+            1-D when the estimator was fitted on 1-D y.
+        """
+        probas, ok = self._predict_probas(X)
+        out = self._labels_from(probas, ok)
+        if self._one_d:
+            return out[:, 0].astype(self.classes_.dtype) if ok.all() else out[:, 0]
+        return out
+
+    def predict_frame(self, X, proba=False):
+        """Predictions as a DataFrame with one column per attribute.
+
+        Parameters
+        ----------
+        proba : bool, default=False
+            Also add a ``<attribute>_proba`` column with the probability of
+            the predicted class, and ``age_years`` (see :meth:`predict_age`).
+        """
+        probas, ok = self._predict_probas(X)
+        labels = self._labels_from(probas, ok)
+        frame = pd.DataFrame({a: labels[:, k] for k, a in enumerate(self.attributes_)})
+        if proba:
+            for a, p in zip(self.attributes_, probas):
+                frame[f"{a}_proba"] = np.nanmax(p, axis=1) if ok.any() else np.nan
+            if "age" in self.attributes_:
+                frame["age_years"] = self._age_from(probas[self.attributes_.index("age")])
+        return frame
+
+    def _age_values(self):
+        classes = self._class_lists()[self.attributes_.index("age")]
+        if self.age_binner_ is not None:
+            return self.age_binner_.midpoints_
+        return age_group_midpoints(classes)
+
+    def _age_from(self, proba, method="expected"):
+        values = self._age_values()
+        if method == "expected":
+            return proba @ values
+        if method == "argmax":
+            out = np.full(len(proba), np.nan)
+            ok = ~np.isnan(proba).any(axis=1)
+            out[ok] = values[np.argmax(proba[ok], axis=1)]
+            return out
+        raise ValueError(f"The 'method' parameter must be 'expected' or 'argmax'. Got {method!r} instead.")
+
+    def predict_age(self, X, method="expected"):
+        """Estimated age in years.
+
+        Parameters
+        ----------
+        method : {"expected", "argmax"}, default="expected"
+            The expected value of the age head's distribution over each
+            class's representative age (exact age, or a group's midpoint), or
+            the representative age of the most probable class.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) of float
+        """
+        check_is_fitted(self)
+        if "age" not in self.attributes_:
+            raise ValueError(f"This estimator predicts {list(self.attributes_)}, not 'age'.")
+        probas, _ = self._predict_probas(X)
+        return self._age_from(probas[self.attributes_.index("age")], method)
+
+    def transform_targets(self, y):
+        """y as this estimator predicts it: a DataFrame of the attributes, ages binned as in fit."""
+        check_is_fitted(self)
+        frame, _ = validate_targets(y, self.attributes_)
+        return transform_frame(frame, self.attributes_, self.age_binner_)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean over attributes of the accuracy of each attribute.
+
+        Ages in y are binned as in fit. Labels never seen in fit count as errors.
+        """
+        truth = self.transform_targets(y)
+        pred = self.predict(X)
+        pred = pred.reshape(len(truth), -1)
+        accs = []
+        for k, a in enumerate(self.attributes_):
+            hit = np.asarray([p == t for p, t in zip(pred[:, k], truth[a].tolist())], dtype=float)
+            accs.append(np.average(hit, weights=sample_weight))
+        return float(np.mean(accs))
