@@ -8,7 +8,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 
-__all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "resolve_device"]
+__all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "resolve_device", "drop_training_state"]
 
 
 def resolve_device(device):
@@ -115,6 +115,23 @@ class MultiHeadNet(NeuralNet):
         for batch in self.get_iterator(dataset, training=False):
             out = self.evaluation_step(batch, training=False)
             yield tuple(o.float().cpu() for o in out), batch[1]
+
+
+def drop_training_state(net):
+    """Keep the module and the history; drop what only training needs.
+
+    The optimizer's moments, the validation dataset (decoded images or cached
+    features), the schedulers and early stopping's copy of the weights would
+    otherwise double or triple the size of a pickled estimator.
+    """
+    for name in net._optimizers:
+        setattr(net, name + "_", None)
+    net.train_split = None
+    for _, callback in net.callbacks_:
+        for attr in ("lr_scheduler_", "best_model_weights_"):
+            if getattr(callback, attr, None) is not None:
+                setattr(callback, attr, None)
+    return net
 
 
 class HeadAccuracy(Callback):

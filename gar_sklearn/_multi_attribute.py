@@ -14,7 +14,7 @@ from skorch.helper import predefined_split
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._base import HeadAccuracy, MultiHeadNet, Unfreeze, resolve_device, resolve_precision
+from ._base import HeadAccuracy, MultiHeadNet, Unfreeze, drop_training_state, resolve_device, resolve_precision
 from ._data import FeatureDataset, ImageDataset, decode_images, default_num_workers, warn_skipped
 from ._feature_cache import feature_cache
 from ._outputs import MultiAttributeOutputMixin
@@ -335,6 +335,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             val_source, val_codes = source.subset(val_idx), codes[val_idx]
         else:
             train_source, train_codes, val_source, val_codes = source, codes, None, None
+        if len(train_source) < 2:
+            raise ValueError(
+                f"At least 2 training images are needed; got n_samples={len(train_source)}."
+            )
 
         self.attributes_ = attributes
         self.classes_ = classes[0] if one_d else classes
@@ -375,6 +379,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             net = self._make_net(module, attributes, loss_weights, train_ds, val_ds, device, seed)
             self.net_ = net
             net.fit(train_ds, None)
+        drop_training_state(net)
         return self
 
     def _loss_weights(self, attributes):
@@ -503,6 +508,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             callbacks=callbacks,
             device=device,
             iterator_train__shuffle=True,
+            # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
+            iterator_train__drop_last=len(train_ds) % self.batch_size == 1,
             iterator_train__num_workers=workers,
             iterator_train__persistent_workers=False,
             iterator_train__generator=torch.Generator().manual_seed(seed),

@@ -1,12 +1,18 @@
 """Image loading, resizing and age binning: numpy and Pillow only."""
 
 from ._age import FAIRFACE_AGE_GROUPS, AgeBinner, age_group_midpoints
+from ._faces import FaceCropper, FaceCrops, NoFaceWarning
 from ._images import ImageLoadError, as_image_source, load_image
+from ._transformers import ImageLoader
 
 __all__ = [
     "AgeBinner",
     "FAIRFACE_AGE_GROUPS",
+    "FaceCropper",
+    "FaceCrops",
+    "NoFaceWarning",
     "ImageLoadError",
+    "ImageLoader",
     "age_group_midpoints",
     "as_image_source",
     "load_image",

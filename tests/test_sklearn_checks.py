@@ -1,0 +1,85 @@
+"""scikit-learn's estimator checks.
+
+The estimators take images, not the 2-D numeric arrays scikit-learn's checks
+generate, so the checks run on a pipeline whose first step lays each row out
+as a tiny image; the API checks that need no data also run on the bare estimator.
+"""
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.validation import validate_data
+from sklearn.utils import estimator_checks
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from gar_sklearn import MultiAttributeClassifier
+
+
+class RowsToImages(TransformerMixin, BaseEstimator):
+    """Squash each feature into 0-255 and write the features into an 8x8 RGB image.
+
+    It validates the numeric input as scikit-learn's checks expect (finite,
+    dense, 2-D), so that those checks exercise the classifier behind it.
+    """
+
+    def fit(self, X, y=None):
+        validate_data(self, X)
+        return self
+
+    def transform(self, X):
+        X = validate_data(self, X, reset=False)
+        if X.shape[1] > 192:
+            raise ValueError("at most 192 features fit an 8x8x3 image")
+        pixels = np.zeros((len(X), 192))
+        pixels[:, : X.shape[1]] = 255 / (1 + np.exp(-X))
+        return pixels.round().astype(np.uint8).reshape(len(X), 8, 8, 3)
+
+
+def image_pipeline():
+    return make_pipeline(
+        RowsToImages(),
+        MultiAttributeClassifier(backbone="tiny", weights=None, attributes=("label",), image_size=8,
+                                 max_epochs=3, lr=0.05, validation_fraction=0, random_state=0),
+    )
+
+
+PIPELINE_FITS_STEPS_IN_PLACE = (
+    "a Pipeline fits the estimator objects held in its 'steps' parameter, so that parameter changes "
+    "by design; test_fit_changes_no_parameter_of_the_bare_estimator checks the estimator itself"
+)
+EXPECTED_FAILURES = {
+    "check_estimators_overwrite_params": PIPELINE_FITS_STEPS_IN_PLACE,
+    "check_dont_overwrite_parameters": PIPELINE_FITS_STEPS_IN_PLACE,
+}
+
+
+@parametrize_with_checks([image_pipeline()], expected_failed_checks=lambda est: EXPECTED_FAILURES)
+def test_sklearn_compatible_through_an_image_pipeline(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("check", [
+    estimator_checks.check_no_attributes_set_in_init,
+    estimator_checks.check_parameters_default_constructible,
+    estimator_checks.check_get_params_invariance,
+    estimator_checks.check_set_params,
+])
+def test_api_checks_on_the_bare_estimator(check):
+    check("MultiAttributeClassifier", MultiAttributeClassifier())
+
+
+def test_fit_changes_no_parameter_of_the_bare_estimator():
+    from gar_sklearn.augmentation import FaceAugmenter
+    from gar_sklearn.datasets import make_synthetic_faces
+
+    X, y = make_synthetic_faces(40, image_size=16, random_state=0)
+    est = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=16, max_epochs=1,
+                                   augment=FaceAugmenter(), age_bins="fairface", random_state=0)
+    params = joblib.hash(est.get_params(deep=True))
+    public = {k for k in vars(est) if not k.startswith("_")}
+    est.fit(X, y)
+    assert joblib.hash(est.get_params(deep=True)) == params
+    added = {k for k in vars(est) if not k.startswith("_")} - public
+    assert added and all(k.endswith("_") for k in added), added
