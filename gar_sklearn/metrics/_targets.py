@@ -1,0 +1,109 @@
+"""Reading targets and predictions through the estimators' contract, by duck typing.
+
+A fitted estimator of this library has ``attributes_`` (names in prediction
+column order), ``predict(X)`` (n_samples, n_attributes), optionally
+``transform_targets(y)`` (the targets as it predicts them, e.g. exact ages as
+age groups) and ``predict_age(X)`` (estimated ages in years). Nothing here
+imports the estimators.
+"""
+
+import numpy as np
+import pandas as pd
+
+__all__ = []
+
+
+def estimator_attributes(estimator):
+    try:
+        attributes = estimator.attributes_
+    except AttributeError as exc:
+        raise TypeError(
+            f"{type(estimator).__name__} has no 'attributes_': pass a fitted estimator of "
+            "this library (whose attributes_ names its prediction columns)."
+        ) from exc
+    return tuple(attributes)
+
+
+def target_frame(y, attributes=None, name="y"):
+    """``y`` as a DataFrame with a positional index.
+
+    A 2-D array gets ``attributes`` as its column names; a Series becomes one
+    column (its name, else the single attribute).
+    """
+    if isinstance(y, pd.DataFrame):
+        return y.reset_index(drop=True)
+    if isinstance(y, pd.Series):
+        col = y.name if y.name is not None else (attributes[0] if attributes else "y")
+        return y.reset_index(drop=True).to_frame(col)
+    arr = np.asarray(y, dtype=object)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"'{name}' must be a DataFrame or a 2-D array; got shape {arr.shape}.")
+    if attributes is None or len(attributes) != arr.shape[1]:
+        raise ValueError(
+            f"'{name}' is an array with {arr.shape[1]} columns; name them by passing a "
+            f"DataFrame or attribute names matching in number (got {attributes!r})."
+        )
+    return pd.DataFrame(arr, columns=list(attributes))
+
+
+def true_targets(estimator, y, attributes):
+    """The targets in the form the estimator predicts them (``transform_targets`` if any)."""
+    raw = target_frame(y, attributes)
+    if hasattr(estimator, "transform_targets"):
+        transformed = estimator.transform_targets(y)
+        return raw, target_frame(transformed, attributes, name="transform_targets(y)")
+    missing = [a for a in attributes if a not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"y has no column for the predicted attribute(s) {missing}; y has columns "
+            f"{list(raw.columns)}."
+        )
+    return raw, raw[list(attributes)]
+
+
+def predicted_frame(estimator, X, attributes):
+    pred = np.asarray(estimator.predict(X), dtype=object)
+    if pred.ndim == 1 and len(attributes) == 1:
+        pred = pred[:, None]
+    if pred.ndim != 2 or pred.shape[1] != len(attributes):
+        raise ValueError(
+            f"{type(estimator).__name__}.predict returned shape {pred.shape}; expected "
+            f"(n_samples, {len(attributes)}) for attributes_ {attributes}."
+        )
+    return pd.DataFrame(pred, columns=list(attributes))
+
+
+def predicted_ages(estimator, X):
+    if not hasattr(estimator, "predict_age"):
+        raise TypeError(
+            f"Age MAE needs estimator.predict_age(X); {type(estimator).__name__} has no "
+            "such method (is 'age' one of its attributes?)."
+        )
+    return np.asarray(estimator.predict_age(X), dtype=float).ravel()
+
+
+def exact_ages(values, name="y['age']"):
+    """Ages in years as floats; a clear error for age-group labels such as '20-29'."""
+    ages = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce")
+    bad = ages.isna().to_numpy() & pd.notna(np.asarray(values, dtype=object))
+    if bad.any():
+        example = np.asarray(values, dtype=object)[np.flatnonzero(bad)[0]]
+        raise ValueError(
+            f"Age MAE needs exact ages in years in {name}; got a non-numeric value such as "
+            f"{example!r} (age groups cannot give an error in years)."
+        )
+    if ages.isna().any():
+        raise ValueError(f"{name} has missing ages at positions "
+                         f"{np.flatnonzero(ages.isna().to_numpy())[:5].tolist()}.")
+    return ages.to_numpy(dtype=float)
+
+
+def column(frames, name, what):
+    """Column ``name`` from the first frame that has it (transformed targets first)."""
+    for frame in frames:
+        if frame is not None and name in frame.columns:
+            return frame[name]
+    have = sorted({c for f in frames if f is not None for c in f.columns})
+    raise ValueError(f"The {what} column {name!r} is not in y; y has columns {have}.")
