@@ -111,5 +111,7 @@ class MultiHeadNetwork(nn.Module):
             if images is None:
                 raise TypeError("MultiHeadNetwork.forward needs images or features.")
             features = self.encode(images)
+        elif self.normalize.channels_last and features.dim() == 4:
+            features = features.contiguous(memory_format=torch.channels_last)
         z = self.body(features)
         return tuple(head(z) for head in self.heads)
