@@ -1,0 +1,540 @@
+"""GenderFusionClassifier: a gender classifier routing each face to a gender-specific model."""
+
+import inspect
+import numbers
+import os
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._multi_attribute import MultiAttributeClassifier
+from ._outputs import MultiAttributeOutputMixin
+from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
+from .augmentation import AugmentingOverSampler
+from .preprocessing._images import as_image_source
+
+__all__ = ["GenderFusionClassifier"]
+
+_ROUTINGS = ("hard", "soft")
+_PARTS = ("gender_estimator", "specialist")
+_DEFAULT_SPECIALIST_ATTRIBUTES = ("age", "race")
+
+
+class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
+    """Classify gender first, then age and race with a model trained for that gender.
+
+    A gender classifier learns on all images; a clone of ``specialist`` learns
+    age and race on each gender's images only. At predict time each image
+    goes to the specialist of its predicted gender (``routing="hard"``), or
+    both specialists' probabilities are mixed, weighted by the gender
+    probabilities (``routing="soft"``). The outputs have the format of
+    :class:`MultiAttributeClassifier`'s: the columns are the gender, then the
+    specialist's attributes.
+
+    Parameters
+    ----------
+    gender_estimator : estimator or None, default=None
+        Predicts ``gender_column``; fitted on all images with y's columns.
+        None means ``MultiAttributeClassifier(attributes=(gender_column,))``.
+    specialist : estimator or None, default=None
+        Template of the per-gender model: a :class:`MultiAttributeClassifier`
+        (or an estimator with its ``attributes``, ``fit(X, y,
+        validation_data)``, ``predict_proba`` and ``classes_``). None means
+        ``MultiAttributeClassifier(attributes=("age", "race"))``. Its
+        ``age_bins`` also bins the ages of this model's ``classes_``, and its
+        ``validation_fraction`` the per-gender validation hold-out.
+        Nested parameters reach both parts, e.g. ``specialist__lr``; setting
+        one on a part left as None creates the default part first.
+    gender_column : str, default="gender"
+        The column of y naming each image's gender.
+    genders : sequence of two labels, default=("Male", "Female")
+        The values of ``gender_column``: one specialist is trained for each.
+    grow_subsets : bool, default=True
+        Grow each gender's training images with augmented copies (see
+        :class:`~gar_sklearn.augmentation.AugmentingOverSampler`) to as many
+        rows as a ``specialist`` fitted on all of X would train on, so each
+        specialist trains as much per epoch as the end-to-end model. False
+        trains each on its own images only.
+    augment : augmenter or None, default=None
+        Makes the copies when ``grow_subsets``; None means
+        :class:`~gar_sklearn.augmentation.FaceAugmenter` with its defaults.
+        (Per-epoch augmentation is the parts' own ``augment`` parameter.)
+    routing : {"hard", "soft"}, default="hard"
+        ``"hard"``: each image gets the probabilities of the specialist of its
+        most probable gender. ``"soft"``: ``sum_g P(g | x) * P_g(class | x)``,
+        which limits the cost of a wrong gender call. Only prediction reads
+        it, so a fitted model can switch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the parts whose own ``random_state`` is None, the per-gender
+        validation splits and the augmented copies.
+
+    Attributes
+    ----------
+    gender_estimator_ : estimator
+        The fitted gender classifier.
+    specialists_ : dict
+        For each value of ``genders``, the fitted clone of ``specialist``.
+    attributes_ : tuple of str
+        ``(gender_column,)`` followed by the specialist's attributes.
+    classes_ : list of ndarray
+        The labels of each attribute in the whole training set (ages: the
+        groups of the fitted ``age_binner_``). A specialist's probability of a
+        class it never saw is 0.
+    age_binner_ : AgeBinner or None
+        Fitted on all training ages, when the specialist bins ages.
+    subset_sizes_ : dict
+        For each gender, its number of images in X.
+    train_sizes_ : dict
+        For each gender, the rows its specialist trained on (its images less
+        the validation hold-out, plus the augmented copies).
+
+    Notes
+    -----
+    Each specialist's validation images are held out from its gender's
+    original images before the copies are made (``validation_fraction`` of
+    them, stratified on the specialist's first attribute when possible; one
+    of a class that no other image of the gender has stays in training), so
+    that early stopping never sees an augmented copy of a training image.
+    ``fit(..., validation_data=...)`` instead gives each specialist the
+    validation images of its gender, and the gender classifier all of them.
+    A ``checkpoint_dir`` of the specialist becomes one subfolder per gender
+    (``specialist_gender=Male``, ...), so that each resumes its own fit.
+
+    Like :class:`MultiAttributeClassifier`, the estimator is not a
+    scikit-learn "classifier": pass a shuffled or group-aware splitter to
+    ``GridSearchCV`` when the rows are ordered.
+
+    See Also
+    --------
+    MultiAttributeClassifier : one network predicting every attribute at once.
+
+    Examples
+    --------
+    >>> from gar_sklearn import GenderFusionClassifier, MultiAttributeClassifier
+    >>> from gar_sklearn.datasets import make_synthetic_faces
+    >>> X, y = make_synthetic_faces(60, image_size=16, gender_dependent=True, random_state=0)
+    >>> tiny = dict(backbone="tiny", weights=None, image_size=16, max_epochs=1)
+    >>> clf = GenderFusionClassifier(
+    ...     gender_estimator=MultiAttributeClassifier(attributes=("gender",), **tiny),
+    ...     specialist=MultiAttributeClassifier(attributes=("age", "race"), age_bins="fairface", **tiny),
+    ...     random_state=0,
+    ... ).fit(X, y)
+    >>> clf.attributes_
+    ('gender', 'age', 'race')
+    >>> clf.predict(X[:2]).shape, [len(c) for c in clf.classes_]
+    ((2, 3), [2, 9, 5])
+    >>> clf.set_params(routing="soft").predict_proba(X[:2])[1].sum(axis=1).round(6).tolist()
+    [1.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        gender_estimator=None,
+        specialist=None,
+        gender_column="gender",
+        genders=("Male", "Female"),
+        grow_subsets=True,
+        augment=None,
+        routing="hard",
+        random_state=None,
+    ):
+        self.gender_estimator = gender_estimator
+        self.specialist = specialist
+        self.gender_column = gender_column
+        self.genders = genders
+        self.grow_subsets = grow_subsets
+        self.augment = augment
+        self.routing = routing
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ parts
+    def _default_part(self, name, gender_column=None):
+        if name == "gender_estimator":
+            column = self.gender_column if gender_column is None else gender_column
+            return MultiAttributeClassifier(attributes=(column,))
+        return MultiAttributeClassifier(attributes=_DEFAULT_SPECIALIST_ATTRIBUTES)
+
+    def set_params(self, **params):
+        """Set parameters, also of the parts (``specialist__lr``, ``gender_estimator__backbone``).
+
+        A nested parameter of a part that is None creates the default part
+        first, so the defaults can be tuned like explicit parts.
+        """
+        for name in _PARTS:
+            nested = any(key.startswith(f"{name}__") for key in params)
+            if nested and params.get(name, getattr(self, name)) is None:
+                params[name] = self._default_part(name, params.get("gender_column"))
+        return super().set_params(**params)
+
+    def _check_params(self):
+        column = self.gender_column
+        if not isinstance(column, (str, numbers.Integral)) or isinstance(column, bool):
+            raise ValueError(
+                f"The 'gender_column' parameter must be a column name. Got {column!r} instead."
+            )
+        genders = self.genders
+        if isinstance(genders, str) or not hasattr(genders, "__len__") or len(genders) != 2 or (
+            genders[0] == genders[1]
+        ):
+            raise ValueError(
+                "The 'genders' parameter must be a sequence of two distinct labels, such as "
+                f"('Male', 'Female'). Got {genders!r} instead."
+            )
+        if not isinstance(self.grow_subsets, (bool, np.bool_)):
+            raise ValueError(f"The 'grow_subsets' parameter must be True or False. Got {self.grow_subsets!r} instead.")
+        if self.augment is not None and not callable(getattr(self.augment, "augment", None)):
+            raise ValueError(
+                "The 'augment' parameter must be None or an augmenter with an augment(image, rng) "
+                f"method (see gar_sklearn.augmentation). Got {self.augment!r} instead."
+            )
+        self._check_routing()
+        for name in _PARTS:
+            part = getattr(self, name)
+            if part is not None and not (hasattr(part, "fit") and hasattr(part, "predict_proba")):
+                raise ValueError(
+                    f"The '{name}' parameter must be None or an estimator with fit and "
+                    f"predict_proba methods, such as MultiAttributeClassifier. Got {part!r} instead."
+                )
+        return tuple(genders)
+
+    def _check_routing(self):
+        if self.routing not in _ROUTINGS:
+            raise ValueError(f"The 'routing' parameter must be one of {list(_ROUTINGS)}. Got {self.routing!r} instead.")
+        return self.routing
+
+    def _parts(self):
+        """Unfitted clones of the parts, the defaults where None."""
+        gender_estimator = self.gender_estimator
+        specialist = self.specialist
+        gender_estimator = self._default_part("gender_estimator") if gender_estimator is None else clone(gender_estimator)
+        specialist = self._default_part("specialist") if specialist is None else clone(specialist)
+        params = specialist.get_params(deep=False)
+        if "attributes" not in params:
+            raise ValueError(
+                "The 'specialist' parameter must be an estimator with an 'attributes' parameter "
+                f"naming what it predicts, such as MultiAttributeClassifier. Got {self.specialist!r} instead."
+            )
+        gender_attributes = gender_estimator.get_params(deep=False).get("attributes")
+        if gender_attributes is not None and self.gender_column not in check_attributes(gender_attributes):
+            raise ValueError(
+                f"The 'gender_estimator' parameter must predict the gender column "
+                f"{self.gender_column!r}. Got attributes={list(check_attributes(gender_attributes))} instead."
+            )
+        attributes = check_attributes(params["attributes"])
+        if self.gender_column in attributes:
+            raise ValueError(
+                f"The 'specialist' parameter must predict attributes other than the gender column "
+                f"{self.gender_column!r}: each specialist sees one gender only. Got "
+                f"attributes={list(attributes)} instead; the gender_estimator predicts the gender."
+            )
+        return gender_estimator, specialist, attributes
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, validation_data=None):
+        """Fit the gender classifier on all images and a specialist on each gender's images.
+
+        Parameters
+        ----------
+        X : sequence of paths, PIL images or uint8 arrays, or uint8 ndarray (n, H, W[, 3])
+            The images.
+        y : DataFrame or 2-D array
+            The gender column and the specialist's attributes (a 2-D array:
+            these columns in ``attributes_`` order).
+        validation_data : tuple (X_valid, y_valid), optional
+            Images for early stopping: all of them for the gender classifier,
+            each gender's for its specialist, instead of held-out fractions of X.
+
+        Returns
+        -------
+        self
+        """
+        genders = self._check_params()
+        gender_estimator, specialist, spec_attributes = self._parts()
+        column = self.gender_column
+        attributes = (column,) + spec_attributes
+        source = as_image_source(X)
+        frame, _ = validate_targets(y, attributes, len(source))
+        gender = self._check_gender_values(frame[column], genders, "y")
+        age_bins = specialist.get_params(deep=False).get("age_bins")
+        classes, binner = fit_encoders(frame, attributes, age_bins)
+
+        valid = None
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            val_source = as_image_source(X_val)
+            val_frame, _ = validate_targets(y_val, attributes, len(val_source))
+            val_gender = self._check_gender_values(val_frame[column], genders, "y_valid")
+            valid = (val_source, val_frame, val_gender)
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=1 + 3 * len(genders))
+        # everything checkable is checked before the first (expensive) fit
+        plans = self._plan_subsets(frame, gender, genders, specialist, binner, spec_attributes, valid,
+                                   split_seeds=seeds[1::3])
+
+        _seed_part(gender_estimator, seeds[0])
+        if valid is None:
+            gender_estimator.fit(X, frame)
+        else:
+            gender_estimator.fit(X, frame, validation_data=(valid[0].items, valid[1]))
+
+        specialists, train_sizes = {}, {}
+        for k, g in enumerate(genders):
+            sampler_seed, part_seed = seeds[2 + 3 * k], seeds[3 + 3 * k]
+            plan = plans[g]
+            train_idx, val_idx = plan["train"], plan["valid"]
+            if self.grow_subsets:
+                mask = np.zeros(len(source), dtype=bool)
+                mask[train_idx] = True
+                sampler = AugmentingOverSampler(
+                    augmenter=self.augment, target_size=max(plan["target"], len(train_idx)),
+                    subset=mask, random_state=int(sampler_seed),
+                )
+                X_fit, y_fit = sampler.fit_resample(source.items, frame)
+            else:
+                X_fit, y_fit = source.subset(train_idx).items, frame.iloc[train_idx].reset_index(drop=True)
+            fit_kwargs = {}
+            if plan["valid_from"] == "X":
+                fit_kwargs["validation_data"] = (source.subset(val_idx).items,
+                                                 frame.iloc[val_idx].reset_index(drop=True))
+            elif plan["valid_from"] == "validation_data":
+                fit_kwargs["validation_data"] = (valid[0].subset(val_idx).items,
+                                                 valid[1].iloc[val_idx].reset_index(drop=True))
+            part = clone(specialist)
+            _seed_part(part, part_seed)
+            _own_checkpoint_dir(part, f"specialist_{column}={g}")
+            try:
+                part.fit(X_fit, y_fit, **fit_kwargs)
+            except ValueError as exc:
+                raise ValueError(
+                    f"Fitting the specialist for {column}={g!r} on {len(X_fit)} image(s) failed: {exc}"
+                ) from exc
+            specialists[g] = part
+            train_sizes[g] = len(X_fit)
+
+        self.gender_estimator_ = gender_estimator
+        self.specialists_ = specialists
+        self.attributes_ = attributes
+        self.classes_ = classes
+        self.age_binner_ = binner
+        self._one_d = False
+        self.genders_ = genders
+        self.subset_sizes_ = {g: int(np.sum(gender == g)) for g in genders}
+        self.train_sizes_ = train_sizes
+        self._gender_map = _gender_columns(gender_estimator, column, classes[0])
+        self._class_maps = {g: self._class_map(specialists[g], spec_attributes, classes[1:], binner)
+                            for g in genders}
+        return self
+
+    def _check_gender_values(self, values, genders, name):
+        values = values.to_numpy(dtype=object)
+        found = list(dict.fromkeys(values.tolist()))
+        allowed = set(genders)
+        outside = [v for v in found if v not in allowed]
+        if outside:
+            raise ValueError(
+                f"{name}[{self.gender_column!r}] holds the value(s) {outside}, outside the 'genders' "
+                f"parameter {list(genders)}; values found: {found}. Set 'genders' to the two values "
+                "your labels use."
+            )
+        if name == "y" and len(found) < 2:
+            raise ValueError(
+                f"y[{self.gender_column!r}] holds only {found[0]!r}: GenderFusionClassifier needs "
+                f"images of both genders {list(genders)} to train a specialist for each."
+            )
+        return values
+
+    def _plan_subsets(self, frame, gender, genders, specialist, binner, spec_attributes, valid, split_seeds):
+        """Each gender's training and validation rows and grown size; raises on too small subsets."""
+        params = specialist.get_params(deep=False)
+        takes_validation = "validation_data" in inspect.signature(specialist.fit).parameters
+        fraction = params.get("validation_fraction") or 0.0
+        # an invalid fraction is left for the specialist's own fit to report
+        valid_fraction = isinstance(fraction, numbers.Real) and 0 < fraction < 1
+        hold_out = valid is None and takes_validation and valid_fraction
+        n = len(frame)
+        # rows a specialist fitted on all of X would train on: what the grown subsets match
+        target = n - max(1, int(round(n * fraction))) if hold_out else n
+        labels = transform_frame(frame[list(spec_attributes)], spec_attributes, binner).astype(str).to_numpy()
+        plans = {}
+        for g, seed in zip(genders, split_seeds):
+            rows = np.flatnonzero(gender == g)
+            plan = dict(train=rows, valid=None, valid_from=None, target=target)
+            if hold_out:
+                n_valid = max(1, int(round(len(rows) * fraction)))
+                if len(rows) - n_valid < 1:
+                    raise ValueError(
+                        f"Too few images to hold out a validation split for the {g!r} specialist: "
+                        f"{len(rows)} image(s) with {self.gender_column}={g!r} and "
+                        f"validation_fraction={fraction}. Provide more images of this gender, "
+                        "validation_data, or specialist__validation_fraction=0."
+                    )
+                train, val = _validation_split(rows, n_valid, labels[rows], seed)
+                if len(val) == 0:
+                    raise ValueError(
+                        f"No validation split for the {g!r} specialist: every image held out has a "
+                        "class that no remaining image of this gender has. Provide more images, "
+                        "validation_data, or specialist__validation_fraction=0."
+                    )
+                plan.update(train=train, valid=val, valid_from="X")
+            elif valid is not None and takes_validation:
+                val_rows = np.flatnonzero(valid[2] == g)
+                if len(val_rows) == 0:
+                    raise ValueError(
+                        f"validation_data holds no image with {self.gender_column}={g!r}: each "
+                        "specialist needs validation images of its gender."
+                    )
+                plan.update(valid=val_rows, valid_from="validation_data")
+            plans[g] = plan
+        return plans
+
+    @staticmethod
+    def _class_map(part, spec_attributes, classes, binner):
+        """For each attribute, the column in ``classes`` of each of the part's classes."""
+        part_attributes = tuple(getattr(part, "attributes_", spec_attributes))
+        part_classes = part.classes_ if isinstance(part.classes_, list) else [part.classes_]
+        maps = []
+        for a, full in zip(spec_attributes, classes):
+            labels = part_classes[part_attributes.index(a)]
+            part_binner = getattr(part, "age_binner_", None)
+            if a == "age" and binner is not None and part_binner is not None:
+                # bins fitted on one gender's ages may end earlier ("80+" where all ages
+                # give "80-89", "90+"): a group maps to the full group of its lower edge
+                labels = binner.transform(part_binner.edges_)
+            lookup = {v: i for i, v in enumerate(full.tolist())}
+            try:
+                maps.append(np.asarray([lookup[v] for v in np.asarray(labels).tolist()], dtype=np.intp))
+            except KeyError as exc:
+                raise ValueError(
+                    f"The specialist predicts the {a!r} class {exc.args[0]!r}, which is not among the "
+                    f"training set's classes {full.tolist()}."
+                ) from None
+        return maps
+
+    # ------------------------------------------------------------------ predict
+    def _gender_proba(self, X):
+        probas = _as_list(self.gender_estimator_.predict_proba(X))
+        k, columns = self._gender_map
+        out = np.zeros((len(probas[k]), len(self.classes_[0])))
+        out[:, columns] = probas[k]
+        return out
+
+    def _specialist_probas(self, g, X):
+        probas = _as_list(self.specialists_[g].predict_proba(X))
+        out = []
+        for p, columns, classes in zip(probas, self._class_maps[g], self.classes_[1:]):
+            full = np.zeros((len(p), len(classes)))
+            np.add.at(full.T, columns, p.T)
+            out.append(full)
+        return out
+
+    def _predict_probas(self, X):
+        """Per-attribute probability arrays and a mask of readable images."""
+        check_is_fitted(self)
+        routing = self._check_routing()
+        source = as_image_source(X)
+        n = len(source)
+        p_gender = self._gender_proba(source.items)
+        ok = ~np.isnan(p_gender).any(axis=1)
+        rest = [np.full((n, len(c)), np.nan) for c in self.classes_[1:]]
+        ok_rows = np.flatnonzero(ok)
+        gender_classes = self.classes_[0].tolist()
+
+        def images(rows):
+            return source.items if len(rows) == n else source.subset(rows).items
+
+        if routing == "hard":
+            # each image is computed by the specialist it goes to only
+            route = np.argmax(p_gender[ok_rows], axis=1)
+            for j, g in enumerate(gender_classes):
+                rows = ok_rows[route == j]
+                if len(rows):
+                    for out, p in zip(rest, self._specialist_probas(g, images(rows))):
+                        out[rows] = p
+        elif len(ok_rows):
+            mixed = [np.zeros((len(ok_rows), len(c))) for c in self.classes_[1:]]
+            for j, g in enumerate(gender_classes):
+                weight = p_gender[ok_rows, j:j + 1]
+                for acc, p in zip(mixed, self._specialist_probas(g, images(ok_rows))):
+                    acc += weight * p
+            for out, p in zip(rest, mixed):
+                out[ok_rows] = p
+        probas = [p_gender] + rest
+        ok &= ~np.any([np.isnan(p).any(axis=1) for p in probas], axis=0)
+        for p in probas:
+            p[~ok] = np.nan
+        return probas, ok
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.string = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.non_deterministic = self.random_state is None
+        tags.target_tags.required = True
+        return tags
+
+
+def _validation_split(rows, n_valid, labels, seed):
+    """Training and validation rows, stratified on the first attribute when possible.
+
+    Validation rows of a class that no training row has are moved back to
+    training: the specialist learns its classes from its training rows and
+    could not score them.
+    """
+    strata = labels[:, 0]
+    _, counts = np.unique(strata, return_counts=True)
+    can_stratify = counts.min() >= 2 and min(n_valid, len(rows) - n_valid) >= len(counts)
+    train, valid = train_test_split(np.arange(len(rows)), test_size=n_valid, random_state=int(seed),
+                                    stratify=strata if can_stratify else None)
+    unseen = np.zeros(len(valid), dtype=bool)
+    for k in range(labels.shape[1]):
+        unseen |= ~np.isin(labels[valid, k], labels[train, k])
+    train, valid = np.concatenate([train, valid[unseen]]), valid[~unseen]
+    return np.sort(rows[train]), np.sort(rows[valid])
+
+
+def _as_list(probas):
+    return list(probas) if isinstance(probas, (list, tuple)) else [probas]
+
+
+def _seed_part(part, seed):
+    params = part.get_params(deep=False)
+    if "random_state" in params and params["random_state"] is None:
+        part.set_params(random_state=int(seed))
+
+
+def _own_checkpoint_dir(part, name):
+    """Give a specialist its own subfolder of a shared ``checkpoint_dir``: each resumes its own fit."""
+    folder = part.get_params(deep=False).get("checkpoint_dir")
+    if folder is not None:
+        part.set_params(checkpoint_dir=os.path.join(os.fspath(folder), name))
+
+
+def _gender_columns(gender_estimator, column, gender_classes):
+    """Which of the gender classifier's outputs is the gender, and where its classes go."""
+    attributes = getattr(gender_estimator, "attributes_", None)
+    classes = gender_estimator.classes_
+    if isinstance(classes, list):
+        if attributes is None or column not in attributes:
+            raise ValueError(
+                f"The 'gender_estimator' must predict the gender column {column!r}; it predicts "
+                f"{list(attributes) if attributes is not None else 'unnamed attributes'}."
+            )
+        k = list(attributes).index(column)
+        classes = classes[k]
+    else:
+        k = 0
+    lookup = {v: i for i, v in enumerate(np.asarray(gender_classes).tolist())}
+    try:
+        columns = np.asarray([lookup[v] for v in np.asarray(classes).tolist()], dtype=np.intp)
+    except KeyError as exc:
+        raise ValueError(
+            f"The 'gender_estimator' predicts the gender {exc.args[0]!r}, which is not among "
+            f"{np.asarray(gender_classes).tolist()}."
+        ) from None
+    return k, columns
