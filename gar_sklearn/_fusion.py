@@ -3,6 +3,7 @@
 import inspect
 import numbers
 import os
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -96,8 +97,10 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     Each specialist's validation images are held out from its gender's
     original images before the copies are made (``validation_fraction`` of
     them, stratified on the specialist's first attribute when possible; one
-    of a class that no other image of the gender has stays in training), so
-    that early stopping never sees an augmented copy of a training image.
+    of a class that no other image of the gender has stays in training, and
+    when that leaves none, the specialist trains without validation, with a
+    warning), so that early stopping never sees an augmented copy of a
+    training image.
     ``fit(..., validation_data=...)`` instead gives each specialist the
     validation images of its gender, and the gender classifier all of them.
     A ``checkpoint_dir`` of the specialist becomes one subfolder per gender
@@ -304,6 +307,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                                                  valid[1].iloc[val_idx].reset_index(drop=True))
             part = clone(specialist)
             _seed_part(part, part_seed)
+            if plan["valid_from"] == "none":
+                part.set_params(validation_fraction=0.0)
             _own_checkpoint_dir(part, f"specialist_{column}={g}")
             try:
                 part.fit(X_fit, y_fit, **fit_kwargs)
@@ -372,13 +377,17 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                         "validation_data, or specialist__validation_fraction=0."
                     )
                 train, val = _validation_split(rows, n_valid, labels[rows], seed)
-                if len(val) == 0:
-                    raise ValueError(
-                        f"No validation split for the {g!r} specialist: every image held out has a "
-                        "class that no remaining image of this gender has. Provide more images, "
-                        "validation_data, or specialist__validation_fraction=0."
+                if len(val):
+                    plan.update(train=train, valid=val, valid_from="X")
+                else:
+                    warnings.warn(
+                        f"The {g!r} specialist trains without a validation split (early stopping "
+                        "watches its training loss): each image that could be held out is the only "
+                        f"one of this gender with some class. {len(rows)} image(s) with "
+                        f"{self.gender_column}={g!r}; provide more images or validation_data.",
+                        UserWarning, stacklevel=3,
                     )
-                plan.update(train=train, valid=val, valid_from="X")
+                    plan.update(valid_from="none")
             elif valid is not None and takes_validation:
                 val_rows = np.flatnonzero(valid[2] == g)
                 if len(val_rows) == 0:

@@ -439,6 +439,20 @@ def test_specialists_train_on_grown_subsets_of_their_gender(small, fit_calls, gr
             assert call["valid"] is None
 
 
+def test_specialist_without_a_possible_validation_split_trains_without_one(small, fit_calls):
+    X, y = small
+    y = _women(y, 3)
+    women = np.flatnonzero((y["gender"] == "Female").to_numpy())
+    y.loc[women, "race"] = ["White", "Black", "Asian"]  # each woman the only one of her race
+    clf = make_fusion(image_size=16, validation_fraction=0.3)
+    with pytest.warns(UserWarning, match="'Female' specialist trains without a validation split"):
+        clf.fit(X, y)
+    female_call = fit_calls[1 + clf.genders_.index("Female")]
+    assert female_call["valid"] is None and clf.specialists_["Female"].validation_fraction == 0.0
+    assert set(clf.specialists_["Female"].classes_[1]) == {"White", "Black", "Asian"}
+    assert fit_calls[1 + clf.genders_.index("Male")]["valid"] is not None
+
+
 def test_validation_data_is_split_by_gender(small, fit_calls):
     X, y = small
     X_val, y_val = make_synthetic_faces(20, image_size=16, gender_dependent=True, random_state=9)
