@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gar_sklearn.datasets._synthetic import make_synthetic_faces
 
@@ -12,6 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GAR_SKLEARN_SHARED", REPO.parent / "shared"))
 UTKFACE = SHARED / "data" / "utkface"
 MOBILENET_V2_FILE = SHARED / "weights" / "mobilenet_v2-b0353104.pth"
+
+# The tests train tiny networks on tiny images: one thread is faster there (no
+# synchronisation per small op) and stays fast when other processes share the cores.
+torch.set_num_threads(1)
 
 requires_utkface = pytest.mark.skipif(
     not (UTKFACE / "labels.csv").exists(),
