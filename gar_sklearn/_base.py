@@ -1,14 +1,17 @@
 """skorch glue shared by the estimators: the multi-head net, its loss, iterators and callbacks."""
 
 import contextlib
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import unpack_data
 
-__all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "resolve_device", "drop_training_state"]
+__all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "TrainingCheckpoint", "resolve_device",
+           "drop_training_state", "training_finished"]
 
 
 def resolve_device(device):
@@ -46,14 +49,19 @@ class MultiHeadNet(NeuralNet):
 
     The loss is the (weighted) sum of the heads' cross-entropies. Datasets
     that have ``set_epoch`` are told the epoch before each training pass, so
-    augmentation differs every epoch. Prediction runs under
-    ``torch.inference_mode`` and, when ``amp_dtype`` is set, autocast.
+    augmentation differs every epoch. With ``seed`` set, the training
+    loader's generator (its shuffling and worker seeds) is re-seeded from
+    ``(seed, epoch)`` at the start of every epoch, so that an epoch's batches
+    depend on nothing but the seed and the epoch: a resumed fit draws what an
+    uninterrupted one would. Prediction runs under ``torch.inference_mode``
+    and, when ``amp_dtype`` is set, autocast.
     """
 
-    def __init__(self, *args, loss_weights=None, amp_dtype=None, **kwargs):
+    def __init__(self, *args, loss_weights=None, amp_dtype=None, seed=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.loss_weights = loss_weights
         self.amp_dtype = amp_dtype
+        self.seed = seed
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -79,9 +87,8 @@ class MultiHeadNet(NeuralNet):
         return total
 
     def get_iterator(self, dataset, training=False):
-        if training and hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(len(self.history))
-        return super().get_iterator(dataset, training=training)
+        loader = super().get_iterator(dataset, training=training)
+        return _EpochLoader(self, loader, dataset) if training else loader
 
     def train_step_single(self, batch, **fit_params):
         if self.grad_scaler_ is None:
@@ -115,6 +122,171 @@ class MultiHeadNet(NeuralNet):
         for batch in self.get_iterator(dataset, training=False):
             out = self.evaluation_step(batch, training=False)
             yield tuple(o.float().cpu() for o in out), batch[1]
+
+
+def _epoch_seed(seed, epoch):
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class _EpochLoader:
+    """A training DataLoader that is told the epoch each time an epoch starts iterating it.
+
+    skorch builds the training iterator once per fit; the epoch is known only
+    when each epoch begins (the history has gained its row). Workers are
+    started afresh for every epoch and get the dataset with its epoch set.
+    """
+
+    def __init__(self, net, loader, dataset):
+        self.net = net
+        self.loader = loader
+        self.dataset = dataset
+
+    def __iter__(self):
+        epoch = max(len(self.net.history) - 1, 0)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        generator = getattr(self.loader, "generator", None)
+        if self.net.seed is not None and generator is not None:
+            generator.manual_seed(_epoch_seed(self.net.seed, epoch))
+        return iter(self.loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __getattr__(self, name):
+        if name == "loader":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+
+def training_finished(net):
+    """Whether the last fit of ``net`` ran to its end: all epochs, or stopped early.
+
+    skorch stops early by raising KeyboardInterrupt, and also swallows a
+    user's: only the early-stopping callback's count tells them apart.
+    """
+    for _, cb in getattr(net, "callbacks_", ()):
+        if isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience:
+            return True
+    history = net.history
+    return len(history) >= net.max_epochs and "dur" in history[-1]
+
+
+def drop_incomplete_epoch(net):
+    """Remove the history row of an epoch cut short (it has no losses); return whether there was one."""
+    if len(net.history) and "dur" not in net.history[-1]:
+        net.history.pop()
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- checkpoints
+def training_state(net):
+    """Everything a resumed fit needs to continue exactly: module, optimizer,
+    scheduler and early-stopping state, history, random number generators."""
+    callbacks = {}
+    for name, cb in net.callbacks_:
+        if isinstance(cb, EarlyStopping):
+            callbacks[name] = {
+                "misses_": cb.misses_, "dynamic_threshold_": cb.dynamic_threshold_,
+                "best_epoch_": cb.best_epoch_, "best_model_weights_": cb.best_model_weights_,
+            }
+        elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
+            callbacks[name] = {"state_dict": cb.lr_scheduler_.state_dict(), "batch_idx_": cb.batch_idx_}
+    rng = {"torch": torch.get_rng_state()}
+    if str(net.device).startswith("cuda") and torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "epoch": len(net.history),
+        "module": net.module_.state_dict(),
+        "stem_frozen": bool(net.module_.stem_frozen),
+        "optimizers": {name: getattr(net, name + "_").state_dict() for name in net._optimizers},
+        "callbacks": callbacks,
+        "history": list(net.history),
+        "rng": rng,
+        "grad_scaler": None if net.grad_scaler_ is None else net.grad_scaler_.state_dict(),
+    }
+
+
+def restore_training_state(net, state):
+    """Put a :func:`training_state` back into an initialized net.
+
+    Called before the fit loop (module, history, optimizers: what the
+    callbacks' ``on_train_begin`` reads) and again from the checkpoint
+    callback's ``on_train_begin``, after the other callbacks have reset
+    themselves (schedulers, early stopping, random state).
+    """
+    from skorch.history import History
+
+    net.module_.load_state_dict(state["module"])
+    net.module_.set_stem_frozen(state["stem_frozen"])
+    net.history_ = History(state["history"])
+    for name, opt_state in state["optimizers"].items():
+        getattr(net, name + "_").load_state_dict(opt_state)
+    callbacks = dict(net.callbacks_)
+    for name, cb_state in state["callbacks"].items():
+        cb = callbacks.get(name)
+        if isinstance(cb, EarlyStopping):
+            for attr, value in cb_state.items():
+                setattr(cb, attr, value)
+        elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
+            cb.lr_scheduler_.load_state_dict(cb_state["state_dict"])
+            cb.batch_idx_ = cb_state["batch_idx_"]
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and str(net.device).startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    if state["grad_scaler"] is not None and net.grad_scaler_ is not None:
+        net.grad_scaler_.load_state_dict(state["grad_scaler"])
+
+
+class TrainingCheckpoint(Callback):
+    """Write ``last.pt`` (the training state) after every epoch and ``best.pt``
+    (a model file, loadable with :func:`gar_sklearn.load`) whenever the
+    monitored loss improves, into ``directory``.
+
+    Put it after every other callback: it records their state at the end of
+    the epoch, and restores it after they reset themselves when training
+    starts (see :meth:`resume`).
+    """
+
+    def __init__(self, directory, fingerprint, model_template=None, monitor="valid_loss"):
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self.model_template = model_template
+        self.monitor = monitor
+
+    def initialize(self):
+        self.pending_ = None
+        return self
+
+    def resume(self, state):
+        """Restore ``state`` when training (re)starts."""
+        self.pending_ = state
+
+    def on_train_begin(self, net, **kwargs):
+        if self.pending_ is not None:
+            restore_training_state(net, self.pending_)
+            self.pending_ = None
+
+    def _write_last(self, net, finished):
+        from ._persistence import write_checkpoint
+
+        state = training_state(net)
+        state.update(fingerprint=self.fingerprint, finished=finished)
+        write_checkpoint(Path(self.directory) / "last.pt", state)
+
+    def on_epoch_end(self, net, **kwargs):
+        os.makedirs(self.directory, exist_ok=True)
+        self._write_last(net, finished=False)
+        if self.model_template is not None and net.history[-1].get(f"{self.monitor}_best"):
+            from ._persistence import write_model_snapshot
+
+            write_model_snapshot(Path(self.directory) / "best.pt", self.model_template, net)
+
+    def on_train_end(self, net, **kwargs):
+        # an interrupted fit keeps the last complete epoch's state, to resume from
+        if len(net.history) and training_finished(net):
+            self._write_last(net, finished=True)
 
 
 def drop_training_state(net):

@@ -2,6 +2,9 @@
 
 import math
 import numbers
+import os
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,7 +17,18 @@ from skorch.helper import predefined_split
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._base import HeadAccuracy, MultiHeadNet, Unfreeze, drop_training_state, resolve_device, resolve_precision
+from ._base import (
+    HeadAccuracy,
+    MultiHeadNet,
+    TrainingCheckpoint,
+    Unfreeze,
+    drop_incomplete_epoch,
+    drop_training_state,
+    resolve_device,
+    resolve_precision,
+    restore_training_state,
+    training_finished,
+)
 from ._data import FeatureDataset, ImageDataset, decode_images, default_num_workers, warn_skipped
 from ._feature_cache import feature_cache
 from ._outputs import MultiAttributeOutputMixin
@@ -120,6 +134,16 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Seeds initialisation, the validation split, shuffling and augmentation.
     verbose : int, default=0
         1 prints a line per epoch; 2 adds batch progress bars.
+    checkpoint_dir : str, path or None, default=None
+        A folder where fit writes ``last.pt`` (everything needed to resume:
+        weights, optimizer, scheduler and early-stopping state, history,
+        random state) after every epoch, and ``best.pt`` (a model file for
+        :func:`gar_sklearn.load`) whenever the validation loss improves.
+        When the folder already holds a checkpoint of the same parameters
+        and data, fit resumes from it and ends where an uninterrupted fit
+        would (a finished one is restored without training); a checkpoint of
+        other parameters or data raises a ValueError. See
+        ``docs/persistence.md``.
 
     Attributes
     ----------
@@ -208,6 +232,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         on_error="raise",
         random_state=None,
         verbose=0,
+        checkpoint_dir=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -241,6 +266,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.on_error = on_error
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -287,6 +313,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 "The 'augment' parameter must be None or an augmenter with an augment(image, rng) "
                 f"method (see gar_sklearn.augmentation). Got {self.augment!r} instead."
             )
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
+            raise ValueError(
+                f"The 'checkpoint_dir' parameter must be None or a folder path. Got {self.checkpoint_dir!r} instead."
+            )
         if isinstance(self.optimizer, str) and self.optimizer not in _OPTIMIZERS:
             raise ValueError(f"The 'optimizer' parameter must be one of {list(_OPTIMIZERS)} or a torch optimizer class. Got {self.optimizer!r} instead.")
         resolve_precision(self.precision)
@@ -310,11 +340,20 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        A KeyboardInterrupt (Ctrl-C) during training ends it with a warning
+        and leaves a fitted estimator holding the best weights so far (the
+        last ones when ``patience`` is None); with ``checkpoint_dir``, fitting
+        again resumes.
         """
         self._check_params()
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
         frame, one_d = validate_targets(y, attributes, len(source))
+        if self.on_error == "skip":  # before fitting the encoders: no class of unreadable images only
+            source, frame = self._drop_unreadable(source, frame)
         classes, binner = fit_encoders(frame, attributes, self.age_bins)
         codes = encode_targets(frame, attributes, classes, binner)
         loss_weights = self._loss_weights(attributes)
@@ -322,14 +361,16 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
 
-        if self.on_error == "skip":
-            source, codes = self._drop_unreadable(source, codes)
+        given_val = (None, None)
         if validation_data is not None:
             X_val, y_val = validation_data
             val_source = as_image_source(X_val)
             val_frame, _ = validate_targets(y_val, attributes, len(val_source))
+            if self.on_error == "skip":
+                val_source, val_frame = self._drop_unreadable(val_source, val_frame)
             val_codes = encode_targets(val_frame, attributes, classes, binner)
             train_source, train_codes = source, codes
+            given_val = (val_source, val_codes)
         elif self.validation_fraction:
             train_idx, val_idx = self._split(codes, rng)
             train_source, train_codes = source.subset(train_idx), codes[train_idx]
@@ -340,6 +381,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             raise ValueError(
                 f"At least 2 training images are needed; got n_samples={len(train_source)}."
             )
+
+        resume, fingerprint = self._read_checkpoint(source, codes, *given_val)
 
         self.attributes_ = attributes
         self.classes_ = classes[0] if one_d else classes
@@ -378,11 +421,71 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 train_ds, val_ds = self._image_datasets(
                     train_source, train_codes, val_source, val_codes, seed
                 )
-            net = self._make_net(module, attributes, loss_weights, train_ds, val_ds, device, seed)
+            net = self._make_net(module, attributes, loss_weights, train_ds, val_ds, device, seed,
+                                 checkpoint=fingerprint)
             self.net_ = net
-            net.fit(train_ds, None)
+            if resume is None:
+                net.fit(train_ds, None)
+            else:
+                net.initialize()
+                restore_training_state(net, resume)
+                if not resume["finished"]:
+                    dict(net.callbacks_)["checkpoint"].resume(resume)
+                    net.partial_fit(train_ds, None, epochs=self.max_epochs - resume["epoch"])
+        if not training_finished(net):
+            self._warn_interrupted(net)
         drop_training_state(net)
         return self
+
+    def _read_checkpoint(self, source, codes, val_source, val_codes):
+        """``(state to resume from or None, fingerprint of this fit or None)``."""
+        if self.checkpoint_dir is None:
+            return None, None
+        from . import __version__
+        from ._persistence import data_fingerprint, params_fingerprint, read_checkpoint
+
+        fingerprint = {
+            "params": params_fingerprint(self),
+            "data": data_fingerprint(source, codes, val_source, val_codes),
+            "library": __version__,
+        }
+        return read_checkpoint(Path(self.checkpoint_dir) / "last.pt", fingerprint), fingerprint
+
+    def _warn_interrupted(self, net):
+        drop_incomplete_epoch(net)
+        stopper = dict(net.callbacks_).get("early_stopping")
+        n_done = len(net.history)
+        if stopper is not None and stopper.best_model_weights_ is not None:
+            kept = f"the weights of epoch {stopper.best_epoch_}, the best so far"
+        elif n_done:
+            kept = "the weights it had when interrupted"
+        else:
+            kept = "the weights it had when interrupted, before any epoch was complete"
+        resume = (f" Fit again with checkpoint_dir={str(self.checkpoint_dir)!r} to resume."
+                  if self.checkpoint_dir is not None else "")
+        warnings.warn(
+            f"Training was interrupted (KeyboardInterrupt) after {n_done} of max_epochs="
+            f"{self.max_epochs} epochs; the estimator keeps {kept}.{resume}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def save(self, path):
+        """Save the fitted estimator to ``path`` as data and tensors.
+
+        The file holds the parameters, the fitted attributes, the training
+        history and the network's weights; :func:`gar_sklearn.load` reads it
+        without running code from it. Parameters that are not data (such as
+        an augmenter of another library) are left out with a warning.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        from ._persistence import save
+
+        check_is_fitted(self)
+        save(self, path)
 
     def _loss_weights(self, attributes):
         if self.loss_weights is None:
@@ -426,15 +529,17 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         decodes = train_ds.decoded is None and train_ds.source.kind == "sequence"
         return default_num_workers() if decodes or self.augment is not None else 0
 
-    def _drop_unreadable(self, source, codes):
+    def _drop_unreadable(self, source, labels):
+        """``source`` and ``labels`` (array or DataFrame) without the unreadable images."""
         _, failed = decode_images(source, np.arange(len(source)), 8, on_error="skip")
         if not failed:
-            return source, codes
+            return source, labels
         warn_skipped([source.describe(i) for i in failed])
         keep = np.setdiff1d(np.arange(len(source)), failed)
         if len(keep) == 0:
             raise ValueError("None of the images in X could be read; nothing to train on.")
-        return source.subset(keep), codes[keep]
+        labels = labels.iloc[keep].reset_index(drop=True) if hasattr(labels, "iloc") else labels[keep]
+        return source.subset(keep), labels
 
     def _decoded(self, source):
         """The decoded-image cache: all images as one uint8 array, when allowed and small enough."""
@@ -468,18 +573,24 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             val_ds = FeatureDataset(val_feats, val_codes)
         return train_ds, val_ds
 
-    def _make_net(self, module, attributes, loss_weights, train_ds, val_ds, device, seed):
+    def _make_net(self, module, attributes, loss_weights, train_ds, val_ds, device, seed, checkpoint=None):
+        """The skorch net; ``train_ds`` may be None for a net that only predicts (a loaded model).
+
+        ``checkpoint``: the fingerprint of the fit, to write checkpoints into ``checkpoint_dir``.
+        """
         optimizer = _OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
         callbacks = [("head_accuracy", HeadAccuracy(attributes))]
         monitor = "valid_loss" if val_ds is not None else "train_loss"
         if self.patience is not None:
             callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=self.patience,
                                                               load_best=True, sink=_noop)))
-        steps_per_epoch = math.ceil(len(train_ds) / self.batch_size)
+        n_train = len(train_ds) if train_ds is not None else 0
+        steps_per_epoch = max(1, math.ceil(n_train / self.batch_size))
         schedule = {
             "plateau": dict(policy="ReduceLROnPlateau", monitor=monitor, factor=0.2, patience=2),
             "cosine": dict(policy="CosineAnnealingLR", T_max=self.max_epochs),
-            "onecycle": dict(policy="OneCycleLR", max_lr=self._group_lrs(), step_every="batch",
+            # skorch does not export OneCycleLR by name: pass the class
+            "onecycle": dict(policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=self._group_lrs(), step_every="batch",
                              total_steps=self.max_epochs * steps_per_epoch),
             "step": dict(policy="StepLR", step_size=5, gamma=0.5),
             None: None,
@@ -490,6 +601,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             callbacks.append(("unfreeze", Unfreeze(self.unfreeze_after)))
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
+        if checkpoint is not None:  # last: it saves the other callbacks' state after they update it
+            from ._persistence import multi_attribute_template
+
+            callbacks.append(("checkpoint", TrainingCheckpoint(
+                str(self.checkpoint_dir), checkpoint, multi_attribute_template(self), monitor=monitor)))
         kwargs = {}
         if self.backbone_lr is not None:
             kwargs["optimizer__param_groups"] = [("stem.*", {"lr": self.backbone_lr}),
@@ -511,14 +627,15 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             device=device,
             iterator_train__shuffle=True,
             # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
-            iterator_train__drop_last=len(train_ds) % self.batch_size == 1,
+            iterator_train__drop_last=n_train % self.batch_size == 1,
             iterator_train__num_workers=workers,
             iterator_train__persistent_workers=False,
-            iterator_train__generator=torch.Generator().manual_seed(seed),
+            iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
             iterator_train__pin_memory=device.startswith("cuda"),
             iterator_valid__pin_memory=device.startswith("cuda"),
             loss_weights=loss_weights,
             amp_dtype=resolve_precision(self.precision),
+            seed=seed,
             verbose=int(self.verbose),
             callbacks__print_log__keys_ignored=["event_lr"],
             **kwargs,

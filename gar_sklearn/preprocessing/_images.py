@@ -4,14 +4,21 @@ Everything here is numpy and Pillow only: the torch side (``gar_sklearn._data``)
 turns these arrays into tensors.
 """
 
+import ast
 import hashlib
 import os
-from collections.abc import Sequence
+import re
+import threading
+import warnings
+from collections.abc import Mapping, Sequence, Set
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageLoadError", "load_image", "as_image_source", "ImageSource"]
+
+
+_MESSAGE = re.compile(r"Could not read image ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): (.*?)\s*$")
 
 
 class ImageLoadError(ValueError):
@@ -23,7 +30,16 @@ class ImageLoadError(ValueError):
         The path (or a description of the in-memory item) that failed.
     """
 
-    def __init__(self, source, reason):
+    def __init__(self, source, reason=None):
+        if reason is None:
+            # re-created from a message alone, which is how a DataLoader worker's error is
+            # re-raised in the main process: the message ends with the worker's traceback
+            match = _MESSAGE.search(str(source))
+            if match is None:
+                self.source, self.reason = None, None
+                super().__init__(str(source))
+                return
+            source, reason = ast.literal_eval(match.group(1)), match.group(2)
         self.source = str(source)
         self.reason = str(reason)
         super().__init__(f"Could not read image {self.source!r}: {self.reason}")
@@ -34,7 +50,16 @@ class ImageLoadError(ValueError):
 
 def _to_rgb(img):
     """Convert any Pillow mode to 8-bit RGB (alpha is composited on white)."""
+    try:
+        return _convert_to_rgb(img)
+    except ValueError as exc:
+        raise ValueError(f"Cannot convert an image of mode {img.mode!r} to RGB ({exc}).") from exc
+
+
+def _convert_to_rgb(img):
     mode = img.mode
+    if mode == "La":  # premultiplied alpha: Pillow converts it to RGBA only through LA
+        img, mode = img.convert("LA"), "LA"
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -55,7 +80,36 @@ def _to_rgb(img):
     return img.convert("RGB")
 
 
+# warning filters are process-wide: images are decoded in threads, so opening is serialised
+# (it reads the header only; decoding runs in parallel)
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path):
+    """``Image.open`` without Pillow's DecompressionBombWarning: up to Pillow's hard limit
+    (twice the warning's), big photos are photos; beyond it Pillow still raises."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+_HUGE_PIXELS = 4096 * 4096
+
+
+def _shrink_huge(img, size):
+    """Box-average a huge image down to a few times ``size`` before any conversion:
+    a 100-megapixel photo would otherwise be converted to RGB (300 MB) to be thrown away."""
+    if size is None or img.width * img.height <= _HUGE_PIXELS:
+        return img
+    factor = min(img.size) // (4 * size)
+    if factor < 2 or img.mode not in ("L", "LA", "RGB", "RGBA", "RGBX", "I", "F", "CMYK"):
+        return img
+    return img.reduce(factor)
+
+
 def _from_array(arr):
+    if arr.ndim in (2, 3) and 0 in arr.shape[:2]:
+        raise ValueError(f"An image array must have at least one pixel; got shape {arr.shape}.")
     if arr.dtype != np.uint8:
         raise ValueError(
             "Images given as arrays must have dtype uint8 (values 0-255); "
@@ -86,6 +140,10 @@ def load_image(image, size=None):
         (H, W), (H, W, 1), (H, W, 3) or (H, W, 4). Files are turned upright
         according to their EXIF orientation. Grayscale, palette, CMYK, 16-bit
         and images with an alpha channel (composited on white) are converted.
+        Files of up to ``2 * PIL.Image.MAX_IMAGE_PIXELS`` pixels (about 179
+        million by default; a 10,000 x 10,000 photo is 100 million) are
+        read; larger ones raise :class:`ImageLoadError`, as Pillow's
+        decompression-bomb guard would.
     size : int or None, default=None
         When given, the image is resized to ``(size, size)`` pixels.
 
@@ -96,7 +154,12 @@ def load_image(image, size=None):
     Raises
     ------
     ImageLoadError
-        When a file is missing, unreadable, truncated or not an image.
+        When a file is missing, unreadable, truncated, not an image, or too
+        large.
+    ValueError
+        When an array has the wrong dtype or shape, or no pixels.
+    TypeError
+        When ``image`` is none of the types above.
 
     Examples
     --------
@@ -108,12 +171,14 @@ def load_image(image, size=None):
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         try:
-            with Image.open(path) as img:
+            with _open(path) as img:
                 if size is not None and img.format == "JPEG":
                     # decode at a reduced DCT scale when that still covers `size`: much faster
                     img.draft("RGB", (size, size))
                 img.load()
                 img = ImageOps.exif_transpose(img)
+                img = _shrink_huge(img, size)
+                mode = img.mode
                 img = _to_rgb(img)
         except FileNotFoundError as exc:
             raise ImageLoadError(path, "no such file") from exc
@@ -121,7 +186,16 @@ def load_image(image, size=None):
             raise ImageLoadError(path, "is a directory, not an image file") from exc
         except UnidentifiedImageError as exc:
             raise ImageLoadError(path, "not a recognised image format") from exc
+        except Image.DecompressionBombError as exc:
+            raise ImageLoadError(
+                path,
+                f"too large to decode safely ({exc}); the limit is 2 * PIL.Image.MAX_IMAGE_PIXELS "
+                f"= {2 * Image.MAX_IMAGE_PIXELS} pixels: raise PIL.Image.MAX_IMAGE_PIXELS for "
+                "files you trust",
+            ) from exc
         except (OSError, SyntaxError, ValueError) as exc:
+            if str(exc).startswith("Cannot convert an image of mode"):
+                raise ImageLoadError(path, f"unsupported image mode {mode!r} ({exc})") from exc
             raise ImageLoadError(path, f"corrupt or truncated image ({exc})") from exc
     elif isinstance(image, Image.Image):
         img = _to_rgb(ImageOps.exif_transpose(image))
@@ -146,30 +220,42 @@ class ImageSource:
     Not public API: estimators build one with :func:`as_image_source`.
     """
 
-    def __init__(self, items, kind):
+    def __init__(self, items, kind, positions=None):
         self.items = items
         self.kind = kind  # "array" or "sequence"
+        self.positions = positions  # each item's index in the user's X, when a subset
 
     def __len__(self):
         return len(self.items)
 
+    def _position(self, index):
+        return index if self.positions is None else int(self.positions[index])
+
     def load(self, index, size=None):
-        return load_image(self.items[index], size=size)
+        try:
+            return load_image(self.items[index], size=size)
+        except ImageLoadError:
+            raise
+        except (TypeError, ValueError) as exc:  # a bad in-memory item: say which one
+            raise (TypeError if isinstance(exc, TypeError) else ValueError)(
+                f"X[{self._position(index)}]: {exc}"
+            ) from exc
 
     def describe(self, index):
-        """A short name of item ``index`` for messages: its path, or its position."""
+        """A short name of item ``index`` for messages: its path, or its position in X."""
         item = self.items[index] if self.kind == "sequence" else None
         if isinstance(item, (str, os.PathLike)):
             return os.fspath(item)
-        return f"X[{index}]"
+        return f"X[{self._position(index)}]"
 
     def subset(self, indices):
         indices = np.asarray(indices, dtype=np.intp)
+        positions = indices if self.positions is None else np.asarray(self.positions)[indices]
         if self.kind == "array":
-            return ImageSource(self.items[indices], "array")
+            return ImageSource(self.items[indices], "array", positions)
         if hasattr(self.items, "subset"):
-            return ImageSource(self.items.subset(indices), "sequence")
-        return ImageSource([self.items[i] for i in indices], "sequence")
+            return ImageSource(self.items.subset(indices), "sequence", positions)
+        return ImageSource([self.items[i] for i in indices], "sequence", positions)
 
     def cache_keys(self):
         """One hashable identity per image, for feature caches.
@@ -214,6 +300,11 @@ def as_image_source(X):
         )
     if isinstance(X, Image.Image):
         raise TypeError("X must be a sequence of images; got a single PIL image. Wrap it in a list.")
+    if isinstance(X, (Mapping, Set)):
+        raise TypeError(
+            "X must be a sequence of images (paths, PIL images or arrays) or an array of shape "
+            f"(n_samples, H, W[, 3]); got a {type(X).__name__}, which has no order."
+        )
     if hasattr(X, "to_numpy") and not hasattr(X, "columns"):  # pandas Series of paths
         X = X.to_numpy()
     if hasattr(X, "columns"):
@@ -236,6 +327,8 @@ def as_image_source(X):
             )
         if len(X) == 0:
             raise ValueError("X is empty: expected at least one image, got 0.")
+        if 0 in X.shape[1:3]:
+            raise ValueError(f"The images in X must have at least one pixel; got X of shape {X.shape}.")
         return ImageSource(X, "array")
     if isinstance(X, np.ndarray):
         if X.ndim != 1:

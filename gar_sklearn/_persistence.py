@@ -1,0 +1,670 @@
+"""Saving and loading fitted estimators and training checkpoints, as data and tensors only.
+
+A file is a torch zip archive read back with ``torch.load(weights_only=True)``:
+a header (format name, format version, library version), the configuration
+as one JSON string, a flat ``{name: tensor}`` dict and a SHA-256 digest of
+both. Loading never unpickles Python objects and never runs code from the
+file; at most it imports classes of gar_sklearn (or optimizers of
+``torch.optim``) named in the configuration and calls them with data.
+
+Each estimator class says how it becomes data through one registry
+(:func:`register_persistence`); a meta-estimator saves its parts by returning
+them inside its own data, where they are saved through their own entries.
+"""
+
+import hashlib
+import importlib
+import json
+import numbers
+import os
+import pickle
+import warnings
+import zipfile
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "FORMAT_VERSION",
+    "default_dump",
+    "dump_estimator",
+    "fitted_attributes",
+    "load",
+    "register_persistence",
+    "restore_estimator",
+    "save",
+    "storable_params",
+]
+
+_FORMAT = "gar_sklearn"
+FORMAT_VERSION = 1
+_KINDS = {"model": "a fitted estimator", "checkpoint": "a training checkpoint"}
+# prefixes of the modules whose classes a file may name
+_IMPORTABLE = ("gar_sklearn.", "torch.optim.")
+
+
+# ---------------------------------------------------------------- registry
+_REGISTRY = {}
+
+
+def _class_key(cls):
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register_persistence(cls, dump=None, restore=None):
+    """Teach :func:`save` and :func:`load` an estimator class.
+
+    Parameters
+    ----------
+    cls : type
+        The estimator class (a class of gar_sklearn: files name it by its
+        module and name, and :func:`load` imports only gar_sklearn modules,
+        which register their classes when imported).
+    dump : callable, optional
+        ``dump(estimator) -> data``: the fitted estimator as data made of
+        None, bool, int, float, str, lists, tuples, dicts, numpy arrays,
+        torch tensors, scikit-learn style objects of gar_sklearn (stored as
+        their parameters and fitted attributes) and fitted estimators of
+        registered classes (stored through their own ``dump``). Tensors go
+        to the file's tensor table, everything else to its JSON. The
+        default, :func:`default_dump`, stores the parameters that are data
+        (:func:`storable_params`) and the fitted attributes
+        (:func:`fitted_attributes`): enough for a meta-estimator whose fitted
+        parts are registered estimators.
+    restore : callable, optional
+        ``restore(data, device) -> estimator``: the inverse, given the data
+        with nested estimators, arrays and tensors already rebuilt (tensors
+        on the CPU) and the device the caller asked for (None: each part's
+        own choice). The default builds ``cls(**params)`` and sets the
+        fitted attributes.
+
+    See ``docs/persistence.md`` for a meta-estimator's registration.
+    """
+    _REGISTRY[_class_key(cls)] = (cls, dump or default_dump, restore or _default_restore(cls))
+
+
+def default_dump(estimator):
+    """Parameters that are data, and fitted attributes (see :func:`register_persistence`)."""
+    params, dropped = storable_params(estimator)
+    _warn_dropped(dropped)
+    return {"params": params, "dropped_params": dropped, "fitted": fitted_attributes(estimator)}
+
+
+def _default_restore(cls):
+    def restore(data, device):
+        estimator = cls(**data["params"])
+        for name, value in data["fitted"].items():
+            setattr(estimator, name, value)
+        return estimator
+
+    return restore
+
+
+def _warn_dropped(dropped):
+    if dropped:
+        warnings.warn(
+            f"These parameters are not data and are not saved: {dropped}; the loaded estimator "
+            "has their default values (predictions are not affected, but a refit would be).",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
+def _registry_entry(key):
+    if key not in _REGISTRY:
+        _import_class(key)  # importing its module registers it
+    if key not in _REGISTRY:
+        raise ValueError(f"The file holds an estimator of class {key!r}, which cannot be loaded.")
+    return _REGISTRY[key]
+
+
+def _import_class(key):
+    module_name, _, qualname = key.partition(":")
+    if not module_name.startswith(_IMPORTABLE) and module_name != "gar_sklearn":
+        raise ValueError(
+            f"The file names the class {key!r}; only classes of gar_sklearn and torch.optim are loaded."
+        )
+    try:
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"The file names the class {key!r}, which this version of gar_sklearn does not have."
+        ) from exc
+    if not isinstance(obj, type):
+        raise ValueError(f"The file names {key!r}, which is not a class.")
+    return obj
+
+
+def dump_estimator(estimator):
+    """The data of a fitted estimator of a registered class (see :func:`register_persistence`)."""
+    key = _class_key(type(estimator))
+    if key not in _REGISTRY:
+        raise TypeError(
+            f"Cannot save a {type(estimator).__name__}: its class is not registered with "
+            "gar_sklearn._persistence.register_persistence."
+        )
+    return _REGISTRY[key][1](estimator)
+
+
+def restore_estimator(key, data, device=None):
+    """Rebuild an estimator of class ``key`` from its (decoded) data."""
+    return _registry_entry(key)[2](data, device)
+
+
+def storable_params(estimator):
+    """The estimator's parameters that can be stored as data, and notes on the others.
+
+    Returns
+    -------
+    params : dict
+        ``get_params(deep=False)`` less the parameters that are neither data
+        nor scikit-learn style objects of gar_sklearn nor torch optimizer classes.
+    dropped : dict
+        ``{name: repr}`` of the parameters left out (they take their default
+        value when loaded).
+    """
+    params, dropped = {}, {}
+    for name, value in estimator.get_params(deep=False).items():
+        try:
+            _Encoder().encode(value)
+        except _Unstorable:
+            dropped[name] = repr(value)
+            continue
+        params[name] = value
+    return params, dropped
+
+
+def fitted_attributes(estimator, exclude=()):
+    """The instance attributes that are not parameters: public ones ending in ``_``
+    and private ones (``_name``) that can be stored as data."""
+    params = set(estimator.get_params(deep=False))
+    out = {}
+    for name, value in vars(estimator).items():
+        if name in params or name in exclude or name.startswith("__"):
+            continue
+        if name.startswith("_"):
+            try:
+                _Encoder().encode(value)
+            except _Unstorable:
+                continue
+            out[name] = value
+        elif name.endswith("_"):
+            out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------- data <-> JSON + tensors
+class _Unstorable(TypeError):
+    pass
+
+
+class _Encoder:
+    """Turns data into JSON-able values, moving tensors to ``self.tensors``.
+
+    Tagged dicts (keys starting with ``__``) stand for what JSON lacks:
+    tuples, dicts with other than str keys, arrays, tensors, classes and
+    objects. With ``lenient=True`` anything else becomes a tag naming its
+    class (for comparisons) instead of failing.
+    """
+
+    def __init__(self, tensors=None, prefix="", lenient=False):
+        self.tensors = {} if tensors is None else tensors
+        self.prefix = prefix
+        self.lenient = lenient
+
+    def encode(self, obj, path=""):
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, np.generic):
+            return self.encode(obj.item(), path)
+        if isinstance(obj, numbers.Integral):
+            return int(obj)
+        if isinstance(obj, float):
+            return obj
+        if isinstance(obj, list):
+            return [self.encode(v, f"{path}/{i}") for i, v in enumerate(obj)]
+        if isinstance(obj, tuple):
+            return {"__tuple__": [self.encode(v, f"{path}/{i}") for i, v in enumerate(obj)]}
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+                return {k: self.encode(v, f"{path}/{k}") for k, v in obj.items()}
+            return {"__items__": [[self.encode(k), self.encode(v, f"{path}/{i}")]
+                                  for i, (k, v) in enumerate(obj.items())]}
+        if isinstance(obj, torch.Tensor):
+            name = self.prefix + path.lstrip("/") or "tensor"
+            while name in self.tensors:
+                name += "'"
+            self.tensors[name] = obj.detach().to("cpu", copy=True).contiguous()
+            return {"__tensor__": name}
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.kind not in "biufUSO":
+                return self._unstorable(obj, path)
+            return {"__ndarray__": self.encode(obj.ravel().tolist(), path), "dtype": obj.dtype.str
+                    if obj.dtype != object else "object", "shape": list(obj.shape)}
+        if isinstance(obj, os.PathLike):
+            return os.fspath(obj)
+        if isinstance(obj, Enum) and type(obj).__module__.startswith("torchvision."):
+            return f"{type(obj).__name__}.{obj.name}"  # a weights enum: its name resolves it
+        if isinstance(obj, type):
+            key = _class_key(obj)
+            if key.startswith(_IMPORTABLE) and (
+                key.startswith("gar_sklearn.") or issubclass(obj, torch.optim.Optimizer)
+            ):
+                return {"__class__": key}
+            return self._unstorable(obj, path)
+        key = _class_key(type(obj))
+        if key in _REGISTRY and _is_fitted(obj):
+            return {"__estimator__": key, "state": self.encode(dump_estimator(obj), f"{path}/state")}
+        if key.startswith("gar_sklearn.") and hasattr(obj, "get_params"):
+            return {
+                "__object__": key,
+                "params": self.encode(obj.get_params(deep=False), f"{path}/params"),
+                "fitted": self.encode({k: v for k, v in vars(obj).items()
+                                       if k.endswith("_") and not k.startswith("_")}, f"{path}/fitted"),
+            }
+        return self._unstorable(obj, path)
+
+    def _unstorable(self, obj, path):
+        if self.lenient:
+            if hasattr(obj, "get_params"):
+                return {"__unstorable__": _class_key(type(obj)), "params": self.encode(obj.get_params(deep=False))}
+            return {"__unstorable__": _class_key(obj if isinstance(obj, type) else type(obj))}
+        raise _Unstorable(f"{path or 'value'}: {type(obj).__name__} {obj!r}")
+
+
+def _is_fitted(obj):
+    try:
+        check_is_fitted(obj)
+    except (NotFittedError, TypeError):
+        return False
+    return True
+
+
+def _decode(value, tensors, device):
+    if isinstance(value, list):
+        return [_decode(v, tensors, device) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tuple__" in value:
+        return tuple(_decode(v, tensors, device) for v in value["__tuple__"])
+    if "__items__" in value:
+        return {_decode(k, tensors, device): _decode(v, tensors, device) for k, v in value["__items__"]}
+    if "__tensor__" in value:
+        try:
+            return tensors[value["__tensor__"]]
+        except KeyError as exc:
+            raise ValueError(f"The file lacks the tensor {value['__tensor__']!r}.") from exc
+    if "__ndarray__" in value:
+        flat = _decode(value["__ndarray__"], tensors, device)
+        arr = np.empty(len(flat), dtype=np.dtype(value["dtype"]))
+        arr[:] = flat
+        return arr.reshape(value["shape"])
+    if "__class__" in value:
+        cls = _import_class(value["__class__"])
+        if not (cls.__module__.startswith("gar_sklearn.") or issubclass(cls, torch.optim.Optimizer)):
+            raise ValueError(f"The file names the class {value['__class__']!r}, which is not loaded.")
+        return cls
+    if "__estimator__" in value:
+        return restore_estimator(value["__estimator__"], _decode(value["state"], tensors, device), device)
+    if "__object__" in value:
+        cls = _import_class(value["__object__"])
+        if not hasattr(cls, "get_params"):
+            raise ValueError(f"The file names the class {value['__object__']!r}, which is not loaded.")
+        obj = cls(**_decode(value["params"], tensors, device))
+        for name, attr in _decode(value["fitted"], tensors, device).items():
+            setattr(obj, name, attr)
+        return obj
+    if "__unstorable__" in value:
+        raise ValueError(f"The file holds an object of class {value['__unstorable__']!r} that was not stored.")
+    return {k: _decode(v, tensors, device) for k, v in value.items()}
+
+
+def to_data(obj, lenient=False):
+    """``obj`` as JSON-able data and a tensor table (see :class:`_Encoder`)."""
+    encoder = _Encoder(lenient=lenient)
+    return encoder.encode(obj), encoder.tensors
+
+
+# ---------------------------------------------------------------- files
+def _digest(config, tensors):
+    h = hashlib.sha256(config.encode())
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _first_line(exc):
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def write_file(path, kind, config, tensors):
+    """Write a gar_sklearn file atomically (a killed writer leaves the old file intact)."""
+    from . import __version__
+
+    path = Path(path)
+    text = json.dumps(config, allow_nan=True)
+    payload = {
+        "format": _FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "kind": kind,
+        "config": text,
+        "tensors": tensors,
+        "digest": _digest(text, tensors),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_file(path, kind, device=None):
+    """Read a gar_sklearn file of ``kind``; returns its decoded data."""
+    from . import __version__
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such gar_sklearn file: {str(path)!r}.")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        raise ValueError(
+            f"{str(path)!r} is not a gar_sklearn file but a Python pickle. gar_sklearn.load never "
+            "runs code from a file; unpickle only files you trust, with pickle.load or joblib.load."
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if zipfile.is_zipfile(path) and "weights only" in str(exc).lower():
+            raise ValueError(
+                f"{str(path)!r} is not a gar_sklearn file: it holds Python objects, not only data "
+                "and tensors. gar_sklearn.load never runs code from a file; unpickle only files "
+                "you trust, with torch.load(weights_only=False)."
+            ) from exc
+        raise ValueError(
+            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated ({_first_line(exc)})."
+        ) from exc
+    except Exception as exc:  # zip and storage errors of a truncated or damaged file
+        raise ValueError(
+            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated ({_first_line(exc)})."
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(
+            f"{str(path)!r} is not a gar_sklearn file: it holds "
+            f"{type(payload).__name__ if not isinstance(payload, dict) else 'a dict without the gar_sklearn header'}"
+            " (write gar_sklearn files with estimator.save(path))."
+        )
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} was written by gar_sklearn {payload.get('library_version')!s} in file format "
+            f"version {version!r}; this gar_sklearn {__version__} reads format version {FORMAT_VERSION} "
+            f"only. Load it with gar_sklearn {payload.get('library_version')!s}, or refit."
+        )
+    if payload.get("kind") != kind:
+        raise ValueError(
+            f"{str(path)!r} holds {_KINDS.get(payload.get('kind'), repr(payload.get('kind')))}, not "
+            f"{_KINDS[kind]}."
+            + (" Resume training by fitting with checkpoint_dir set to its folder, or load the "
+               "folder's best.pt." if payload.get("kind") == "checkpoint" else "")
+        )
+    try:
+        text, tensors = payload["config"], payload["tensors"]
+        ok = isinstance(text, str) and isinstance(tensors, dict) and payload.get("digest") == _digest(text, tensors)
+    except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise ValueError(f"{str(path)!r} is a damaged gar_sklearn file ({exc}).") from exc
+    if not ok:
+        raise ValueError(
+            f"{str(path)!r} is corrupted: its content does not match the checksum written with it."
+        )
+    return _decode(json.loads(text), tensors, device)
+
+
+def save(estimator, path):
+    """Save a fitted estimator as data and tensors (see :func:`load`).
+
+    Parameters
+    ----------
+    estimator : fitted estimator of gar_sklearn
+    path : str or os.PathLike
+        The file to write (replaced atomically when it exists).
+    """
+    if _class_key(type(estimator)) not in _REGISTRY:
+        dump_estimator(estimator)  # raises the "not registered" TypeError
+    check_is_fitted(estimator)
+    config, tensors = to_data(estimator)
+    write_file(path, "model", config, tensors)
+
+
+def load(path, *, device=None):
+    """Load an estimator saved with ``estimator.save(path)``.
+
+    The file is read with ``torch.load(weights_only=True)``: only data and
+    tensors, no code runs. The network is rebuilt from the backbone's name
+    with random weights, then given the saved ones: nothing is downloaded.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    device : str or None, default=None
+        Where the network goes: ``"cpu"``, ``"cuda"``, ``"auto"``; None
+        keeps the device it was saved from when that exists here, and uses
+        the CPU otherwise (a model trained on a GPU loads on a CPU-only
+        machine).
+
+    Returns
+    -------
+    estimator
+
+    Raises
+    ------
+    ValueError
+        When the file is not a gar_sklearn model, is corrupted or truncated,
+        or was written in another version of the file format.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> import gar_sklearn
+    >>> from gar_sklearn.datasets import make_synthetic_faces
+    >>> X, y = make_synthetic_faces(40, image_size=16, random_state=0)
+    >>> clf = gar_sklearn.MultiAttributeClassifier(
+    ...     backbone="tiny", weights=None, image_size=16, attributes=("gender",),
+    ...     max_epochs=1, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+    >>> clf.save(path)
+    >>> again = gar_sklearn.load(path)
+    >>> bool(np.array_equal(again.predict_proba(X)[0], clf.predict_proba(X)[0]))
+    True
+    """
+    estimator = read_file(path, "model", device=device)  # the top level decodes to the estimator
+    if not hasattr(estimator, "get_params"):
+        raise ValueError(f"{str(path)!r} is a gar_sklearn file but holds no estimator.")
+    return estimator
+
+
+# ---------------------------------------------------------------- MultiAttributeClassifier
+def load_device(saved, requested):
+    """The device a loaded network goes to."""
+    from ._base import resolve_device
+
+    if requested is not None:
+        return resolve_device(requested)
+    saved = str(saved or "cpu")
+    if saved.startswith("cuda"):
+        index = torch.device(saved).index or 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            return "cpu"
+    return saved
+
+
+def network_data(net):
+    return {
+        "state_dict": net.module_.state_dict(),
+        "stem_frozen": bool(net.module_.stem_frozen),
+        "channels_last": bool(net.module_.normalize.channels_last),
+        "history": list(net.history),
+    }
+
+
+def _dump_multi_attribute(est):
+    check_is_fitted(est)
+    params, dropped = storable_params(est)
+    _warn_dropped(dropped)
+    return {"params": params, "dropped_params": dropped,
+            "fitted": fitted_attributes(est, exclude=("net_",)), "network": network_data(est.net_)}
+
+
+def multi_attribute_template(est):
+    """A model file's configuration without the network: what the checkpoint
+    callback completes with the best weights (``best.pt``)."""
+    params, dropped = storable_params(est)
+    encoder = _Encoder()
+    state = encoder.encode({"params": params, "dropped_params": dropped,
+                            "fitted": fitted_attributes(est, exclude=("net_",))}, "state")
+    if encoder.tensors:
+        raise TypeError("The configuration of a MultiAttributeClassifier holds no tensors.")
+    return {"__estimator__": _class_key(type(est)), "state": state}
+
+
+def write_model_snapshot(path, template, net):
+    """Write a model file from a template and a net's current weights and history."""
+    encoder = _Encoder(prefix="state/network/")
+    network = encoder.encode(network_data(net))
+    config = {**template, "state": {**template["state"], "network": network}}
+    write_file(path, "model", config, encoder.tensors)
+
+
+def _restore_multi_attribute(data, device):
+    from skorch.history import History
+
+    from ._base import drop_training_state
+    from ._multi_attribute import MultiAttributeClassifier
+    from .backbones import MultiHeadNetwork, build_backbone
+
+    est = MultiAttributeClassifier(**data["params"])
+    for name, value in data["fitted"].items():
+        setattr(est, name, value)
+    device = load_device(getattr(est, "device_", "cpu"), device)
+    est.device_ = device
+    network = data["network"]
+    n_classes = [len(c) for c in est._class_lists()]
+    channels_last = network["channels_last"]  # the memory layout changes the float rounding
+    with torch.random.fork_rng(devices=[]):  # random initial weights, replaced below: keep the seed
+        backbone = build_backbone(est.backbone, weights=None)
+        module = MultiHeadNetwork(
+            backbone, n_classes, n_frozen=est.n_frozen_stages_, hidden_units=est.head_hidden_units,
+            dropout=est.dropout, channels_last=channels_last,
+        )
+    try:
+        module.load_state_dict(network["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"The saved weights do not fit a {est.backbone!r} network with heads of {n_classes} "
+            f"classes: the file is damaged or was written by an incompatible version ({exc})."
+        ) from exc
+    module.set_stem_frozen(network["stem_frozen"])
+    net = est._make_net(module, est.attributes_, est._loss_weights(est.attributes_), None, None, device, 0)
+    net.initialize()
+    net.history_ = History(network["history"])
+    est.net_ = drop_training_state(net)
+    return est
+
+
+def _register_builtin():
+    from ._multi_attribute import MultiAttributeClassifier
+
+    register_persistence(MultiAttributeClassifier, _dump_multi_attribute, _restore_multi_attribute)
+
+
+# ---------------------------------------------------------------- checkpoints
+# parameters that change neither the training trajectory nor the result
+_NOT_FINGERPRINTED = ("verbose", "num_workers", "checkpoint_dir", "cache_dir", "image_cache", "device")
+
+
+def params_fingerprint(estimator):
+    params = {k: v for k, v in estimator.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED}
+    return json.loads(json.dumps(_Encoder(lenient=True).encode(params), allow_nan=True))
+
+
+def data_fingerprint(*parts):
+    """A digest of images (ImageSource) and label codes (arrays)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        if part is None:
+            h.update(b"none|")
+        elif isinstance(part, np.ndarray):
+            h.update(f"array|{part.dtype.str}|{part.shape}|".encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif part.kind == "array":
+            h.update(f"images|{part.items.dtype.str}|{part.items.shape}|".encode())
+            h.update(np.ascontiguousarray(part.items).tobytes())
+        else:
+            h.update(f"files|{len(part)}|".encode())
+            for key in part.cache_keys():
+                h.update(str(key).encode() + b"\0")
+    return h.hexdigest()
+
+
+def read_checkpoint(path, fingerprint):
+    """The training state in ``path``, after checking it comes from the same configuration and data.
+
+    Returns None when there is no checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = read_file(path, "checkpoint")
+    except ValueError as exc:
+        raise ValueError(
+            f"The checkpoint {str(path)!r} cannot be used to resume: {exc} Delete it (or choose "
+            "another checkpoint_dir) to train from scratch."
+        ) from exc
+    saved = state.get("fingerprint", {})
+    if saved != fingerprint:
+        differences = []
+        old, new = saved.get("params", {}), fingerprint["params"]
+        for name in sorted(set(old) | set(new)):
+            if old.get(name, "<absent>") != new.get(name, "<absent>"):
+                differences.append(f"{name}={_short(old.get(name, '<absent>'))} there, "
+                                   f"{_short(new.get(name, '<absent>'))} here")
+        if saved.get("data") != fingerprint["data"]:
+            differences.append("the images or labels differ")
+        if saved.get("library") != fingerprint["library"]:
+            differences.append(f"written by gar_sklearn {saved.get('library')}")
+        raise ValueError(
+            f"checkpoint_dir={str(path.parent)!r} holds a checkpoint of another fit, which is not "
+            f"resumed: {'; '.join(differences) or 'its configuration differs'}. Use another "
+            "checkpoint_dir, or delete the folder's files to train from scratch."
+        )
+    return state
+
+
+def _short(value):
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def write_checkpoint(path, state):
+    config, tensors = to_data(state)
+    write_file(path, "checkpoint", config, tensors)
+
+
+_register_builtin()
