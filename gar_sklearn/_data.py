@@ -5,6 +5,7 @@ as uint8 (N, 3, H, W) tensors; normalisation happens on the network side.
 """
 
 import hashlib
+import multiprocessing
 import os
 import warnings
 
@@ -20,7 +21,20 @@ __all__ = [
     "decode_images",
     "view_rng",
     "default_num_workers",
+    "worker_context",
 ]
+
+
+def worker_context(num_workers):
+    """The multiprocessing context of DataLoader workers: fork where the OS has it.
+
+    Named explicitly because inside joblib's loky workers (GridSearchCV with
+    ``n_jobs > 1``) the default context is loky's, whose processes a
+    DataLoader cannot start.
+    """
+    if not num_workers:
+        return None
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
 def default_num_workers():

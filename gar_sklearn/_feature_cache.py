@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._data import view_rng
+from ._data import view_rng, worker_context
 
 __all__ = ["FeatureCache", "feature_cache", "config_key"]
 
@@ -166,7 +166,7 @@ class FeatureCache:
         pairs = [(i, v) for i in indices for v in range(n_views)]
         loader = DataLoader(
             _ViewDataset(source, pairs, keys, image_size, augmenter),
-            batch_size=batch_size, num_workers=num_workers,
+            batch_size=batch_size, num_workers=num_workers, multiprocessing_context=worker_context(num_workers),
             pin_memory=torch.device(device).type == "cuda",
         )
         was_training = module.training

@@ -29,7 +29,14 @@ from ._base import (
     restore_training_state,
     training_finished,
 )
-from ._data import FeatureDataset, ImageDataset, decode_images, default_num_workers, warn_skipped
+from ._data import (
+    FeatureDataset,
+    ImageDataset,
+    decode_images,
+    default_num_workers,
+    warn_skipped,
+    worker_context,
+)
 from ._feature_cache import feature_cache
 from ._outputs import MultiAttributeOutputMixin
 from ._targets import check_attributes, encode_targets, fit_encoders, validate_targets
@@ -629,6 +636,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
             iterator_train__drop_last=n_train % self.batch_size == 1,
             iterator_train__num_workers=workers,
+            iterator_train__multiprocessing_context=worker_context(workers),
             iterator_train__persistent_workers=False,
             iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
             iterator_train__pin_memory=device.startswith("cuda"),
@@ -659,7 +667,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         source = as_image_source(X)
         dataset = ImageDataset(source, self.image_size_, on_error=self.on_error)
         device = self.net_.device
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self._workers(source),
+        workers = self._workers(source)
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=workers,
+                            multiprocessing_context=worker_context(workers),
                             pin_memory=str(device).startswith("cuda"))
         chunks, flags = [], []
         for batch in loader:
