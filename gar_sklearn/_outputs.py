@@ -134,3 +134,20 @@ class MultiAttributeOutputMixin:
             hit = np.asarray([p == t for p, t in zip(pred[:, k], truth[a].tolist())], dtype=float)
             accs.append(np.average(hit, weights=sample_weight))
         return float(np.mean(accs))
+
+    def save(self, path):
+        """Save the fitted estimator to ``path`` as data and tensors.
+
+        The file holds the parameters, the fitted attributes, the training
+        history and the network's weights; :func:`gar_sklearn.load` reads it
+        without running code from it. Parameters that are not data (such as
+        an augmenter of another library) are left out with a warning.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        from ._persistence import save
+
+        check_is_fitted(self)
+        save(self, path)

@@ -588,9 +588,11 @@ def _restore_multi_attribute(data, device):
 
 
 def _register_builtin():
+    from ._fusion import GenderFusionClassifier
     from ._multi_attribute import MultiAttributeClassifier
 
     register_persistence(MultiAttributeClassifier, _dump_multi_attribute, _restore_multi_attribute)
+    register_persistence(GenderFusionClassifier)  # its fitted parts are saved through their own entry
 
 
 # ---------------------------------------------------------------- checkpoints

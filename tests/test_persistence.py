@@ -279,3 +279,22 @@ def test_joblib_and_pickle_keep_working(model, data, saved, tmp_path):
     loaded = gar_sklearn.load(saved)
     again = pickle.loads(pickle.dumps(loaded))  # a loaded model pickles like a fitted one
     assert_same_predictions(model, again, X)
+
+
+def test_gender_fusion_model_saves_and_loads(tmp_path):
+    from gar_sklearn import GenderFusionClassifier
+
+    X, y = make_synthetic_faces(100, image_size=16, gender_dependent=True, random_state=0)
+    part = dict(TINY, image_size=16, max_epochs=1)
+    model = GenderFusionClassifier(
+        MultiAttributeClassifier(attributes=("gender",), **part),
+        MultiAttributeClassifier(attributes=("age", "race"), age_bins="fairface", **part),
+        routing="soft", random_state=0,
+    ).fit(X, y)
+    model.save(tmp_path / "fusion.gar")
+    loaded = gar_sklearn.load(tmp_path / "fusion.gar")
+    assert type(loaded) is GenderFusionClassifier and loaded.routing == "soft"
+    assert set(loaded.specialists_) == {"Male", "Female"}
+    for p, q in zip(model.predict_proba(X), loaded.predict_proba(X)):
+        np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(model.predict_age(X), loaded.predict_age(X))
