@@ -456,3 +456,17 @@ def test_metrics_package_imports_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_expected_calibration_error_by_hand():
+    from gar_sklearn.metrics import expected_calibration_error
+
+    # two bins: [0, .5) holds nothing; [.5, 1] holds confidences .9 .8 .7 .6 (mean .75), 2 of 4 right
+    proba = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]]
+    assert expected_calibration_error(["a", "b", "b", "a"], proba, classes=["a", "b"], n_bins=2) == pytest.approx(0.25)
+    # ten bins: each row alone in its bin; |1-.9|, |0-.8|, |1-.7|, |0-.6| averaged
+    assert expected_calibration_error(["a", "b", "b", "a"], proba, classes=["a", "b"], n_bins=10) == pytest.approx(
+        (0.1 + 0.8 + 0.3 + 0.6) / 4)
+    assert expected_calibration_error(["a"], [[1.0, 0.0]], classes=["a", "b"]) == 0.0
+    with pytest.raises(ValueError, match=r"proba must have shape \(n_samples, 3\)"):
+        expected_calibration_error(["a"], [[1.0, 0.0]], classes=["a", "b", "c"])

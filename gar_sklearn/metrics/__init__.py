@@ -6,6 +6,7 @@ predictions and y's own race/gender columns for ``GridSearchCV``.
 """
 
 from ._bootstrap import bootstrap_by_group
+from ._calibration import expected_calibration_error
 from ._group_metrics import (
     GroupMetrics,
     accuracy_by_group,
@@ -43,6 +44,7 @@ __all__ = [
     "default_scoring",
     "demographic_parity_difference",
     "equalized_odds_difference",
+    "expected_calibration_error",
     "group_difference",
     "group_ratio",
     "group_report",
