@@ -5,7 +5,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ._targets import transform_frame, validate_targets
-from .preprocessing._age import age_group_midpoints
+from .preprocessing._age import age_group_midpoints, aggregate_age_proba
 
 __all__ = ["MultiAttributeOutputMixin"]
 
@@ -114,6 +114,34 @@ class MultiAttributeOutputMixin:
             raise ValueError(f"This estimator predicts {list(self.attributes_)}, not 'age'.")
         probas, _ = self._predict_probas(X)
         return self._age_from(probas[self.attributes_.index("age")], method)
+
+    def predict_age_group(self, X, bins="fairface"):
+        """Age groups read from the age head's distribution.
+
+        The probabilities of the age classes are summed into the groups that
+        hold their representative ages, and the most probable group is
+        returned: a model trained on exact ages answers in FairFace's nine
+        groups, say.
+
+        Parameters
+        ----------
+        bins : "fairface", int or sequence of int, default="fairface"
+            The groups, as in :class:`~gar_sklearn.preprocessing.AgeBinner`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), dtype object
+            None for unreadable images.
+        """
+        check_is_fitted(self)
+        if "age" not in self.attributes_:
+            raise ValueError(f"This estimator predicts {list(self.attributes_)}, not 'age'.")
+        probas, ok = self._predict_probas(X)
+        group_proba, groups = aggregate_age_proba(
+            np.nan_to_num(probas[self.attributes_.index("age")]), self._age_values(), bins)
+        out = np.empty(len(ok), dtype=object)
+        out[ok] = groups[group_proba[ok].argmax(axis=1)]
+        return out
 
     def transform_targets(self, y):
         """y as this estimator predicts it: a DataFrame of the attributes, ages binned as in fit."""

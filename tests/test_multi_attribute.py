@@ -381,3 +381,41 @@ def test_cached_and_uncached_training_agree():
     b = MultiAttributeClassifier(cache_features=False, **params).fit(X, y)
     # features are stored in float16, so losses agree to about 1e-3, not exactly
     np.testing.assert_allclose(a.history_[:, "train_loss"], b.history_[:, "train_loss"], rtol=2e-3)
+
+
+def test_age_label_distributions_with_age_sigma():
+    X, y = make_synthetic_faces(120, image_size=16, random_state=9)
+    clf = MultiAttributeClassifier(attributes=("gender", "age"), age_bins=1, age_sigma=2.0, max_epochs=2,
+                                   **{**TINY, "image_size": 16}).fit(X, y)
+    Q = clf.net_.soft_targets[1].numpy()
+    ages = clf.classes_[1].astype(float)
+    i = int(np.searchsorted(ages, 30))
+    expected = np.exp(-((ages - 30) ** 2) / (2 * 2.0 ** 2))
+    np.testing.assert_allclose(Q[i], expected / expected.sum(), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(Q.sum(axis=1), 1, rtol=1e-5)
+    # the loss of a batch is the cross-entropy against those rows, plus the gender head's
+    logits = (torch.randn(4, 2), torch.randn(4, len(ages)))
+    target = torch.tensor([[0, i], [1, i], [0, 0], [1, len(ages) - 1]])
+    soft = torch.as_tensor(Q)[target[:, 1]]
+    manual = torch.nn.functional.cross_entropy(logits[0], target[:, 0]) - (
+        soft * torch.log_softmax(logits[1], dim=1)).sum(1).mean()
+    assert clf.net_.get_loss(logits, target).item() == pytest.approx(manual.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="'age_sigma' parameter must be None or a positive float"):
+        clf.set_params(age_sigma=0).fit(X, y)
+
+
+def test_predict_age_group_sums_the_fine_age_distribution(synthetic):
+    X, y, X_test, _ = synthetic
+    clf = MultiAttributeClassifier(attributes=("age",), age_bins=1, max_epochs=2, **TINY).fit(X, y)
+    proba = clf.predict_proba(X_test[:30])[0]
+    groups = clf.predict_age_group(X_test[:30])
+    ages = clf.classes_[0]
+    from gar_sklearn.preprocessing import FAIRFACE_AGE_GROUPS, AgeBinner
+
+    of_age = AgeBinner().fit(ages).transform(ages)
+    for p, g in zip(proba, groups):  # by hand: the group whose ages hold the most probability
+        sums = {name: p[of_age == name].sum() for name in FAIRFACE_AGE_GROUPS}
+        assert g == max(sums, key=sums.get)
+    decades = clf.predict_age_group(X_test[:30], bins=10)
+    # ten-year groups up to the oldest class (89), the last one open-ended
+    assert set(decades) <= {f"{d}-{d + 9}" for d in range(0, 80, 10)} | {"80+"}

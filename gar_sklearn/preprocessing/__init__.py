@@ -1,6 +1,6 @@
 """Image loading, resizing and age binning: numpy and Pillow only."""
 
-from ._age import FAIRFACE_AGE_GROUPS, AgeBinner, age_group_midpoints
+from ._age import FAIRFACE_AGE_GROUPS, AgeBinner, age_group_midpoints, aggregate_age_proba
 from ._faces import FaceCropper, FaceCrops, NoFaceWarning
 from ._images import ImageLoadError, as_image_source, load_image
 from ._transformers import ImageLoader
@@ -14,6 +14,7 @@ __all__ = [
     "ImageLoadError",
     "ImageLoader",
     "age_group_midpoints",
+    "aggregate_age_proba",
     "as_image_source",
     "load_image",
 ]

@@ -8,7 +8,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["AgeBinner", "FAIRFACE_AGE_GROUPS", "age_group_midpoints"]
+__all__ = ["AgeBinner", "FAIRFACE_AGE_GROUPS", "age_group_midpoints", "aggregate_age_proba"]
 
 #: FairFace's nine age groups, spelt as in its published label files.
 FAIRFACE_AGE_GROUPS = (
@@ -60,6 +60,46 @@ def age_group_midpoints(labels):
                 "'a-b', 'N+' or 'more than N'."
             )
     return np.asarray(out, dtype=float)
+
+
+def aggregate_age_proba(proba, ages, bins="fairface"):
+    """Sum a probability distribution over ages into age groups.
+
+    A model trained on fine age classes (exact ages, say) can then answer in
+    coarser groups: each class's probability goes to the group holding its
+    representative age.
+
+    Parameters
+    ----------
+    proba : array-like of shape (n_samples, n_classes)
+        Probabilities of the age classes.
+    ages : array-like of shape (n_classes,)
+        The representative age of each class (see :func:`age_group_midpoints`).
+    bins : "fairface", int or sequence of int, default="fairface"
+        The groups, as in :class:`AgeBinner`.
+
+    Returns
+    -------
+    group_proba : ndarray of shape (n_samples, n_groups)
+    groups : ndarray of shape (n_groups,)
+        The group labels, in the columns' order.
+
+    Examples
+    --------
+    >>> from gar_sklearn.preprocessing import aggregate_age_proba
+    >>> p, groups = aggregate_age_proba([[0.2, 0.3, 0.5]], ages=[8, 9, 25])
+    >>> p.round(2).tolist(), groups[[1, 3]].tolist()
+    ([[0.0, 0.5, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0]], ['3-9', '20-29'])
+    """
+    proba = np.asarray(proba, dtype=float)
+    ages = np.asarray(ages, dtype=float)
+    if proba.ndim != 2 or proba.shape[1] != len(ages):
+        raise ValueError(
+            f"proba must have shape (n_samples, {len(ages)}), one column per age; got {proba.shape}."
+        )
+    binner = AgeBinner(bins=bins).fit(ages)
+    member = binner.transform(ages)[:, None] == binner.classes_[None, :]
+    return proba @ member.astype(float), binner.classes_
 
 
 class AgeBinner(TransformerMixin, BaseEstimator):
