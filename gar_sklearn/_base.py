@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 
+from ._progress import progress_bar, write_line
+
 __all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "TrainingCheckpoint", "resolve_device",
-           "drop_training_state", "training_finished"]
+           "drop_training_state", "training_finished", "EpochLog", "BatchProgressBar"]
 
 
 def resolve_device(device):
@@ -67,6 +69,11 @@ class MultiHeadNet(NeuralNet):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=torch.device(self.device).type, dtype=self.amp_dtype)
+
+    def get_default_callbacks(self):
+        # the epoch table goes above any open progress bar, and without colour codes off a terminal
+        return [(name, EpochLog() if type(cb) is PrintLog else cb)
+                for name, cb in super().get_default_callbacks()]
 
     def initialize(self):
         super().initialize()
@@ -304,6 +311,27 @@ def drop_training_state(net):
             if getattr(callback, attr, None) is not None:
                 setattr(callback, attr, None)
     return net
+
+
+class EpochLog(PrintLog):
+    """skorch's epoch table, printed above any open progress bar (``tqdm.write``) and
+    without colour codes when stdout is not a terminal; silent when the net's
+    ``verbose`` is 0."""
+
+    def _sink(self, text, verbose):
+        if verbose:
+            write_line(text)
+
+
+class BatchProgressBar(ProgressBar):
+    """skorch's per-epoch batch bar (training and validation batches, with the
+    running losses), drawn only where :func:`gar_sklearn._progress.show_progress`
+    allows at the net's ``verbose`` level."""
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        total = self._get_batches_per_epoch(net, dataset_train, dataset_valid)
+        self.pbar_ = progress_bar(net.verbose, total=total, desc=f"epoch {len(net.history)}",
+                                  unit="batch")
 
 
 class HeadAccuracy(Callback):

@@ -128,6 +128,10 @@ class FeatureCache:
         """Features of every image of ``source`` as a tensor (n, n_views, ...).
 
         Computes (and stores) only the images whose key is not cached yet.
+        ``progress``, when given, is called as ``progress(total)`` with the
+        number of views to compute, only when there are some, and returns a
+        bar (such as :func:`gar_sklearn._progress.progress_bar`'s) whose
+        ``update(n)`` is called after each batch and ``close()`` at the end.
         """
         if n_views > 1 and augmenter is None:
             raise ValueError("More than one cached view needs an augmenter to make the others.")
@@ -136,8 +140,13 @@ class FeatureCache:
             table = self._table(config, cache_dir)
         missing = [i for i, k in enumerate(keys) if k not in table]
         if missing:
-            new = self._compute(module, source, keys, missing, image_size, n_views, augmenter,
-                                device, batch_size, num_workers, progress)
+            bar = progress(len(missing) * n_views) if progress is not None else None
+            try:
+                new = self._compute(module, source, keys, missing, image_size, n_views, augmenter,
+                                    device, batch_size, num_workers, bar)
+            finally:
+                if bar is not None:
+                    bar.close()
             with self._lock:
                 table.update(zip([keys[i] for i in missing], new))
         if cache_dir is not None:  # persist what the disk lacks, computed now or earlier
@@ -178,7 +187,7 @@ class FeatureCache:
                     feats = module.encode(images.to(device, non_blocking=True))
                     chunks.append(feats.to("cpu", STORAGE_DTYPE))
                     if progress is not None:
-                        progress(len(images))
+                        progress.update(len(images))
         finally:
             module.train(was_training)
         feats = torch.cat(chunks)

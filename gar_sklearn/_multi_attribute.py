@@ -12,12 +12,13 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.callbacks import EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ._base import (
+    BatchProgressBar,
     HeadAccuracy,
     MultiHeadNet,
     TrainingCheckpoint,
@@ -39,6 +40,7 @@ from ._data import (
 )
 from ._feature_cache import feature_cache
 from ._outputs import MultiAttributeOutputMixin
+from ._progress import progress_bar
 from ._targets import check_attributes, encode_targets, fit_encoders, validate_targets
 from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
 from .preprocessing._images import as_image_source
@@ -140,7 +142,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     random_state : int, RandomState or None, default=None
         Seeds initialisation, the validation split, shuffling and augmentation.
     verbose : int, default=0
-        1 prints a line per epoch; 2 adds batch progress bars.
+        0 prints nothing. 1 prints a line per epoch (losses, validation
+        accuracy per attribute) to stdout and, when stderr is a terminal,
+        draws progress bars there: the batches of each epoch, feature
+        extraction, prediction. 2 draws the bars also when stderr is not a
+        terminal.
     checkpoint_dir : str, path or None, default=None
         A folder where fit writes ``last.pt`` (everything needed to resume:
         weights, optimizer, scheduler and early-stopping state, history,
@@ -552,7 +558,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _feature_datasets(self, module, train_source, train_codes, val_source, val_codes, seed, device):
         n_views = self.cache_views if self.augment is not None else 1
         common = dict(backbone=self.backbone, image_size=self.image_size, device=device,
-                      batch_size=max(self.batch_size, 64), cache_dir=self.cache_dir)
+                      batch_size=max(self.batch_size, 64), cache_dir=self.cache_dir,
+                      progress=lambda total: progress_bar(self.verbose, total, desc="features"))
         feats = feature_cache.get(module, train_source, train_source.cache_keys(), n_views=n_views,
                                   augmenter=self.augment, num_workers=self._workers(train_source), **common)
         train_ds = FeatureDataset(feats, train_codes, random_view=True, seed=seed)
@@ -589,8 +596,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             callbacks.append(("lr_scheduler", LRScheduler(**schedule)))
         if self.unfreeze_after is not None and module.stem_frozen:
             callbacks.append(("unfreeze", Unfreeze(self.unfreeze_after)))
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
+        if self.verbose >= 1:  # the bar itself decides whether to draw (terminal or verbose >= 2)
+            callbacks.append(("progress_bar", BatchProgressBar()))
         if checkpoint is not None:  # last: it saves the other callbacks' state after they update it
             from ._persistence import multi_attribute_template
 
@@ -655,10 +662,13 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                             multiprocessing_context=worker_context(workers),
                             pin_memory=str(device).startswith("cuda"))
         chunks, flags = [], []
+        bar = progress_bar(self.verbose, len(dataset), desc="predict")
         for batch in loader:
             logits = self.net_.evaluation_step(batch, training=False)
             chunks.append([torch.softmax(lg.float(), dim=1).cpu().numpy() for lg in logits])
             flags.append(np.asarray(batch[1], dtype=bool))
+            bar.update(len(flags[-1]))
+        bar.close()
         probas = [np.concatenate([c[k] for c in chunks]) for k in range(len(self.attributes_))]
         ok = np.concatenate(flags)
         if not ok.all():

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .._progress import progress_bar
 from ._images import ImageLoadError, as_image_source, load_image
 
 __all__ = ["FaceCropper", "FaceCrops", "NoFaceWarning"]
@@ -293,6 +294,9 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     cascade : str or path, default="haarcascade_frontalface_default.xml"
         The cascade: a file name from ``cv2.data.haarcascades`` (for example
         ``"haarcascade_frontalface_alt2.xml"``) or a path to an XML file.
+    verbose : int, default=0
+        1 draws a progress bar over the photos on stderr when it is a
+        terminal; 2 draws it also when not; 0 never.
 
     See Also
     --------
@@ -336,6 +340,7 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         detect_size=800,
         detect_padding=0.15,
         cascade=_DEFAULT_CASCADE,
+        verbose=0,
     ):
         self.margin = margin
         self.size = size
@@ -349,6 +354,7 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         self.detect_size = detect_size
         self.detect_padding = detect_padding
         self.cascade = cascade
+        self.verbose = verbose
 
     # ------------------------------------------------------------ validation
     def _check_params(self):
@@ -384,6 +390,8 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             raise ValueError(
                 f"The 'detect_padding' parameter must be a float in [0, 1]. Got {self.detect_padding!r} instead."
             )
+        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
+            raise ValueError(f"The 'verbose' parameter must be an int >= 0. Got {self.verbose!r} instead.")
         for name, allowed in (("border", _BORDERS), ("on_no_face", _ON_NO_FACE), ("on_error", _ON_ERROR)):
             value = getattr(self, name)
             if not isinstance(value, str) or value not in allowed:
@@ -466,7 +474,7 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         src = as_image_source(X)
         sources = [src.describe(i) for i in range(len(src))]
         crops, source_index, boxes, no_face, errors = [], [], [], [], {}
-        for i in range(len(src)):
+        for i in progress_bar(self.verbose, desc="faces", iterable=range(len(src))):
             try:
                 image = src.load(i)
             except ImageLoadError as exc:
