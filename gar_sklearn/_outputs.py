@@ -73,7 +73,9 @@ class MultiAttributeOutputMixin:
         frame = pd.DataFrame({a: labels[:, k] for k, a in enumerate(self.attributes_)})
         if proba:
             for a, p in zip(self.attributes_, probas):
-                frame[f"{a}_proba"] = np.nanmax(p, axis=1) if ok.any() else np.nan
+                top = np.full(len(ok), np.nan)
+                top[ok] = p[ok].max(axis=1)  # unreadable rows stay NaN
+                frame[f"{a}_proba"] = top
             if "age" in self.attributes_:
                 frame["age_years"] = self._age_from(probas[self.attributes_.index("age")])
         return frame
