@@ -226,3 +226,11 @@ def test_group_report_errors():
         group_report(y=Y, y_pred=Y_PRED.iloc[:7], y_true=Y_TRUE)
     with pytest.raises(ValueError, match="missing value"):
         group_report(y=Y_TRUE.assign(race=[None] + list(Y["race"][1:])), y_pred=Y_PRED)
+
+
+def test_report_when_every_attribute_is_also_a_grouping():
+    # gender predictions grouped by gender: parity is meaningless, the table stays empty
+    y = pd.DataFrame({"gender": ["Male", "Female"] * 20})
+    report = group_report(y=y, y_pred=pd.DataFrame({"gender": ["Male"] * 40}), by=("gender",), min_group_size=0)
+    assert report.parity.empty and list(report.parity.index.names) == ["by", "attribute"]
+    assert report.summary("gender")["gender_accuracy"].to_dict() == {"Female": 0.0, "Male": 1.0}
