@@ -4,6 +4,7 @@ The estimators never hand torch anything but these datasets. Images travel
 as uint8 (N, 3, H, W) tensors; normalisation happens on the network side.
 """
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -22,6 +23,7 @@ __all__ = [
     "view_rng",
     "default_num_workers",
     "worker_context",
+    "release_received_batches",
 ]
 
 
@@ -38,9 +40,33 @@ def worker_context(num_workers):
 
 
 def default_num_workers():
-    """DataLoader workers that hide decoding behind computation: one per spare core, at most 4."""
+    """DataLoader workers that hide decoding behind computation: one per spare core, at most 4.
+
+    None (0) in a daemonic process, such as a dask worker or a multiprocessing
+    pool's: those may not start processes of their own.
+    """
+    if multiprocessing.current_process().daemon:
+        return 0
     n_cpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(4, (n_cpu or 1) - 1))
+
+
+def release_received_batches():
+    """Let go of torch's records of batches received from DataLoader workers and since freed.
+
+    torch notes every shared-memory storage a worker sends and prunes the notes
+    only when there are more than 128: the notes left between freed batches
+    keep the heap from reusing their memory, so that resident memory grows by
+    about a batch per batch, for a hundred batches and more. Called once per
+    batch, memory stays flat.
+    """
+    from torch.multiprocessing import reductions
+
+    cache = getattr(reductions, "shared_cache", None)
+    if cache is None or not hasattr(cache, "free_dead_references"):
+        return
+    with getattr(cache, "lock", None) or contextlib.nullcontext():  # the pin-memory thread adds to it
+        cache.free_dead_references()
 
 
 def view_rng(key, view):

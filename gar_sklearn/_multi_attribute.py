@@ -35,6 +35,7 @@ from ._data import (
     ImageDataset,
     decode_images,
     default_num_workers,
+    release_received_batches,
     warn_skipped,
     worker_context,
 )
@@ -657,20 +658,30 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         source = as_image_source(X)
         dataset = ImageDataset(source, self.image_size_, on_error=self.on_error)
         device = self.net_.device
+        cuda = str(device).startswith("cuda")
         workers = self._workers(source)
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=workers,
-                            multiprocessing_context=worker_context(workers),
-                            pin_memory=str(device).startswith("cuda"))
-        chunks, flags = [], []
-        bar = progress_bar(self.verbose, len(dataset), desc="predict")
-        for batch in loader:
-            logits = self.net_.evaluation_step(batch, training=False)
-            chunks.append([torch.softmax(lg.float(), dim=1).cpu().numpy() for lg in logits])
-            flags.append(np.asarray(batch[1], dtype=bool))
-            bar.update(len(flags[-1]))
+                            multiprocessing_context=worker_context(workers), pin_memory=cuda)
+        # Filled in place: small per-batch arrays kept to the end pin the heap above each
+        # batch's freed tensors, and memory would grow with the number of images.
+        n = len(dataset)
+        probas, ok, start = None, np.empty(n, dtype=bool), 0
+        bar = progress_bar(self.verbose, n, desc="predict")
+        for images, flags in loader:
+            if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass
+                images = {k: v.to(device, non_blocking=True) for k, v in images.items()}
+            logits = self.net_.evaluation_step((images, flags), training=False)
+            if workers:
+                release_received_batches()
+            if probas is None:
+                probas = [np.empty((n, lg.shape[1]), dtype=np.float32) for lg in logits]
+            stop = start + len(flags)
+            for p, lg in zip(probas, logits):
+                p[start:stop] = torch.softmax(lg.float(), dim=1).cpu().numpy()
+            ok[start:stop] = np.asarray(flags, dtype=bool)
+            start = stop
+            bar.update(len(flags))
         bar.close()
-        probas = [np.concatenate([c[k] for c in chunks]) for k in range(len(self.attributes_))]
-        ok = np.concatenate(flags)
         if not ok.all():
             bad = np.flatnonzero(~ok)
             warn_skipped([source.describe(i) for i in bad])
