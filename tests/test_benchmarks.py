@@ -1,0 +1,43 @@
+"""The benchmark scripts run end to end on a few real faces, so they cannot rot.
+
+Their numbers at this size mean nothing; the full runs are in docs/benchmarks.md.
+"""
+
+import sys
+
+import pytest
+
+from .conftest import REPO, requires_utkface
+
+pytestmark = [pytest.mark.realdata, requires_utkface]
+
+
+@pytest.fixture
+def benchmarks(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    yield
+    for name in ("_common", "accuracy_utkface", "cache_utkface"):
+        sys.modules.pop(name, None)
+
+
+def test_accuracy_benchmark(benchmarks, tmp_path):
+    import accuracy_utkface
+
+    results = accuracy_utkface.main(["--n", "160", "--image-size", "32", "--epochs", "1", "--weights", "none",
+                                     "--verbose", "0", "--out", str(tmp_path / "acc"), "--plots", str(tmp_path)])
+    for key in ("gender_accuracy", "race_accuracy", "age9_accuracy", "age_mae", "age_mae_argmax", "race_ece"):
+        assert key in results["overall"]
+    assert {row["race"] for row in results["by_race"]} <= {"White", "Black", "Asian", "Indian", "Others"}
+    assert (tmp_path / "acc.json").stat().st_size > 0 and "| metric |" in (tmp_path / "acc.md").read_text()
+    assert (tmp_path / "utkface_race_accuracy_by_race.png").stat().st_size > 0
+
+
+def test_cache_benchmark(benchmarks, tmp_path):
+    import cache_utkface
+
+    results = cache_utkface.main(["--n", "120", "--image-size", "32", "--epochs", "1", "--weights", "none",
+                                  "--modes", "heads", "grid", "--out", str(tmp_path / "cache")])
+    heads, grid = results["rows"]
+    assert heads["extracted_views"] == results["n_train"]  # one pass over the training images
+    assert 0 < heads["extraction_s"] <= heads["fit_s"]
+    assert grid["extracted_views"] <= results["n_train"]  # candidates and folds share one extraction
