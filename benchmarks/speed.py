@@ -35,7 +35,9 @@ main process). Measurements are repeated ``--repeats`` times in a rotating
 order; throughputs are medians over repeats and ratios are medians of the
 per-repeat ratios. Last, the library predicts ``--memory-n`` paths (20,000
 by default; UTKFace's files cycled when more are asked for) and a quarter of
-them, to show that peak memory does not grow with the length of the list.
+them, with the first backbone at the largest size (``--memory-size``), to
+show that peak memory does not grow with the length of the list and stays
+within ``--memory-limit-mb``.
 
 The networks have random weights (``weights=None``): speed does not depend on
 their values. The library's network is fitted for one epoch on a few images
