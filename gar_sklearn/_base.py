@@ -59,11 +59,12 @@ class MultiHeadNet(NeuralNet):
     and, when ``amp_dtype`` is set, autocast.
     """
 
-    def __init__(self, *args, loss_weights=None, amp_dtype=None, seed=None, **kwargs):
+    def __init__(self, *args, loss_weights=None, amp_dtype=None, seed=None, soft_targets=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.loss_weights = loss_weights
         self.amp_dtype = amp_dtype
         self.seed = seed
+        self.soft_targets = soft_targets  # {head index: (n_classes, n_classes) target distributions}
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -89,8 +90,14 @@ class MultiHeadNet(NeuralNet):
         y_true = y_true.to(self.device)
         weights = self.loss_weights or [1.0] * len(y_pred)
         total = 0.0
+        soft = self.soft_targets or {}
         for k, (logits, w) in enumerate(zip(y_pred, weights)):
-            total = total + w * self.criterion_(logits.float(), y_true[:, k])
+            if k in soft:  # cross-entropy against a label distribution (ordinal classes such as age)
+                target = soft[k].to(logits.device)[y_true[:, k]]
+                loss = -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+            else:
+                loss = self.criterion_(logits.float(), y_true[:, k])
+            total = total + w * loss
         return total
 
     def get_iterator(self, dataset, training=False):

@@ -109,6 +109,13 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         for early stopping, unless ``fit`` gets ``validation_data``. 0 turns
         validation off (early stopping then watches the training loss).
     label_smoothing : float, default=0.0
+        Uniform label smoothing of every head (but an age head with ``age_sigma``).
+    age_sigma : float or None, default=None
+        Train the age head on label distributions: a Gaussian of this
+        standard deviation (years) around the true age over the classes'
+        representative ages (exact ages, or group midpoints), instead of
+        one-hot targets. Neighbouring ages then share evidence, which helps
+        fine age classes most (e.g. ``age_bins=1``, ``age_sigma=2``).
     loss_weights : dict or None, default=None
         Weight of each attribute's loss in the sum, e.g. ``{"age": 2.0}``.
     augment : augmenter or None, default=None
@@ -233,6 +240,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         batch_size=32,
         validation_fraction=0.1,
         label_smoothing=0.0,
+        age_sigma=None,
         loss_weights=None,
         augment=None,
         cache_features="auto",
@@ -267,6 +275,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
         self.label_smoothing = label_smoothing
+        self.age_sigma = age_sigma
         self.loss_weights = loss_weights
         self.augment = augment
         self.cache_features = cache_features
@@ -294,6 +303,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         for name in ("image_size", "max_epochs", "batch_size", "cache_views"):
             positive_int(name)
         positive_int("patience", allow_none=True)
+        if self.age_sigma is not None and (not isinstance(self.age_sigma, numbers.Real) or self.age_sigma <= 0):
+            raise ValueError(f"The 'age_sigma' parameter must be None or a positive float. Got {self.age_sigma!r} instead.")
         for name, lo, hi in (("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
                              ("validation_fraction", 0.0, 1.0)):
             value = getattr(self, name)
@@ -634,11 +645,21 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             iterator_valid__pin_memory=device.startswith("cuda"),
             loss_weights=loss_weights,
             amp_dtype=resolve_precision(self.precision),
+            soft_targets=self._age_soft_targets(attributes),
             seed=seed,
             verbose=int(self.verbose),
             callbacks__print_log__keys_ignored=["event_lr"],
             **kwargs,
         )
+
+    def _age_soft_targets(self, attributes):
+        """With ``age_sigma``: for each true age class, a Gaussian over the age classes'
+        representative ages (label distribution learning), as the age head's target."""
+        if self.age_sigma is None or "age" not in attributes:
+            return None
+        values = torch.as_tensor(self._age_values(), dtype=torch.float32)
+        logits = -((values[None, :] - values[:, None]) ** 2) / (2.0 * float(self.age_sigma) ** 2)
+        return {attributes.index("age"): torch.softmax(logits, dim=1)}
 
     def _group_lrs(self):
         if self.backbone_lr is None:
