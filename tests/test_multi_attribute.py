@@ -1,5 +1,6 @@
 """MultiAttributeClassifier: learning, scikit-learn conventions, inputs, freezing, caching, persistence."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -419,3 +420,15 @@ def test_predict_age_group_sums_the_fine_age_distribution(synthetic):
     decades = clf.predict_age_group(X_test[:30], bins=10)
     # ten-year groups up to the oldest class (89), the last one open-ended
     assert set(decades) <= {f"{d}-{d + 9}" for d in range(0, 80, 10)} | {"80+"}
+
+
+def test_test_time_flip_averages_an_image_and_its_mirror(fitted, synthetic):
+    _, _, X_test, _ = synthetic
+    X = X_test[:10]
+    plain = fitted.predict_proba(X)
+    mirrored = fitted.predict_proba(np.ascontiguousarray(X[:, :, ::-1]))
+    flip = copy.deepcopy(fitted).set_params(test_time_flip=True)  # a predict-time switch: no refit
+    for p, m, f in zip(plain, mirrored, flip.predict_proba(X)):
+        np.testing.assert_allclose(f, (p + m) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="'test_time_flip' parameter must be one of"):
+        clone(fitted).set_params(test_time_flip="yes").fit(X, np.array(["a", "b"] * 5))

@@ -16,10 +16,10 @@ class Normalize(nn.Module):
         self.channels_last = channels_last
 
     def forward(self, x):
-        x = x.to(self.scale.dtype) * self.scale - self.shift
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        # one float copy, scaled in place: no temporaries the size of the batch
+        x = x.to(dtype=self.scale.dtype, memory_format=layout, copy=True)
+        return x.mul_(self.scale).sub_(self.shift)
 
 
 def resolve_freeze(freeze, stage_names):
