@@ -380,6 +380,16 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         last ones when ``patience`` is None); with ``checkpoint_dir``, fitting
         again resumes.
         """
+        try:
+            return self._fit(X, y, validation_data)
+        except BaseException:
+            # a failed fit leaves an unfitted estimator, never a half-fitted one
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+                delattr(self, name)
+            self.__dict__.pop("_one_d", None)
+            raise
+
+    def _fit(self, X, y, validation_data):
         self._check_params()
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)

@@ -432,3 +432,19 @@ def test_test_time_flip_averages_an_image_and_its_mirror(fitted, synthetic):
         np.testing.assert_allclose(f, (p + m) / 2, atol=1e-6)
     with pytest.raises(ValueError, match="'test_time_flip' parameter must be one of"):
         clone(fitted).set_params(test_time_flip="yes").fit(X, np.array(["a", "b"] * 5))
+
+
+def test_a_failed_fit_leaves_an_unfitted_estimator(synthetic, monkeypatch):
+    X, y, _, _ = synthetic
+    clf = MultiAttributeClassifier(max_epochs=1, **TINY).fit(X[:40], y[:40])
+    from gar_sklearn import _multi_attribute
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("weights unavailable")
+
+    monkeypatch.setattr(_multi_attribute, "build_backbone", unavailable)
+    with pytest.raises(RuntimeError, match="weights unavailable"):
+        clf.fit(X[:40], y[:40])
+    assert not [k for k in vars(clf) if k.endswith("_")]
+    with pytest.raises(NotFittedError):
+        clf.predict(X[:2])
