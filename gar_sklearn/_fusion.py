@@ -478,13 +478,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.input_tags.string = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.non_deterministic = self.random_state is None
-        tags.target_tags.required = True
+        tags.target_tags.single_output = False  # y always holds gender and the specialist's columns
         return tags
 
 

@@ -736,16 +736,6 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 p[bad] = np.nan
         return probas, ok
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.input_tags.string = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        tags.non_deterministic = self.random_state is None
-        tags.target_tags.required = True
-        return tags
 
 
 def _noop(*args, **kwargs):

@@ -165,6 +165,17 @@ class MultiAttributeOutputMixin:
             accs.append(np.average(hit, weights=sample_weight))
         return float(np.mean(accs))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # images: paths, PIL images, (n, H, W[, 3]) arrays
+        tags.input_tags.three_d_array = True
+        tags.input_tags.string = True
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
     def save(self, path):
         """Save the fitted estimator to ``path`` as data and tensors.
 
