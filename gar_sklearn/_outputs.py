@@ -59,14 +59,17 @@ class MultiAttributeOutputMixin:
             return out[:, 0].astype(self.classes_.dtype) if ok.all() else out[:, 0]
         return out
 
-    def predict_frame(self, X, proba=False):
-        """Predictions as a DataFrame with one column per attribute.
+    def predict_frame(self, X, proba=False, age_groups=None):
+        """Predictions as a DataFrame with one column per attribute, from one pass over X.
 
         Parameters
         ----------
         proba : bool, default=False
             Also add a ``<attribute>_proba`` column with the probability of
             the predicted class, and ``age_years`` (see :meth:`predict_age`).
+        age_groups : "fairface", int, sequence of int or None, default=None
+            Also add an ``age_group`` column: the groups of these bins read
+            from the age head's distribution (see :meth:`predict_age_group`).
         """
         probas, ok = self._predict_probas(X)
         labels = self._labels_from(probas, ok)
@@ -77,11 +80,13 @@ class MultiAttributeOutputMixin:
                 top[ok] = p[ok].max(axis=1)  # unreadable rows stay NaN
                 frame[f"{a}_proba"] = top
             if "age" in self.attributes_:
-                frame["age_years"] = self._age_from(probas[self.attributes_.index("age")])
+                frame["age_years"] = self._age_from(probas[self._age_index()])
+        if age_groups is not None:
+            frame["age_group"] = self._age_groups_from(probas, ok, age_groups)
         return frame
 
     def _age_values(self):
-        classes = self._class_lists()[self.attributes_.index("age")]
+        classes = self._class_lists()[self._age_index()]
         if self.age_binner_ is not None:
             return self.age_binner_.midpoints_
         return age_group_midpoints(classes)
@@ -112,10 +117,9 @@ class MultiAttributeOutputMixin:
         ndarray of shape (n_samples,) of float
         """
         check_is_fitted(self)
-        if "age" not in self.attributes_:
-            raise ValueError(f"This estimator predicts {list(self.attributes_)}, not 'age'.")
+        k = self._age_index()
         probas, _ = self._predict_probas(X)
-        return self._age_from(probas[self.attributes_.index("age")], method)
+        return self._age_from(probas[k], method)
 
     def predict_age_group(self, X, bins="fairface"):
         """Age groups read from the age head's distribution.
@@ -136,11 +140,17 @@ class MultiAttributeOutputMixin:
             None for unreadable images.
         """
         check_is_fitted(self)
+        self._age_index()  # before a pass over X
+        return self._age_groups_from(*self._predict_probas(X), bins)
+
+    def _age_index(self):
         if "age" not in self.attributes_:
             raise ValueError(f"This estimator predicts {list(self.attributes_)}, not 'age'.")
-        probas, ok = self._predict_probas(X)
+        return self.attributes_.index("age")
+
+    def _age_groups_from(self, probas, ok, bins):
         group_proba, groups = aggregate_age_proba(
-            np.nan_to_num(probas[self.attributes_.index("age")]), self._age_values(), bins)
+            np.nan_to_num(probas[self._age_index()]), self._age_values(), bins)
         out = np.empty(len(ok), dtype=object)
         out[ok] = groups[group_proba[ok].argmax(axis=1)]
         return out

@@ -25,4 +25,4 @@ def test_train_utkface_example(capsys):
     out = capsys.readouterr().out
     for line in ("gender accuracy", "race accuracy", "age (nine groups) accuracy", "age MAE", "wall time"):
         assert line in out
-    assert clf.used_feature_cache_ and len(clf.classes_[1]) == 9
+    assert clf.used_feature_cache_ and clf.classes_[1].dtype.kind in "iu"  # exact ages, read out in groups

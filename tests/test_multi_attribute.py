@@ -417,6 +417,8 @@ def test_predict_age_group_sums_the_fine_age_distribution(synthetic):
     for p, g in zip(proba, groups):  # by hand: the group whose ages hold the most probability
         sums = {name: p[of_age == name].sum() for name in FAIRFACE_AGE_GROUPS}
         assert g == max(sums, key=sums.get)
+    frame = clf.predict_frame(X_test[:30], age_groups="fairface")
+    np.testing.assert_array_equal(frame["age_group"].to_numpy(), groups)
     decades = clf.predict_age_group(X_test[:30], bins=10)
     # ten-year groups up to the oldest class (89), the last one open-ended
     assert set(decades) <= {f"{d}-{d + 9}" for d in range(0, 80, 10)} | {"80+"}
