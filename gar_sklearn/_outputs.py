@@ -71,6 +71,8 @@ class MultiAttributeOutputMixin:
             Also add an ``age_group`` column: the groups of these bins read
             from the age head's distribution (see :meth:`predict_age_group`).
         """
+        if age_groups is not None:
+            self._age_index()  # before a pass over X
         probas, ok = self._predict_probas(X)
         labels = self._labels_from(probas, ok)
         frame = pd.DataFrame({a: labels[:, k] for k, a in enumerate(self.attributes_)})

@@ -424,6 +424,16 @@ def test_predict_age_group_sums_the_fine_age_distribution(synthetic):
     assert set(decades) <= {f"{d}-{d + 9}" for d in range(0, 80, 10)} | {"80+"}
 
 
+def test_age_groups_without_an_age_head_fail_before_a_pass_over_X(synthetic, monkeypatch):
+    X, y, X_test, _ = synthetic
+    clf = MultiAttributeClassifier(attributes=("gender",), max_epochs=1, **TINY).fit(X, y)
+    monkeypatch.setattr(type(clf), "_predict_probas", lambda *a: pytest.fail("predicted first"))
+    for call in (lambda: clf.predict_frame(X_test, age_groups="fairface"),
+                 lambda: clf.predict_age_group(X_test), lambda: clf.predict_age(X_test)):
+        with pytest.raises(ValueError, match=r"predicts \['gender'\], not 'age'"):
+            call()
+
+
 def test_test_time_flip_averages_an_image_and_its_mirror(fitted, synthetic):
     _, _, X_test, _ = synthetic
     X = X_test[:10]
