@@ -77,6 +77,18 @@ class MultiHeadNet(NeuralNet):
         return [(name, EpochLog() if type(cb) is PrintLog else cb)
                 for name, cb in super().get_default_callbacks()]
 
+    def notify(self, method_name, **cb_kwargs):
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            # skorch runs the epoch table last, so early stopping (which raises) would hide
+            # the epoch that triggered it: print that row before stopping
+            if method_name == "on_epoch_end":
+                for _, cb in self.callbacks_:
+                    if isinstance(cb, PrintLog):
+                        cb.on_epoch_end(self, **cb_kwargs)
+            raise
+
     def initialize(self):
         super().initialize()
         use_scaler = self.amp_dtype == torch.float16

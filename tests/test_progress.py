@@ -126,6 +126,15 @@ def test_verbose_1_not_a_terminal_prints_epoch_lines_and_no_bars(data, capsys):
     assert not BAR.search(err) and "\r" not in err
 
 
+def test_the_epoch_that_stops_training_early_is_printed(data, capsys):
+    X, y = data
+    clf = MultiAttributeClassifier(max_epochs=30, patience=1, lr=0.5, verbose=1, **TINY).fit(X, y)
+    assert len(clf.history_) < 30  # stopped early
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()
+            if line.strip() and line.split()[0].isdigit()]
+    assert rows == [str(e) for e in clf.history_[:, "epoch"]]
+
+
 def test_verbose_1_on_a_terminal_draws_feature_epoch_and_predict_bars(data, monkeypatch, capsys):
     terminal = fake_terminal(monkeypatch)
     X, y = data
