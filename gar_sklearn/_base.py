@@ -10,7 +10,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
 
-from ._data import release_received_batches
+from ._data import releasing_batches
 from ._progress import progress_bar, write_line
 
 __all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "TrainingCheckpoint", "resolve_device",
@@ -175,10 +175,7 @@ class _EpochLoader:
         generator = getattr(self.loader, "generator", None)
         if self.net.seed is not None and generator is not None:
             generator.manual_seed(_epoch_seed(self.net.seed, epoch))
-        for batch in self.loader:
-            yield batch
-            if self.loader.num_workers:
-                release_received_batches()  # else resident memory grows by a batch per batch
+        yield from releasing_batches(self.loader)  # else resident memory grows by a batch per batch
 
     def __len__(self):
         return len(self.loader)

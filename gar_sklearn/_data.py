@@ -24,6 +24,7 @@ __all__ = [
     "default_num_workers",
     "worker_context",
     "release_received_batches",
+    "releasing_batches",
 ]
 
 
@@ -67,6 +68,15 @@ def release_received_batches():
         return
     with getattr(cache, "lock", None) or contextlib.nullcontext():  # the pin-memory thread adds to it
         cache.free_dead_references()
+
+
+def releasing_batches(loader):
+    """Iterate over ``loader``, calling :func:`release_received_batches` after each
+    batch when its batches come from worker processes."""
+    for batch in loader:
+        yield batch
+        if loader.num_workers:
+            release_received_batches()
 
 
 def view_rng(key, view):

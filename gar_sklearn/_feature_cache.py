@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._data import release_received_batches, view_rng, worker_context
+from ._data import releasing_batches, view_rng, worker_context
 
 __all__ = ["FeatureCache", "feature_cache", "config_key"]
 
@@ -183,12 +183,10 @@ class FeatureCache:
         chunks = []
         try:
             with torch.inference_mode():
-                for images in loader:
+                # releasing: else resident memory grows by a batch per batch
+                for images in releasing_batches(loader):
                     feats = module.encode(images.to(device, non_blocking=True))
                     chunks.append(feats.to("cpu", STORAGE_DTYPE))
-                    del images
-                    if num_workers:
-                        release_received_batches()  # else resident memory grows by a batch per batch
                     if progress is not None:
                         progress.update(len(chunks[-1]))
         finally:

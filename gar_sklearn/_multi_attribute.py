@@ -35,7 +35,7 @@ from ._data import (
     ImageDataset,
     decode_images,
     default_num_workers,
-    release_received_batches,
+    releasing_batches,
     warn_skipped,
     worker_context,
 )
@@ -714,12 +714,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         n = len(dataset)
         probas, ok, start = None, np.empty(n, dtype=bool), 0
         bar = progress_bar(self.verbose, n, desc="predict")
-        for images, flags in loader:
+        for images, flags in releasing_batches(loader):
             if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass
                 images = {k: v.to(device, non_blocking=True) for k, v in images.items()}
             batch_probas = self._batch_probas(images, flags)
-            if workers:
-                release_received_batches()
             if probas is None:
                 probas = [np.empty((n, bp.shape[1]), dtype=np.float32) for bp in batch_probas]
             stop = start + len(flags)
@@ -735,7 +733,6 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             for p in probas:
                 p[bad] = np.nan
         return probas, ok
-
 
 
 def _noop(*args, **kwargs):
