@@ -88,10 +88,9 @@ class MultiAttributeOutputMixin:
         return frame
 
     def _age_values(self):
-        classes = self._class_lists()[self._age_index()]
         if self.age_binner_ is not None:
             return self.age_binner_.midpoints_
-        return age_group_midpoints(classes)
+        return age_group_midpoints(self._class_lists()[self._age_index()])
 
     def _age_from(self, proba, method="expected"):
         values = self._age_values()
