@@ -43,6 +43,7 @@ from ._feature_cache import feature_cache
 from ._outputs import MultiAttributeOutputMixin
 from ._progress import progress_bar
 from ._targets import check_attributes, encode_targets, fit_encoders, validate_targets
+from .augmentation import RandomFlip
 from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
 from .preprocessing._images import as_image_source
 
@@ -51,6 +52,8 @@ __all__ = ["MultiAttributeClassifier"]
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _SCHEDULES = (None, "plateau", "cosine", "onecycle", "step")
 _DEFAULT_IMAGE_CACHE_BYTES = 2 * 2**30
+# predict reads a frozen stem's activations from the feature cache up to this size, else streams
+_PREDICT_CACHE_BYTES = int(float(os.environ.get("GAR_SKLEARN_PREDICT_CACHE_BYTES", 2**29)))
 
 
 class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
@@ -429,6 +432,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.attributes_ = attributes
         self.classes_ = classes[0] if one_d else classes
         self._one_d = one_d
+        self._feature_bytes = None  # set when training runs from cached features
         self.age_binner_ = binner
         self.device_ = device
         self.image_size_ = self.image_size
@@ -592,6 +596,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         feats = feature_cache.get(module, train_source, train_source.cache_keys(), n_views=n_views,
                                   augmenter=self.augment, num_workers=self._workers(train_source), **common)
         train_ds = FeatureDataset(feats, train_codes, random_view=True, seed=seed)
+        self._feature_bytes = feats[0, 0].numel() * feats.element_size()  # one view of one image
         val_ds = None
         if val_source is not None:
             val_feats = feature_cache.get(module, val_source, val_source.cache_keys(),
@@ -690,34 +695,73 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         check_is_fitted(self)
         return self.net_.history
 
-    def _batch_probas(self, images, flags):
-        """Softmax outputs of one batch, averaged with its mirror image's under ``test_time_flip``."""
-        probas = [torch.softmax(lg.float(), dim=1) for lg in self.net_.evaluation_step((images, flags))]
-        if self.test_time_flip:
-            mirrored = {k: torch.flip(v, dims=[3]) for k, v in images.items()}
-            for p, lg in zip(probas, self.net_.evaluation_step((mirrored, flags))):
+    def _batch_probas(self, inputs, mirrored=None):
+        """Softmax outputs of one batch, averaged with those of its mirror images when given."""
+        probas = [torch.softmax(lg.float(), dim=1) for lg in self.net_.evaluation_step((inputs, None))]
+        if mirrored is not None:
+            for p, lg in zip(probas, self.net_.evaluation_step((mirrored, None))):
                 p.add_(torch.softmax(lg.float(), dim=1)).mul_(0.5)
         return [p.cpu().numpy() for p in probas]
+
+    def _cached_features(self, source):
+        """Features of ``source`` from the feature cache, or None to predict from the images.
+
+        Only for a model trained from cached features (its stem is frozen, so
+        its activations are fixed), and only for a source whose features fit
+        in ``_PREDICT_CACHE_BYTES``: predicting over any number of paths must
+        stay flat in memory. Grid-search candidates that share a frozen stem
+        then score a fold without running the stem again. Unreadable images
+        are only skipped by the streaming path.
+        """
+        if not getattr(self, "used_feature_cache_", False) or self.on_error != "raise":
+            return None
+        module = self.net_.module_
+        if not module.stem_frozen:
+            return None
+        n_views = 2 if self.test_time_flip else 1
+        per_view = getattr(self, "_feature_bytes", None)  # None in models saved before it was recorded
+        if per_view is None or len(source) * n_views * per_view > min(_PREDICT_CACHE_BYTES, feature_cache.max_bytes):
+            return None
+        return feature_cache.get(
+            module, source, source.cache_keys(), backbone=self.backbone, image_size=self.image_size_,
+            n_views=n_views, augmenter=RandomFlip(p=1.0) if self.test_time_flip else None,
+            device=self.net_.device, batch_size=max(self.batch_size, 64),
+            num_workers=self._workers(source), cache_dir=self.cache_dir,
+            progress=lambda total: progress_bar(self.verbose, total, desc="features"),
+        )
+
+    def _prediction_batches(self, source):
+        """Yield ``(inputs, mirrored inputs or None, readable flags)`` batch by batch, on the device."""
+        device = self.net_.device
+        features = self._cached_features(source)
+        if features is not None:
+            for start in range(0, len(features), self.batch_size):
+                batch = features[start:start + self.batch_size].to(device).float()
+                mirrored = {"features": batch[:, 1]} if self.test_time_flip else None
+                yield {"features": batch[:, 0]}, mirrored, [True] * len(batch)
+            return
+        cuda = str(device).startswith("cuda")
+        workers = self._workers(source)
+        loader = DataLoader(ImageDataset(source, self.image_size_, on_error=self.on_error),
+                            batch_size=self.batch_size, num_workers=workers,
+                            multiprocessing_context=worker_context(workers), pin_memory=cuda)
+        for images, flags in releasing_batches(loader):
+            if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass
+                images = {k: v.to(device, non_blocking=True) for k, v in images.items()}
+            mirrored = {k: torch.flip(v, dims=[3]) for k, v in images.items()} if self.test_time_flip else None
+            yield images, mirrored, flags
 
     def _predict_probas(self, X):
         """Per-attribute probability arrays and a mask of readable images."""
         check_is_fitted(self)
         source = as_image_source(X)
-        dataset = ImageDataset(source, self.image_size_, on_error=self.on_error)
-        device = self.net_.device
-        cuda = str(device).startswith("cuda")
-        workers = self._workers(source)
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=workers,
-                            multiprocessing_context=worker_context(workers), pin_memory=cuda)
         # Filled in place: small per-batch arrays kept to the end pin the heap above each
         # batch's freed tensors, and memory would grow with the number of images.
-        n = len(dataset)
+        n = len(source)
         probas, ok, start = None, np.empty(n, dtype=bool), 0
         bar = progress_bar(self.verbose, n, desc="predict")
-        for images, flags in releasing_batches(loader):
-            if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass
-                images = {k: v.to(device, non_blocking=True) for k, v in images.items()}
-            batch_probas = self._batch_probas(images, flags)
+        for inputs, mirrored, flags in self._prediction_batches(source):
+            batch_probas = self._batch_probas(inputs, mirrored)
             if probas is None:
                 probas = [np.empty((n, bp.shape[1]), dtype=np.float32) for bp in batch_probas]
             stop = start + len(flags)

@@ -384,6 +384,90 @@ def test_cached_and_uncached_training_agree():
     np.testing.assert_allclose(a.history_[:, "train_loss"], b.history_[:, "train_loss"], rtol=2e-3)
 
 
+def _stem_calls(clf):
+    """A list that grows by the batch size each time ``clf``'s stem runs."""
+    calls = []
+    clf.net_.module_.stem.register_forward_hook(lambda module, args, out: calls.append(len(out)))
+    return calls
+
+
+def _by_hand(clf, X, flip=False):
+    """Probabilities from float16-rounded stem features, computed outside the library."""
+    module = clf.net_.module_.eval()
+    images = torch.as_tensor(np.asarray(X)).permute(0, 3, 1, 2)
+    with torch.inference_mode():
+        out = [torch.softmax(lg, 1) for lg in module(features=module.encode(images).half().float())]
+        if flip:
+            mirrored = module(features=module.encode(torch.flip(images, dims=[3])).half().float())
+            out = [(p + torch.softmax(lg, 1)) / 2 for p, lg in zip(out, mirrored)]
+    return [p.numpy() for p in out]
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_predict_reads_frozen_features_from_the_cache(flip):
+    X, y = make_synthetic_faces(80, image_size=16, random_state=10)
+    X_train, y_train, X_val = X[:50], y.iloc[:50], X[50:]
+    feature_cache.clear()
+    params = dict(freeze=2, max_epochs=1, validation_fraction=0, test_time_flip=flip, **{**TINY, "image_size": 16})
+    first = MultiAttributeClassifier(**params).fit(X_train, y_train)
+    calls = _stem_calls(first)
+    proba = first.predict_proba(X_val)
+    assert sum(calls) == 30 * (2 if flip else 1)  # the new images (and mirrors) once
+    for got, expected in zip(proba, _by_hand(first, X_val, flip)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # a second grid-search candidate with the same stem scores the same fold without the stem
+    second = clone(first).set_params(lr=0.05, dropout=0.3).fit(X_train, y_train)
+    calls = _stem_calls(second)
+    second.predict(X_val)
+    first.predict(X_val)
+    assert calls == []
+    for got, expected in zip(second.predict_proba(X_val), _by_hand(second, X_val, flip)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_streams_past_the_cache_bound_for_unreadable_images_and_unfrozen_stems(monkeypatch, tmp_path):
+    from gar_sklearn import _multi_attribute
+
+    X, y = make_synthetic_faces(40, image_size=16, random_state=11)
+    feature_cache.clear()
+    params = dict(max_epochs=1, validation_fraction=0, **{**TINY, "image_size": 16})
+    frozen = MultiAttributeClassifier(freeze=2, **params).fit(X[:20], y.iloc[:20])
+    stored = feature_cache.nbytes()
+    per_image = stored // 20
+    # the bound: 20 images fit exactly, 21 do not
+    monkeypatch.setattr(_multi_attribute, "_PREDICT_CACHE_BYTES", 20 * per_image)
+    calls = _stem_calls(frozen)
+    frozen.predict(X[19:40])  # 21 images: streamed from the pixels, nothing stored
+    assert feature_cache.nbytes() == stored and sum(calls) == 21
+    frozen.predict(X[20:40])  # 20 images: cached
+    assert feature_cache.nbytes() == 2 * stored and sum(calls) == 41
+    frozen.predict(X[20:40])
+    assert sum(calls) == 41
+    # the same rows streamed and cached agree up to the float16 rounding of the features
+    monkeypatch.setattr(_multi_attribute, "_PREDICT_CACHE_BYTES", 0)
+    streamed = frozen.predict_proba(X[20:40])
+    monkeypatch.setattr(_multi_attribute, "_PREDICT_CACHE_BYTES", 2**30)
+    for a, b in zip(streamed, frozen.predict_proba(X[20:40])):
+        np.testing.assert_allclose(a, b, atol=5e-3)
+    # skipping unreadable files is the streaming path's: it still works on a frozen model
+    paths = []
+    for i in range(3):
+        Image.fromarray(X[i]).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    skipping = clone(frozen).set_params(on_error="skip").fit(X[:20], y.iloc[:20])
+    before = feature_cache.nbytes()
+    with pytest.warns(UserWarning, match="bad.png"):
+        pred = skipping.predict_frame(paths + [str(tmp_path / "bad.png")])
+    assert pred.iloc[:3].notna().all().all() and pred.iloc[3].isna().all()
+    assert feature_cache.nbytes() == before
+    # a model trained end to end has no fixed features to cache
+    full = MultiAttributeClassifier(**params).fit(X[:20], y.iloc[:20])
+    assert not full.used_feature_cache_
+    full.predict(X[20:40])
+    assert feature_cache.nbytes() == before
+
+
 def test_age_label_distributions_with_age_sigma():
     X, y = make_synthetic_faces(120, image_size=16, random_state=9)
     clf = MultiAttributeClassifier(attributes=("gender", "age"), age_bins=1, age_sigma=2.0, max_epochs=2,
