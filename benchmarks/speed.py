@@ -98,6 +98,9 @@ def parse_args(argv=None):
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="autocast dtype on both sides (default: %(default)s)")
     parser.add_argument("--skip-fit", action="store_true", help="time prediction only")
+    parser.add_argument("--malloc", choices=["tuned", "glibc"], default="tuned",
+                        help="every side (library, hand-written, pure) with the library's glibc allocator "
+                             "settings, or every side with glibc's defaults (default: %(default)s)")
     parser.add_argument("--memory-n", type=int, default=20000,
                         help="paths for the streaming-memory check, 0 to skip (default: %(default)s)")
     parser.add_argument("--memory-size", type=int, default=None,
@@ -386,15 +389,20 @@ def child_lib_fit_cached(spec, paths, targets):
 def run_child(kind, spec_file):
     import torch
 
+    from gar_sklearn._allocator import tune_cpu_allocator
+
     with open(spec_file, "rb") as f:
         spec = pickle.load(f)
     torch.set_num_threads(spec["threads"])
+    # the same allocator on every side: the library would apply it itself, the hand-written side not
+    tuned = tune_cpu_allocator()
     paths, targets = spec["paths"], spec["targets"]
     if kind == "memory":
         spec = dict(spec, return_pred=False)
         kind = "lib_predict"
     result = globals()[f"child_{kind}"](spec, paths, targets)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["malloc_tuned"] = tuned
     result["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if spec["device"].startswith("cuda"):
         result["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -405,8 +413,9 @@ def spawn(kind, spec, workdir):
     spec_file = Path(workdir) / f"spec_{kind}.pkl"
     with open(spec_file, "wb") as f:
         pickle.dump(spec, f)
+    env = dict(os.environ, GAR_SKLEARN_TUNE_MALLOC="1" if spec["malloc"] == "tuned" else "0")
     proc = subprocess.run([sys.executable, __file__, "--child", kind, "--spec-file", str(spec_file)],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"measurement {kind!r} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -445,7 +454,7 @@ def benchmark(args):
     paths, frame, codes = load_sample(args.data, args.n)
     n = len(paths)
     common = dict(batch_size=args.batch_size, threads=threads, workers=workers, workers_param=args.workers,
-                  device=args.device, precision=PRECISIONS[args.precision], paths=paths, frame=frame,
+                  device=args.device, precision=PRECISIONS[args.precision], malloc=args.malloc, paths=paths, frame=frame,
                   targets=codes)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -488,6 +497,7 @@ def benchmark(args):
             memory["passed"] = all(r["peak_rss_mb"] <= args.memory_limit_mb for r in memory["runs"])
     return {"settings": {"n": n, "batch_size": args.batch_size, "threads": threads, "workers": workers,
                          "device": args.device, "precision": args.precision, "repeats": args.repeats,
+                         "malloc": args.malloc,
                          "cpu_count": os.cpu_count(), "torch": _torch_version(),
                          "command": " ".join([Path(sys.executable).name, *sys.argv])},
             "rows": rows, "memory": memory}
@@ -546,12 +556,16 @@ def _f(value, fmt="{:.1f}"):
     return "-" if value is None else fmt.format(value)
 
 
+_MALLOC = {"tuned": "glibc with the library's settings on every side (gar_sklearn/_allocator.py)",
+           "glibc": "glibc defaults on every side (GAR_SKLEARN_TUNE_MALLOC=0)"}
+
+
 def markdown(result):
     s = result["settings"]
     lines = [
         f"{s['n']} UTKFace images, batch size {s['batch_size']}, {s['threads']} torch thread(s), "
         f"{s['workers']} DataLoader worker(s), device {s['device']}, precision {s['precision']}, "
-        f"medians of {s['repeats']} repeat(s); torch {s['torch']}, {s['cpu_count']} CPUs.",
+        f"allocator {_MALLOC[s.get('malloc', 'glibc')]}, medians of {s['repeats']} repeat(s); torch {s['torch']}, {s['cpu_count']} CPUs.",
         "",
         f"Command: `{s['command']}`",
         "",

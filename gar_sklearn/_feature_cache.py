@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._data import releasing_batches, view_rng, worker_context
+from ._data import map_in_threads, releasing_batches, view_rng, worker_context
 
 __all__ = ["FeatureCache", "feature_cache", "config_key"]
 
@@ -69,6 +69,9 @@ class _ViewDataset(Dataset):
         if view > 0:
             img = self.augmenter.augment(img, view_rng(self.keys[i], view))
         return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+
+    def __getitems__(self, indices):
+        return map_in_threads(self.__getitem__, indices)
 
 
 class FeatureCache:

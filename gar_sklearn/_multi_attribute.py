@@ -17,6 +17,7 @@ from skorch.helper import predefined_split
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ._allocator import tune_cpu_allocator
 from ._base import (
     BatchProgressBar,
     HeadAccuracy,
@@ -405,6 +406,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
+        if device == "cpu":
+            tune_cpu_allocator()  # about 2x faster CPU batches: see gar_sklearn/_allocator.py
 
         given_val = (None, None)
         if validation_data is not None:
@@ -755,6 +758,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """Per-attribute probability arrays and a mask of readable images."""
         check_is_fitted(self)
         source = as_image_source(X)
+        if str(self.net_.device) == "cpu":
+            tune_cpu_allocator()
         # Filled in place: small per-batch arrays kept to the end pin the heap above each
         # batch's freed tensors, and memory would grow with the number of images.
         n = len(source)

@@ -401,14 +401,14 @@ def test_same_seed_same_fit_with_augmentation_and_any_number_of_workers():
 def test_each_epoch_gets_fresh_augmentation_and_order_seeded_by_epoch(monkeypatch):
     X, y = make_synthetic_faces(20, image_size=16, random_state=7)
     seen = []
-    original = ImageDataset.__getitem__
+    original = ImageDataset._image  # what __getitem__ and __getitems__ load each item with
 
     def spy(self, index):
         if self.augmenter is not None:
             seen.append((self.epoch, index))
         return original(self, index)
 
-    monkeypatch.setattr(ImageDataset, "__getitem__", spy)
+    monkeypatch.setattr(ImageDataset, "_image", spy)
     params = dict(TINY, image_size=16, batch_size=4, max_epochs=3, augment=FaceAugmenter(), num_workers=0,
                   validation_fraction=0, random_state=1)
 

@@ -1,0 +1,54 @@
+"""The CPU allocator settings: a freed batch's memory is reused without faulting pages back in."""
+
+import json
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+    reason="the allocator settings are glibc's (mallopt)",
+)
+
+# In a fresh process: predict with a tiny model on the CPU (which applies the settings unless
+# disabled), then count the page faults of refilling a 64 MiB tensor after freeing it.
+SCRIPT = """
+import json, resource, numpy as np, torch
+from gar_sklearn import MultiAttributeClassifier
+from gar_sklearn._allocator import tune_cpu_allocator
+X = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
+clf = MultiAttributeClassifier(attributes=("label",), backbone="tiny", weights=None, image_size=16,
+                               max_epochs=1, validation_fraction=0, device="cpu")
+clf.fit(X, np.array(["a", "b"] * 4)).predict(X)
+faults = []
+for _ in range(3):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(2**24, dtype=torch.float32).fill_(1.0)  # 64 MiB, freed at once
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"applied": tune_cpu_allocator(), "faults": faults}))
+"""
+
+
+def _run(env_value):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    if env_value is not None:
+        env["GAR_SKLEARN_TUNE_MALLOC"] = env_value
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_fit_and_predict_keep_freed_batches_for_reuse():
+    pages = 2**26 // 4096  # what a 64 MiB tensor faults in when its memory is fresh
+    tuned = _run(None)
+    assert tuned["applied"] is True
+    # the first fill may grow the heap; the next ones reuse the freed memory without a fault
+    assert max(tuned["faults"][1:]) < pages // 20, tuned
+    default = _run("0")
+    assert default["applied"] is False
+    # glibc's defaults hand the block back and fault every page in again
+    assert min(default["faults"][1:]) > pages // 2, default
