@@ -146,7 +146,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Channels-last memory format; "auto" means True, which trains 4-6
         times faster than the default layout on CPUs and suits GPUs.
     num_workers : int or "auto", default="auto"
-        DataLoader worker processes for decoding files.
+        DataLoader worker processes for decoding files. "auto": one per core
+        that torch's threads leave spare, at most 4; none where no core is
+        spare, and then each batch is decoded in threads of the main process
+        between forward passes (faster there than a worker competing with the
+        compute threads for the cores).
     on_error : {"raise", "skip"}, default="raise"
         Unreadable images: raise naming the file, or skip them with a warning
         listing them (at predict time their predictions are None and their

@@ -422,3 +422,69 @@ def test_each_epoch_gets_fresh_augmentation_and_order_seeded_by_epoch(monkeypatc
     assert all(sorted(o) == list(range(20)) or len(o) == 20 - 20 % 4 for o in first)
     assert first[0] != first[1] != first[2]  # reshuffled every epoch
     assert orders() == first  # by the seed and the epoch only
+
+
+# ---------------------------------------------------------------- loading batches
+def test_batches_load_in_threads_with_the_items_of_single_loads(tmp_path, monkeypatch):
+    import threading
+
+    from gar_sklearn._data import map_in_threads
+    from gar_sklearn._feature_cache import _ViewDataset
+
+    X, _ = make_synthetic_faces(12, image_size=20, random_state=3)
+    paths = []
+    for i, img in enumerate(X):
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    source = as_image_source(paths + [str(tmp_path / "bad.png")])
+    threads = set()
+    original = ImageDataset._image
+
+    def spy(self, index):
+        threads.add(threading.get_ident())
+        return original(self, index)
+
+    monkeypatch.setattr(ImageDataset, "_image", spy)
+    ds = ImageDataset(source, 16, augmenter=FaceAugmenter(), seed=5, on_error="skip")
+    ds.set_epoch(2)
+    indices = [12, 3, 0, 7, 7, 11]
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        batch = ds.__getitems__(indices)
+        assert threading.get_ident() not in threads and threads  # loaded by the pool's threads
+        threads.clear()
+        torch.set_num_threads(1)  # no core to spare: in the calling thread, in order
+        assert ds.__getitems__(indices[:2])[1][1] == 1 and threads == {threading.get_ident()}
+        torch.set_num_threads(2)
+        views = _ViewDataset(source, [(0, 0), (0, 1), (5, 1)], [str(p) for p in paths], 16, FaceAugmenter())
+        for got, expected in zip(views.__getitems__([0, 1, 2]), [views[0], views[1], views[2]]):
+            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        assert map_in_threads(lambda v: v * v, list(range(50))) == [v * v for v in range(50)]
+    finally:
+        torch.set_num_threads(previous)
+    # the same items, in the same order, as one by one: augmentation seeded by epoch and index
+    for (x, flag), i in zip(batch, indices):
+        x_single, flag_single = ds[i]
+        torch.testing.assert_close(x["images"], x_single["images"], rtol=0, atol=0)
+        assert flag == flag_single == (0 if i == 12 else 1)
+    assert batch[0][0]["images"].sum() == 0  # the unreadable file: zeros, flag 0
+
+
+@pytest.mark.parametrize("cores, threads, daemon, expected", [
+    (2, 2, False, 0),  # every core computes: decode in threads between forward passes
+    (2, 1, False, 1),
+    (8, 2, False, 4),  # at most 4
+    (4, 2, False, 2),
+    (8, 2, True, 0),  # a daemonic process may not start workers
+])
+def test_default_workers_are_the_cores_torch_leaves_spare(monkeypatch, cores, threads, daemon, expected):
+    import multiprocessing
+
+    from gar_sklearn import _data
+
+    monkeypatch.setattr(_data.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(_data.torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", daemon, raising=False)
+    assert _data.default_num_workers() == expected

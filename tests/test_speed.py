@@ -45,7 +45,7 @@ def _write_faces(folder, n, size, random_state=0):
 _PREDICT_AND_MEASURE = """
 import json, re, resource, sys
 import psutil, torch
-torch.set_num_threads(1)
+torch.set_num_threads(int(sys.argv[4]))
 from gar_sklearn import load
 model_path, files_path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 files = json.load(open(files_path))
@@ -63,8 +63,9 @@ print(json.dumps({"growth": peak - base,
 """
 
 
-def _predict_in_subprocess(model_path, files_path, n):
-    out = subprocess.run([sys.executable, "-c", _PREDICT_AND_MEASURE, str(model_path), str(files_path), str(n)],
+def _predict_in_subprocess(model_path, files_path, n, threads):
+    out = subprocess.run([sys.executable, "-c", _PREDICT_AND_MEASURE, str(model_path), str(files_path), str(n),
+                          str(threads)],
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -72,7 +73,10 @@ def _predict_in_subprocess(model_path, files_path, n):
 
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
                     reason="needs Linux's /proc/self/clear_refs to measure the peak memory of one call")
-def test_predict_streams_paths_in_memory_that_does_not_grow_with_their_number(tmp_path):
+# one torch thread leaves a core spare here: a DataLoader worker decodes; with every core
+# computing (where the machine has 2), the main process decodes each batch in threads
+@pytest.mark.parametrize("threads", [1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2])
+def test_predict_streams_paths_in_memory_that_does_not_grow_with_their_number(tmp_path, threads):
     pytest.importorskip("psutil")
     size, n = 96, 2000
     files, y = _write_faces(tmp_path, 100, size)
@@ -84,8 +88,8 @@ def test_predict_streams_paths_in_memory_that_does_not_grow_with_their_number(tm
     files_path = tmp_path / "files.json"
     files_path.write_text(json.dumps(files))
 
-    small = _predict_in_subprocess(model_path, files_path, n)
-    large = _predict_in_subprocess(model_path, files_path, 4 * n)
+    small = _predict_in_subprocess(model_path, files_path, n, threads)
+    large = _predict_in_subprocess(model_path, files_path, 4 * n, threads)
     # Holding the decoded images would cost 27 KB each, 160 MB for the 6000 more paths (as
     # float tensors four times that). Streaming costs a few batches whatever their number;
     # memory that was not reused from batch to batch grew by about 100 MB over the first
