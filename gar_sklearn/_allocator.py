@@ -3,11 +3,11 @@
 With glibc's default settings, every batch's large activation tensors are
 handed back to the kernel when freed (unmapped, or trimmed off the top of the
 heap) and faulted back in, page by page and zero-filled, by the next batch.
-On a 2-core machine that costs more than the convolutions themselves:
-MobileNetV2's forward pass at 224 px runs at 54 images/s with the defaults
-and at 151 with the settings below (128 px: 268 against 453; training at
-224 px: 19 against 32), in fresh processes, measured with
-``benchmarks/speed.py``. PyTorch's CPU tuning guides recommend the same cure
+On a 2-core machine that costs more than the convolutions themselves: in
+``benchmarks/speed.py``, MobileNetV2's pure forward pass at 224 px ran at
+55 images/s with the defaults and at 126 with the settings below (128 px:
+193 against 406; a training step at 224 px: 24 against 29).
+PyTorch's CPU tuning guides recommend the same cure
 through another allocator (jemalloc, tcmalloc) preloaded at start-up.
 
 The settings are process-wide, so the estimators apply them once, the first

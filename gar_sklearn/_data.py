@@ -80,6 +80,8 @@ def map_in_threads(fn, items):
     key = (os.getpid(), n)  # a forked child gets none of the parent's threads: a pool of its own
     with _pool_lock:
         if _pool_state["key"] != key:
+            if _pool_state["pool"] is not None and _pool_state["key"][0] == os.getpid():
+                _pool_state["pool"].shutdown(wait=False)  # torch's thread count changed
             _pool_state["pool"], _pool_state["key"] = ThreadPoolExecutor(max_workers=n), key
         pool = _pool_state["pool"]
     return list(pool.map(fn, items))
