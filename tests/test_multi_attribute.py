@@ -544,3 +544,27 @@ def test_a_failed_fit_leaves_an_unfitted_estimator(synthetic, monkeypatch):
     assert not [k for k in vars(clf) if k.endswith("_")]
     with pytest.raises(NotFittedError):
         clf.predict(X[:2])
+
+
+def test_training_mode_is_set_only_when_it_changes(monkeypatch):
+    from gar_sklearn.backbones import MultiHeadNetwork
+
+    X, y = make_synthetic_faces(64, image_size=16, random_state=12)
+    modes = []
+    original = MultiHeadNetwork.train
+
+    def spy(self, mode=True):
+        modes.append(bool(mode))
+        return original(self, mode)
+
+    monkeypatch.setattr(MultiHeadNetwork, "train", spy)
+    clf = MultiAttributeClassifier(freeze=1, max_epochs=3, validation_fraction=0.25, patience=None,
+                                   **{**TINY, "image_size": 16, "batch_size": 8}).fit(X, y)
+    # 6 training and 2 validation batches an epoch, 24 in all: set before each, the mode would be
+    # set 24 times or more; it is set when it flips (twice an epoch), plus around feature extraction
+    assert 6 <= len(modes) <= 12, modes
+    assert all(a != b for a, b in zip(modes[-6:], modes[-5:])), modes
+    # the frozen stem stays in evaluation mode (fixed BatchNorm statistics) while the rest trains
+    module = clf.net_.module_
+    module.train(True)
+    assert not module.stem.training and module.heads.training
