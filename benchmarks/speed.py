@@ -39,6 +39,11 @@ them, with the first backbone at the largest size (``--memory-size``), to
 show that peak memory does not grow with the length of the list and stays
 within ``--memory-limit-mb``.
 
+Every measurement process applies the library's allocator settings
+(``gar_sklearn/_allocator.py``), the hand-written sides included, so that
+the ratios compare like with like; ``--malloc glibc`` runs every side with
+glibc's defaults instead.
+
 The networks have random weights (``weights=None``): speed does not depend on
 their values. The library's network is fitted for one epoch on a few images
 to get a fitted estimator; the hand-written side loads the same weights.
