@@ -54,7 +54,7 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torc
 _SCHEDULES = (None, "plateau", "cosine", "onecycle", "step")
 _DEFAULT_IMAGE_CACHE_BYTES = 2 * 2**30
 # predict reads a frozen stem's activations from the feature cache up to this size, else streams
-_PREDICT_CACHE_BYTES = int(float(os.environ.get("GAR_SKLEARN_PREDICT_CACHE_BYTES", 2**29)))
+_PREDICT_CACHE_BYTES = int(float(os.environ.get("GAR_SKLEARN_PREDICT_CACHE_BYTES", str(2**29))))
 
 
 class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
