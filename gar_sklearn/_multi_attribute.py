@@ -595,20 +595,23 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             val_ds = ImageDataset(val_source, self.image_size, val_codes, decoded=self._decoded(val_source))
         return train_ds, val_ds
 
+    def _stem_features(self, module, source, device, n_views=1, augmenter=None):
+        """The frozen stem's activations of every image of ``source`` (n, n_views, ...), from the cache."""
+        return feature_cache.get(
+            module, source, source.cache_keys(), backbone=self.backbone, image_size=self.image_size_,
+            n_views=n_views, augmenter=augmenter, device=device, batch_size=max(self.batch_size, 64),
+            num_workers=self._workers(source), cache_dir=self.cache_dir,
+            progress=lambda total: progress_bar(self.verbose, total, desc="features"),
+        )
+
     def _feature_datasets(self, module, train_source, train_codes, val_source, val_codes, seed, device):
         n_views = self.cache_views if self.augment is not None else 1
-        common = dict(backbone=self.backbone, image_size=self.image_size, device=device,
-                      batch_size=max(self.batch_size, 64), cache_dir=self.cache_dir,
-                      progress=lambda total: progress_bar(self.verbose, total, desc="features"))
-        feats = feature_cache.get(module, train_source, train_source.cache_keys(), n_views=n_views,
-                                  augmenter=self.augment, num_workers=self._workers(train_source), **common)
+        feats = self._stem_features(module, train_source, device, n_views=n_views, augmenter=self.augment)
         train_ds = FeatureDataset(feats, train_codes, random_view=True, seed=seed)
         self._feature_bytes = feats[0, 0].numel() * feats.element_size()  # one view of one image
         val_ds = None
         if val_source is not None:
-            val_feats = feature_cache.get(module, val_source, val_source.cache_keys(),
-                                          num_workers=self._workers(val_source), **common)
-            val_ds = FeatureDataset(val_feats, val_codes)
+            val_ds = FeatureDataset(self._stem_features(module, val_source, device), val_codes)
         return train_ds, val_ds
 
     def _make_net(self, module, attributes, loss_weights, train_ds, val_ds, device, seed, checkpoint=None):
@@ -729,13 +732,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         per_view = getattr(self, "_feature_bytes", None)  # None in models saved before it was recorded
         if per_view is None or len(source) * n_views * per_view > min(_PREDICT_CACHE_BYTES, feature_cache.max_bytes):
             return None
-        return feature_cache.get(
-            module, source, source.cache_keys(), backbone=self.backbone, image_size=self.image_size_,
-            n_views=n_views, augmenter=RandomFlip(p=1.0) if self.test_time_flip else None,
-            device=self.net_.device, batch_size=max(self.batch_size, 64),
-            num_workers=self._workers(source), cache_dir=self.cache_dir,
-            progress=lambda total: progress_bar(self.verbose, total, desc="features"),
-        )
+        return self._stem_features(module, source, self.net_.device, n_views=n_views,
+                                   augmenter=RandomFlip(p=1.0) if self.test_time_flip else None)
 
     def _prediction_batches(self, source):
         """Yield ``(inputs, mirrored inputs or None, readable flags)`` batch by batch, on the device."""
