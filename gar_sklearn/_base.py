@@ -228,6 +228,8 @@ def training_state(net):
             }
         elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
             callbacks[name] = {"state_dict": cb.lr_scheduler_.state_dict(), "batch_idx_": cb.batch_idx_}
+        elif hasattr(cb, "best_score_"):  # skorch's scoring callbacks: the history's "_best" flags
+            callbacks[name] = {"best_score_": cb.best_score_}
     rng = {"torch": torch.get_rng_state()}
     if str(net.device).startswith("cuda") and torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -267,6 +269,8 @@ def restore_training_state(net, state):
         elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
             cb.lr_scheduler_.load_state_dict(cb_state["state_dict"])
             cb.batch_idx_ = cb_state["batch_idx_"]
+        elif cb is not None and "best_score_" in cb_state:
+            cb.best_score_ = cb_state["best_score_"]
     torch.set_rng_state(state["rng"]["torch"])
     if "cuda" in state["rng"] and str(net.device).startswith("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])

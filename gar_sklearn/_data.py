@@ -14,13 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from .preprocessing._images import ImageLoadError
 
 __all__ = [
     "ImageDataset",
     "FeatureDataset",
+    "CollatedBatch",
+    "collate_batch",
     "decode_images",
     "view_rng",
     "default_num_workers",
@@ -207,6 +209,12 @@ class FeatureDataset(Dataset):
     random_view : bool
         Pick a view per item and epoch at random (training); else view 0, the
         un-augmented image (validation).
+
+    A loader's batch is fetched with one indexing operation
+    (``__getitems__``) and comes already collated: pass
+    :func:`collate_batch` as the loader's ``collate_fn``. On cached features
+    a training step costs about a millisecond, and fetching and stacking
+    rows one by one cost half as much again.
     """
 
     def __init__(self, features, targets, random_view=False, seed=0):
@@ -214,19 +222,38 @@ class FeatureDataset(Dataset):
         self.targets = torch.as_tensor(targets, dtype=torch.long)
         self.random_view = random_view
         self.seed = seed
-        self.epoch = 0
+        self.set_epoch(0)
 
     def __len__(self):
         return len(self.features)
 
     def set_epoch(self, epoch):
         self.epoch = epoch
+        n_views = self.features.shape[1]
+        # each image's view this epoch, drawn for all at once from (seed, epoch)
+        self._views = (torch.from_numpy(np.random.default_rng([self.seed, epoch]).integers(n_views, size=len(self)))
+                       if self.random_view and n_views > 1 else None)
+
+    def _batch(self, index):
+        views = 0 if self._views is None else self._views[index]
+        return {"features": self.features[index, views].float()}, self.targets[index]
 
     def __getitem__(self, index):
-        view = 0
-        if self.random_view and self.features.shape[1] > 1:
-            view = int(np.random.default_rng([self.seed, self.epoch, index]).integers(self.features.shape[1]))
-        return {"features": self.features[index, view].float()}, self.targets[index]
+        return self._batch(index)
+
+    def __getitems__(self, indices):
+        return CollatedBatch(self._batch(torch.as_tensor(indices, dtype=torch.long)))
+
+
+class CollatedBatch(tuple):
+    """A batch ``(X, y)`` that a dataset's ``__getitems__`` has already collated."""
+
+
+def collate_batch(batch):
+    """A DataLoader ``collate_fn``: a :class:`CollatedBatch` as it is, anything else through torch's default."""
+    if isinstance(batch, CollatedBatch):
+        return tuple(batch)
+    return default_collate(batch)
 
 
 def decode_images(source, indices, image_size, n_threads=None, on_error="raise"):

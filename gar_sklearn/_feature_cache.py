@@ -180,6 +180,9 @@ class FeatureCache:
             _ViewDataset(source, pairs, keys, image_size, augmenter),
             batch_size=batch_size, num_workers=num_workers, multiprocessing_context=worker_context(num_workers),
             pin_memory=torch.device(device).type == "cuda",
+            # a generator of its own: iterating would otherwise draw from torch's global one, and a
+            # fit from a cold cache would then train with other dropout masks than one from a warm cache
+            generator=torch.Generator(),
         )
         was_training = module.training
         module.eval()

@@ -34,6 +34,7 @@ from ._base import (
 from ._data import (
     FeatureDataset,
     ImageDataset,
+    collate_batch,
     decode_images,
     default_num_workers,
     releasing_batches,
@@ -655,6 +656,13 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             kwargs["optimizer__weight_decay"] = self.weight_decay
         if self.label_smoothing:
             kwargs["criterion__label_smoothing"] = self.label_smoothing
+        if self.optimizer in ("adam", "adamw") and _fused_adam_supported(device) and self.unfreeze_after is None \
+                and all(p.is_contiguous() for p in module.parameters() if p.requires_grad):
+            # One kernel for all parameters: on cached features the per-tensor Adam loop took a
+            # fifth of a training step (0.23 ms against 0.07 for the heads). Only for contiguous
+            # parameters: torch's fused kernel silently mixes up elements of a channels-last
+            # parameter whose optimizer state is laid out otherwise (as after resuming).
+            kwargs["optimizer__fused"] = True
         workers = self._train_workers(train_ds)
         return MultiHeadNet(
             module,
@@ -675,6 +683,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
             iterator_train__pin_memory=device.startswith("cuda"),
             iterator_valid__pin_memory=device.startswith("cuda"),
+            iterator_train__collate_fn=collate_batch,  # feature batches come collated
+            iterator_valid__collate_fn=collate_batch,
             loss_weights=loss_weights,
             amp_dtype=resolve_precision(self.precision),
             soft_targets=self._age_soft_targets(attributes),
@@ -749,7 +759,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         workers = self._workers(source)
         loader = DataLoader(ImageDataset(source, self.image_size_, on_error=self.on_error),
                             batch_size=self.batch_size, num_workers=workers,
-                            multiprocessing_context=worker_context(workers), pin_memory=cuda)
+                            multiprocessing_context=worker_context(workers), pin_memory=cuda,
+                            generator=torch.Generator())  # leaves torch's global generator as it was
         for images, flags in releasing_batches(loader):
             if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass
                 images = {k: v.to(device, non_blocking=True) for k, v in images.items()}
@@ -788,3 +799,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
 def _noop(*args, **kwargs):
     pass
+
+
+def _fused_adam_supported(device):
+    """Whether torch's fused Adam/AdamW runs on ``device`` (CUDA since torch 2.0, CPU since 2.4)."""
+    major, minor = (int("".join(c for c in part if c.isdigit()) or 0) for part in torch.__version__.split(".")[:2])
+    kind = torch.device(device).type
+    return kind == "cuda" or kind == "cpu" and (major, minor) >= (2, 4)

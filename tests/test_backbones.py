@@ -5,9 +5,12 @@ import urllib.error
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from gar_sklearn.backbones import (
+    Dropout,
     MultiHeadNetwork,
     WeightsUnavailableError,
     available_backbones,
@@ -172,3 +175,66 @@ def test_normalize_uses_weights_statistics():
     x = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
     expected = (1.0 - torch.tensor(bb.mean)) / torch.tensor(bb.std)
     assert torch.allclose(net.normalize(x)[0, :, 0, 0], expected)
+
+
+# ---------------------------------------------------------------- the heads' dropout
+def _kept_scale(p):
+    dropped = round(p * 65536)
+    return 65536 / (65536 - dropped)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.floats(0.01, 0.95), shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       seed=st.integers(0, 2**31 - 1))
+def test_dropout_zeroes_or_scales_each_element_by_the_inverse_keep_probability(p, shape, seed):
+    x = torch.rand(shape) + 0.5  # no zeros of its own
+    torch.manual_seed(seed)
+    y = Dropout(p).train()(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] * _kept_scale(p), rtol=1e-6)
+    assert abs(_kept_scale(p) - 1 / (1 - p)) <= 1e-4 / (1 - p) ** 2  # p rounded to a multiple of 1/65536
+    torch.manual_seed(seed)
+    assert torch.equal(Dropout(p).train()(x), y)  # torch's generator reproduces the mask
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.8])
+def test_dropout_drops_a_fraction_p_and_keeps_the_mean_like_torch(p):
+    torch.manual_seed(0)
+    x = torch.ones(1001, 999)  # not a multiple of 4 elements
+    n = x.numel()
+    ours, theirs = Dropout(p).train()(x), nn.Dropout(p).train()(x)
+    sigma = (p * (1 - p) / n) ** 0.5
+    for y in (ours, theirs):  # nn.Dropout as the oracle: both within 5 binomial sigmas of p
+        assert abs((y == 0).float().mean().item() - p) < 5 * sigma
+        assert abs(y.mean().item() - 1.0) < 5 * sigma / (1 - p)
+
+
+def test_dropout_gradient_is_the_mask_and_eval_is_the_identity():
+    torch.manual_seed(1)
+    x = (torch.rand(64, 130) + 0.5).requires_grad_()
+    drop = Dropout(0.3).train()
+    y = drop(x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, y.detach() / x.detach())  # d(x * mask)/dx = mask
+    assert drop.eval()(x) is x
+    assert Dropout(0.0).train()(x) is x
+    assert not torch.equal(Dropout(0.3).train()(x), Dropout(0.3).train()(x))  # a fresh mask each call
+
+
+@pytest.mark.parametrize("p, inplace", [(1.0, False), (0.5, True), (1e-6, False)])
+def test_dropout_corner_cases_behave_like_torch(p, inplace):
+    x = torch.rand(8, 16) + 0.5
+    torch.manual_seed(3)
+    expected = nn.Dropout(p, inplace=inplace).train()(x.clone())
+    torch.manual_seed(3)
+    assert torch.equal(Dropout(p, inplace=inplace).train()(x.clone()), expected)
+
+
+def test_heads_use_the_fast_dropout_and_keep_their_parameter_names():
+    net = MultiHeadNetwork(build_backbone("tiny", weights=None), [2, 3], hidden_units=4, dropout=0.2)
+    drops = [m for m in net.heads.modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 4 and all(type(m) is Dropout for m in drops)
+    # nn.Dropout has no state: saved models' keys are those of nn.Dropout heads
+    assert [k for k in net.state_dict() if k.startswith("heads.0")] == [
+        "heads.0.1.weight", "heads.0.1.bias", "heads.0.4.weight", "heads.0.4.bias"]

@@ -36,8 +36,13 @@ def test_cache_benchmark(benchmarks, tmp_path):
     import cache_utkface
 
     results = cache_utkface.main(["--n", "120", "--image-size", "32", "--epochs", "1", "--weights", "none",
-                                  "--modes", "heads", "grid", "--out", str(tmp_path / "cache")])
-    heads, grid = results["rows"]
+                                  "--modes", "heads", "grid", "grid_hidden", "--out", str(tmp_path / "cache")])
+    heads, grid, grid_hidden = results["rows"]
     assert heads["extracted_views"] == results["n_train"]  # one pass over the training images
     assert 0 < heads["extraction_s"] <= heads["fit_s"]
-    assert grid["extracted_views"] <= results["n_train"]  # candidates and folds share one extraction
+    for row in (grid, grid_hidden):
+        assert row["extracted_views"] <= results["n_train"]  # candidates and folds share one extraction
+        assert row["grid_over_one_fit"] == round(row["fit_s"] / row["one_fit_s"], 3)
+    assert "hidden_units" in grid_hidden["best"] and "dropout" in grid["best"]
+    mean_fit = (grid_hidden["one_fit_s"] + grid_hidden["one_fit_hidden_s"]) / 2
+    assert grid_hidden["grid_over_mean_fit"] == round(grid_hidden["fit_s"] / mean_fit, 3)

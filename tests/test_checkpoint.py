@@ -147,6 +147,23 @@ def test_interrupted_fit_resumes_in_process_with_augmentation_and_one_cycle(data
     assert_same_fit(resumed, expected, data[0])
 
 
+def test_heads_on_cached_views_resume_exactly_with_the_fused_optimizer(data, monkeypatch, tmp_path):
+    # heads only, from two cached views per image, AdamW (torch's fused kernel) and dropout:
+    # the optimizer state, the view drawn per image and epoch and the dropout masks all resume
+    from gar_sklearn.augmentation import RandomFlip
+
+    params = dict(PARAMS, freeze="backbone", augment=RandomFlip(p=0.5), cache_views=2, optimizer="adamw",
+                  head_hidden_units=8, dropout=0.3, max_epochs=4, patience=None)
+    expected = MultiAttributeClassifier(**params).fit(*data)
+    assert expected.used_feature_cache_
+    interrupt_at(monkeypatch, epoch=3)
+    with pytest.warns(UserWarning, match="Fit again with checkpoint_dir=.* to resume"):
+        MultiAttributeClassifier(checkpoint_dir=tmp_path, **params).fit(*data)
+    monkeypatch.undo()
+    resumed = MultiAttributeClassifier(checkpoint_dir=tmp_path, **params).fit(*data)
+    assert_same_fit(resumed, expected, data[0])
+
+
 def test_finished_checkpoint_is_restored_without_training(data, reference, tmp_path, monkeypatch):
     first = MultiAttributeClassifier(checkpoint_dir=tmp_path, **PARAMS).fit(*data)
     assert_same_fit(first, reference, data[0])

@@ -143,8 +143,24 @@ def test_fit_does_not_touch_the_global_torch_seed():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    MultiAttributeClassifier(max_epochs=1, **{**TINY, "image_size": 16}).fit(X, y)
+    clf = MultiAttributeClassifier(max_epochs=1, **{**TINY, "image_size": 16}).fit(X, y)
     assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(123)
+    clf.predict(X)  # nor does predict, whose loader would draw a seed from it
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("views", [1, 2])
+def test_a_fit_from_a_warm_feature_cache_is_the_fit_from_a_cold_one(views):
+    from gar_sklearn.augmentation import RandomFlip
+
+    X, y = make_synthetic_faces(40, image_size=16, random_state=2)
+    params = dict(freeze="backbone", dropout=0.3, max_epochs=2, cache_views=views,
+                  augment=RandomFlip(p=0.5) if views > 1 else None, **{**TINY, "image_size": 16})
+    feature_cache.clear()
+    cold = MultiAttributeClassifier(**params).fit(X, y)
+    warm = MultiAttributeClassifier(**params).fit(X, y)
+    assert warm.history_[:, "train_loss"] == cold.history_[:, "train_loss"]
 
 
 def test_pickle_round_trip_gives_identical_predictions(fitted, synthetic):
@@ -223,9 +239,9 @@ def test_age_interval_one_is_exact_age_classification():
     X, y = make_synthetic_faces(60, image_size=16, random_state=5)
     a = MultiAttributeClassifier(attributes=("age",), age_bins=1, max_epochs=2, **{**TINY, "image_size": 16}).fit(X, y)
     b = MultiAttributeClassifier(attributes=("age",), age_bins=None, max_epochs=2, **{**TINY, "image_size": 16}).fit(X, y)
-    assert a.classes_[0].tolist() == list(range(0, y.age.max() + 1))
+    assert a.classes_[0].tolist() == list(range(y.age.max() + 1))
     assert set(b.classes_[0].tolist()) <= set(a.classes_[0].tolist())
-    assert set(a.predict(X)[:, 0]) <= set(range(0, 90))
+    assert set(a.predict(X)[:, 0]) <= set(range(90))
     np.testing.assert_array_equal(a.transform_targets(y)["age"].to_numpy(), y.age.to_numpy())
 
 
@@ -382,6 +398,39 @@ def test_cached_and_uncached_training_agree():
     b = MultiAttributeClassifier(cache_features=False, **params).fit(X, y)
     # features are stored in float16, so losses agree to about 1e-3, not exactly
     np.testing.assert_allclose(a.history_[:, "train_loss"], b.history_[:, "train_loss"], rtol=2e-3)
+
+
+def test_feature_batches_are_fetched_at_once_with_each_images_view_drawn_per_epoch():
+    from torch.utils.data import DataLoader
+
+    from gar_sklearn._data import FeatureDataset, collate_batch
+
+    features = torch.arange(50 * 3 * 2, dtype=torch.float16).reshape(50, 3, 2)  # 50 images, 3 views
+    targets = np.arange(100).reshape(50, 2)
+    ds = FeatureDataset(features, targets, random_view=True, seed=4)
+    views = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        singles = [ds[i] for i in range(50)]
+        x, y = collate_batch(ds.__getitems__(list(range(50))))
+        # the batch holds exactly the rows of single-item fetches, in float32
+        assert x["features"].dtype == torch.float32
+        assert torch.equal(x["features"], torch.stack([s[0]["features"] for s in singles]))
+        assert torch.equal(y, torch.as_tensor(targets))
+        views.append((x["features"][:, 0] - 6 * torch.arange(50)) / 2)  # the view index of each image
+    views = torch.stack(views)
+    assert set(views.unique().tolist()) == {0.0, 1.0, 2.0}
+    assert not torch.equal(views[0], views[1])  # a new draw every epoch...
+    ds.set_epoch(1)
+    again = collate_batch(ds.__getitems__(list(range(50))))[0]["features"]
+    assert torch.equal((again[:, 0] - 6 * torch.arange(50)) / 2, views[1])  # ... that the epoch reproduces
+    # validation: the un-augmented view 0, through a DataLoader with the collate function
+    loader = DataLoader(FeatureDataset(features, targets), batch_size=16, collate_fn=collate_batch)
+    got = torch.cat([x["features"] for x, _ in loader])
+    assert torch.equal(got, features[:, 0].float())
+    # items that are not collated yet go through torch's default collate
+    x, y = collate_batch([ds[0], ds[1]])
+    assert x["features"].shape == (2, 2) and torch.equal(y, torch.as_tensor(targets[:2]))
 
 
 def _stem_calls(clf):
@@ -567,3 +616,35 @@ def test_training_mode_is_set_only_when_it_changes(monkeypatch):
     module = clf.net_.module_
     module.train(True)
     assert not module.stem.training and module.heads.training
+
+
+def test_named_adam_optimizers_use_torchs_fused_kernel_with_the_same_steps(monkeypatch):
+    from gar_sklearn import _multi_attribute
+
+    made = []
+
+    def recording(cls):
+        class Recording(cls):
+            def __init__(self, params, **kwargs):
+                made.append(kwargs.get("fused"))
+                super().__init__(params, **kwargs)
+        return Recording
+
+    monkeypatch.setattr(_multi_attribute, "_OPTIMIZERS",
+                        {k: recording(v) for k, v in _multi_attribute._OPTIMIZERS.items()})
+    X, y = make_synthetic_faces(48, image_size=16, random_state=13)
+    params = dict(max_epochs=3, validation_fraction=0, patience=None, freeze="backbone", head_hidden_units=8,
+                  **{**TINY, "image_size": 16, "batch_size": 16})
+    for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
+        made.clear()
+        fused = MultiAttributeClassifier(optimizer=name, **params).fit(X, y)
+        plain = MultiAttributeClassifier(optimizer=recording(cls), **params).fit(X, y)  # a class: as given
+        assert made == [True, None]
+        # the same updates, up to float rounding
+        np.testing.assert_allclose(fused.history_[:, "train_loss"], plain.history_[:, "train_loss"], rtol=1e-4)
+    made.clear()
+    MultiAttributeClassifier(optimizer="sgd", **params).fit(X, y)
+    # channels-last convolutions in training (the fused kernel would mix up their resumed state's layout)
+    MultiAttributeClassifier(**{**params, "freeze": None}).fit(X, y)
+    MultiAttributeClassifier(**{**params, "unfreeze_after": 1}).fit(X, y)
+    assert made == [None, None, None]

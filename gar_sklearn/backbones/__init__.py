@@ -5,13 +5,14 @@ classifier removed, split into stages; :class:`MultiHeadNetwork` puts one
 softmax head per attribute on top.
 """
 
-from ._network import MultiHeadNetwork, Normalize, resolve_freeze
+from ._network import Dropout, MultiHeadNetwork, Normalize, resolve_freeze
 from ._registry import BackboneFeatures, available_backbones, build_backbone, register_backbone
 from ._tiny import TinyConvNet
 from ._weights import WeightsUnavailableError, hub_checkpoint_path
 
 __all__ = [
     "BackboneFeatures",
+    "Dropout",
     "MultiHeadNetwork",
     "Normalize",
     "TinyConvNet",

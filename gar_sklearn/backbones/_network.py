@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-__all__ = ["Normalize", "MultiHeadNetwork", "resolve_freeze"]
+__all__ = ["Dropout", "MultiHeadNetwork", "Normalize", "resolve_freeze"]
 
 
 class Normalize(nn.Module):
@@ -20,6 +20,47 @@ class Normalize(nn.Module):
         # one float copy, scaled in place: no temporaries the size of the batch
         x = x.to(dtype=self.scale.dtype, memory_format=layout, copy=True)
         return x.mul_(self.scale).sub_(self.shift)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper mask on the CPU.
+
+    On the CPU, torch draws one random number per element: for a head's
+    input (64 x 1280 pooled features) that takes 0.7 ms, more than the rest of a
+    training step on cached features. Here each element gets 16 bits of 64-bit
+    draws (about 5x faster): an element is dropped with probability
+    ``round(p * 65536) / 65536`` (within 1e-5 of ``p``) and the kept ones are
+    scaled by the inverse of their keep probability, so the expectation is
+    unchanged, as with ``nn.Dropout``. Other devices, in-place use and the
+    corner cases use ``torch.nn.functional.dropout``. The draws come from
+    torch's default generator: ``torch.manual_seed`` reproduces them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> drop = Dropout(0.5)
+    >>> x = torch.ones(2, 8)
+    >>> bool(torch.equal(drop.eval()(x), x))
+    True
+    >>> sorted(drop.train()(x).unique().tolist()) in ([0.0, 2.0], [0.0], [2.0])
+    True
+    """
+
+    _LEVELS = 1 << 16
+
+    def forward(self, x):
+        dropped = round(self.p * self._LEVELS)
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu" or self.inplace or not 0 < dropped < self._LEVELS:
+            return nn.functional.dropout(x, self.p, self.training, self.inplace)
+        n = x.numel()
+        bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
+        draws = bits.view(torch.int16)[:n].view(x.shape).float()  # uniform on -32768..32767
+        # keep where draw >= dropped - 32768: sign() of the shifted draw (never 0) is then +1
+        keep = draws.sub_(dropped - 32768 - 0.5).sign_().add_(1.0)
+        keep.mul_(0.5 * self._LEVELS / (self._LEVELS - dropped))
+        return x * keep.to(x.dtype)
 
 
 def resolve_freeze(freeze, stage_names):
@@ -76,9 +117,9 @@ class MultiHeadNetwork(nn.Module):
     def _head(n_in, n_out, hidden_units, dropout):
         layers = []
         if hidden_units:
-            layers += [nn.Dropout(dropout), nn.Linear(n_in, hidden_units), nn.ReLU(inplace=True)]
+            layers += [Dropout(dropout), nn.Linear(n_in, hidden_units), nn.ReLU(inplace=True)]
             n_in = hidden_units
-        layers += [nn.Dropout(dropout), nn.Linear(n_in, n_out)]
+        layers += [Dropout(dropout), nn.Linear(n_in, n_out)]
         return nn.Sequential(*layers)
 
     def set_stem_frozen(self, frozen):
