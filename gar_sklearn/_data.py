@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from .preprocessing._images import ImageLoadError
+from .preprocessing._pixels import resize_images
 
 __all__ = [
     "ImageDataset",
@@ -126,12 +127,13 @@ def view_rng(key, view):
     return np.random.default_rng([digest, view])
 
 
-def _to_chw(img):
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
-
-
 class ImageDataset(Dataset):
     """Images of an :class:`~gar_sklearn.preprocessing._images.ImageSource` as uint8 tensors.
+
+    A loader's batch (``__getitems__``) is read in threads, resized at once
+    (:func:`~gar_sklearn.preprocessing._pixels.resize_images`) and comes
+    collated: pass :func:`collate_batch` as the loader's ``collate_fn``.
+    A single item is that batch of one.
 
     Parameters
     ----------
@@ -141,7 +143,7 @@ class ImageDataset(Dataset):
         Encoded labels; without them the item's second element is a validity
         flag (1 for a readable image, 0 for one skipped).
     augmenter : object with ``augment(image, rng)``, optional
-        Applied on every ``__getitem__`` with a generator seeded by
+        Applied to each resized image with a generator seeded by
         ``(seed, epoch, index)``: fresh each epoch, reproducible, and
         independent of which worker process loads the item.
     decoded : ndarray (n, S, S, 3) uint8, optional
@@ -167,36 +169,37 @@ class ImageDataset(Dataset):
     def set_epoch(self, epoch):
         self.epoch = epoch
 
-    def load(self, index):
+    def _read(self, index):
+        """The image before resizing and 1, or zeros and 0 for an unreadable one under "skip"."""
         if self.decoded is not None:
-            return self.decoded[index]
-        return self.source.load(index, self.image_size)
-
-    def _image(self, index):
-        """The (augmented) image and 1, or zeros and 0 for an unreadable one under "skip"."""
+            return self.decoded[index], 1
         try:
-            img = self.load(index)
+            return self.source.read(index, self.image_size), 1
         except ImageLoadError:
             if self.on_error != "skip":
                 raise
             return np.zeros((self.image_size, self.image_size, 3), np.uint8), 0
-        if self.augmenter is not None:
-            img = self.augmenter.augment(img, np.random.default_rng([self.seed, self.epoch, index]))
-        return img, 1
-
-    def _item(self, index, image):
-        img, ok = image
-        x = {"images": _to_chw(img)}
-        if self.targets is not None:
-            return x, self.targets[index]
-        return x, ok
-
-    def __getitem__(self, index):
-        return self._item(index, self._image(index))
 
     def __getitems__(self, indices):
-        """A batch, its images decoded and augmented in threads (see :func:`map_in_threads`)."""
-        return [self._item(i, img) for i, img in zip(indices, map_in_threads(self._image, indices))]
+        read = map_in_threads(self._read, indices)
+        images = resize_images([img for img, _ in read], self.image_size)
+        if self.augmenter is not None:
+            # numpy views of the batch's memory (n, S, S, 3): no torch call from the threads
+            pixels = images.permute(0, 2, 3, 1).numpy()
+
+            def augment(j):
+                if read[j][1]:
+                    rng = np.random.default_rng([self.seed, self.epoch, indices[j]])
+                    pixels[j] = self.augmenter.augment(pixels[j], rng)
+
+            map_in_threads(augment, range(len(indices)))
+        labels = (self.targets[torch.as_tensor(indices, dtype=torch.long)] if self.targets is not None
+                  else torch.tensor([ok for _, ok in read]))
+        return CollatedBatch(({"images": images}, labels))
+
+    def __getitem__(self, index):
+        x, y = self.__getitems__([index])
+        return {"images": x["images"][0]}, y[0]
 
 
 class FeatureDataset(Dataset):
@@ -257,9 +260,10 @@ def collate_batch(batch):
 
 
 def decode_images(source, indices, image_size, n_threads=None, on_error="raise"):
-    """Decode (and resize) ``source[indices]`` into one uint8 array, in parallel threads.
+    """Decode (and resize) ``source[indices]`` into one uint8 array.
 
-    Pillow releases the GIL while decoding, so threads use every core.
+    Files are read in threads (Pillow and torchvision release the GIL, so
+    they use every core) and resized by torch, in chunks of 256 images.
 
     Returns
     -------
@@ -273,19 +277,21 @@ def decode_images(source, indices, image_size, n_threads=None, on_error="raise")
     out = np.empty((len(indices), image_size, image_size, 3), dtype=np.uint8)
     failed = []
 
-    def work(pos):
+    def read(pos):
         try:
-            out[pos] = source.load(int(indices[pos]), image_size)
+            return source.read(int(indices[pos]), image_size)
         except ImageLoadError:
             if on_error != "skip":
                 raise
-            out[pos] = 0
             failed.append(pos)
+            return np.zeros((image_size, image_size, 3), np.uint8)
 
     n_threads = n_threads or (os.cpu_count() or 1)
+    chunk = 256
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        for _ in pool.map(work, range(len(indices)), chunksize=64):
-            pass
+        for start in range(0, len(indices), chunk):
+            images = list(pool.map(read, range(start, min(start + chunk, len(indices)))))
+            out[start:start + len(images)] = resize_images(images, image_size).permute(0, 2, 3, 1).numpy()
     return out, sorted(failed)
 
 

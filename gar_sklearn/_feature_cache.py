@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._data import map_in_threads, releasing_batches, view_rng, worker_context
+from ._data import CollatedBatch, collate_batch, map_in_threads, releasing_batches, view_rng, worker_context
+from .preprocessing._pixels import resize_images
 
 __all__ = ["FeatureCache", "feature_cache", "config_key"]
 
@@ -54,7 +55,10 @@ def config_key(backbone, stem, image_size, n_views, augmenter):
 
 
 class _ViewDataset(Dataset):
-    """(image index, view) pairs: view 0 is the image itself, views > 0 augmented copies."""
+    """(image index, view) pairs: view 0 is the image itself, views > 0 augmented copies.
+
+    Batches come collated (see :class:`~gar_sklearn._data.ImageDataset`).
+    """
 
     def __init__(self, source, pairs, keys, image_size, augmenter):
         self.source, self.pairs, self.keys = source, pairs, keys
@@ -63,15 +67,23 @@ class _ViewDataset(Dataset):
     def __len__(self):
         return len(self.pairs)
 
-    def __getitem__(self, j):
-        i, view = self.pairs[j]
-        img = self.source.load(i, self.image_size)
-        if view > 0:
-            img = self.augmenter.augment(img, view_rng(self.keys[i], view))
-        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
-
     def __getitems__(self, indices):
-        return map_in_threads(self.__getitem__, indices)
+        pairs = [self.pairs[j] for j in indices]
+        images = resize_images(map_in_threads(lambda p: self.source.read(p[0], self.image_size), pairs),
+                               self.image_size)
+        if any(view > 0 for _, view in pairs):
+            pixels = images.permute(0, 2, 3, 1).numpy()  # numpy views: no torch call from the threads
+
+            def augment(j):
+                i, view = pairs[j]
+                if view > 0:
+                    pixels[j] = self.augmenter.augment(pixels[j], view_rng(self.keys[i], view))
+
+            map_in_threads(augment, range(len(pairs)))
+        return CollatedBatch((images,))
+
+    def __getitem__(self, j):
+        return self.__getitems__([j])[0][0]
 
 
 class FeatureCache:
@@ -180,6 +192,7 @@ class FeatureCache:
             _ViewDataset(source, pairs, keys, image_size, augmenter),
             batch_size=batch_size, num_workers=num_workers, multiprocessing_context=worker_context(num_workers),
             pin_memory=torch.device(device).type == "cuda",
+            collate_fn=collate_batch,
             # a generator of its own: iterating would otherwise draw from torch's global one, and a
             # fit from a cold cache would then train with other dropout masks than one from a warm cache
             generator=torch.Generator(),
@@ -190,7 +203,7 @@ class FeatureCache:
         try:
             with torch.inference_mode():
                 # releasing: else resident memory grows by a batch per batch
-                for images in releasing_batches(loader):
+                for (images,) in releasing_batches(loader):
                     feats = module.encode(images.to(device, non_blocking=True))
                     chunks.append(feats.to("cpu", STORAGE_DTYPE))
                     if progress is not None:

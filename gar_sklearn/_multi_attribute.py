@@ -760,6 +760,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         loader = DataLoader(ImageDataset(source, self.image_size_, on_error=self.on_error),
                             batch_size=self.batch_size, num_workers=workers,
                             multiprocessing_context=worker_context(workers), pin_memory=cuda,
+                            collate_fn=collate_batch,
                             generator=torch.Generator())  # leaves torch's global generator as it was
         for images, flags in releasing_batches(loader):
             if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass

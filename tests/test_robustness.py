@@ -401,14 +401,14 @@ def test_same_seed_same_fit_with_augmentation_and_any_number_of_workers():
 def test_each_epoch_gets_fresh_augmentation_and_order_seeded_by_epoch(monkeypatch):
     X, y = make_synthetic_faces(20, image_size=16, random_state=7)
     seen = []
-    original = ImageDataset._image  # what __getitem__ and __getitems__ load each item with
+    original = ImageDataset._read  # what __getitem__ and __getitems__ read each item with
 
     def spy(self, index):
         if self.augmenter is not None:
             seen.append((self.epoch, index))
         return original(self, index)
 
-    monkeypatch.setattr(ImageDataset, "_image", spy)
+    monkeypatch.setattr(ImageDataset, "_read", spy)
     params = dict(TINY, image_size=16, batch_size=4, max_epochs=3, augment=FaceAugmenter(), num_workers=0,
                   validation_fraction=0, random_state=1)
 
@@ -439,13 +439,13 @@ def test_batches_load_in_threads_with_the_items_of_single_loads(tmp_path, monkey
     (tmp_path / "bad.png").write_bytes(b"not an image")
     source = as_image_source(paths + [str(tmp_path / "bad.png")])
     threads = set()
-    original = ImageDataset._image
+    original = ImageDataset._read
 
     def spy(self, index):
         threads.add(threading.get_ident())
         return original(self, index)
 
-    monkeypatch.setattr(ImageDataset, "_image", spy)
+    monkeypatch.setattr(ImageDataset, "_read", spy)
     ds = ImageDataset(source, 16, augmenter=FaceAugmenter(), seed=5, on_error="skip")
     ds.set_epoch(2)
     indices = [12, 3, 0, 7, 7, 11]
@@ -459,17 +459,21 @@ def test_batches_load_in_threads_with_the_items_of_single_loads(tmp_path, monkey
         assert ds.__getitems__(indices[:2])[1][1] == 1 and threads == {threading.get_ident()}
         torch.set_num_threads(2)
         views = _ViewDataset(source, [(0, 0), (0, 1), (5, 1)], [str(p) for p in paths], 16, FaceAugmenter())
-        for got, expected in zip(views.__getitems__([0, 1, 2]), [views[0], views[1], views[2]]):
-            torch.testing.assert_close(got, expected, rtol=0, atol=0)
+        (got,) = views.__getitems__([0, 1, 2])
+        torch.testing.assert_close(got, torch.stack([views[0], views[1], views[2]]), rtol=0, atol=0)
+        assert not torch.equal(got[0], got[1])  # view 1 is augmented
+        torch.testing.assert_close(got[0].permute(1, 2, 0).numpy(), load_image(paths[0], 16), rtol=0, atol=0)
         assert map_in_threads(lambda v: v * v, list(range(50))) == [v * v for v in range(50)]
     finally:
         torch.set_num_threads(previous)
     # the same items, in the same order, as one by one: augmentation seeded by epoch and index
-    for (x, flag), i in zip(batch, indices):
+    x, flags = batch
+    assert x["images"].shape == (len(indices), 3, 16, 16) and x["images"].dtype == torch.uint8
+    for j, i in enumerate(indices):
         x_single, flag_single = ds[i]
-        torch.testing.assert_close(x["images"], x_single["images"], rtol=0, atol=0)
-        assert flag == flag_single == (0 if i == 12 else 1)
-    assert batch[0][0]["images"].sum() == 0  # the unreadable file: zeros, flag 0
+        torch.testing.assert_close(x["images"][j], x_single["images"], rtol=0, atol=0)
+        assert flags[j] == flag_single == (0 if i == 12 else 1)
+    assert x["images"][0].sum() == 0  # the unreadable file: zeros, flag 0
 
 
 @pytest.mark.parametrize("cores, threads, daemon, expected", [

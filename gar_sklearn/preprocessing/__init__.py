@@ -1,8 +1,8 @@
-"""Image loading, resizing and age binning: numpy and Pillow only."""
+"""Image loading, resizing and age binning."""
 
 from ._age import FAIRFACE_AGE_GROUPS, AgeBinner, age_group_midpoints, aggregate_age_proba
 from ._faces import FaceCropper, FaceCrops, NoFaceWarning
-from ._images import ImageLoadError, as_image_source, load_image
+from ._images import ImageLoadError, as_image_source, load_image, read_image
 from ._transformers import ImageLoader
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "aggregate_age_proba",
     "as_image_source",
     "load_image",
+    "read_image",
 ]

@@ -1,7 +1,9 @@
 """Reading face images from paths, PIL images or arrays into uint8 RGB arrays.
 
-Everything here is numpy and Pillow only: the torch side (``gar_sklearn._data``)
-turns these arrays into tensors.
+Pillow reads every format and mode; plain JPEGs are decoded, and all images
+resized, with torch's kernels (``_pixels``), which are several times faster
+and give the same pixels (resizing: within 1). The torch side
+(``gar_sklearn._data``) turns these arrays into batches.
 """
 
 import ast
@@ -15,7 +17,9 @@ from collections.abc import Mapping, Sequence, Set
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageLoadError", "load_image", "as_image_source", "ImageSource"]
+from ._pixels import read_jpeg, resize_images
+
+__all__ = ["ImageLoadError", "load_image", "read_image", "as_image_source", "ImageSource"]
 
 
 _MESSAGE = re.compile(r"Could not read image ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): (.*?)\s*$")
@@ -145,7 +149,8 @@ def load_image(image, size=None):
         read; larger ones raise :class:`ImageLoadError`, as Pillow's
         decompression-bomb guard would.
     size : int or None, default=None
-        When given, the image is resized to ``(size, size)`` pixels.
+        When given, the image is resized to ``(size, size)`` pixels
+        (bilinear, antialiased when shrinking).
 
     Returns
     -------
@@ -168,8 +173,32 @@ def load_image(image, size=None):
     >>> load_image(np.zeros((40, 30), dtype=np.uint8), size=16).shape
     (16, 16, 3)
     """
+    img = read_image(image, size)
+    if size is None or img.shape[:2] == (size, size):
+        return img
+    return resize_images([img], size)[0].permute(1, 2, 0).numpy()
+
+
+def read_image(image, size=None):
+    """Read one image as an 8-bit RGB array, upright, before resizing to ``size``.
+
+    What :func:`load_image` resizes; batches resize many at once with
+    :func:`~gar_sklearn.preprocessing._pixels.resize_images`. ``size`` only
+    lets a large JPEG be decoded at a reduced scale that still covers it.
+    Raises as :func:`load_image` does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gar_sklearn.preprocessing import read_image
+    >>> read_image(np.zeros((40, 30), dtype=np.uint8), size=16).shape
+    (40, 30, 3)
+    """
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
+        pixels = read_jpeg(path, size, _open, _HUGE_PIXELS)
+        if pixels is not None:
+            return pixels
         try:
             with _open(path) as img:
                 if size is not None and img.format == "JPEG":
@@ -200,17 +229,12 @@ def load_image(image, size=None):
     elif isinstance(image, Image.Image):
         img = _to_rgb(ImageOps.exif_transpose(image))
     elif isinstance(image, np.ndarray):
-        arr = _from_array(image)
-        if size is None or arr.shape[:2] == (size, size):
-            return np.ascontiguousarray(arr)
-        img = Image.fromarray(arr)
+        return np.ascontiguousarray(_from_array(image))
     else:
         raise TypeError(
             "Each image must be a file path, a PIL.Image.Image or a uint8 ndarray; "
             f"got {type(image).__name__}."
         )
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
     return np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
 
 
@@ -232,8 +256,15 @@ class ImageSource:
         return index if self.positions is None else int(self.positions[index])
 
     def load(self, index, size=None):
+        return self._call(load_image, index, size)
+
+    def read(self, index, size=None):
+        """Item ``index`` as :func:`read_image` gives it: not resized yet."""
+        return self._call(read_image, index, size)
+
+    def _call(self, reader, index, size):
         try:
-            return load_image(self.items[index], size=size)
+            return reader(self.items[index], size=size)
         except ImageLoadError:
             raise
         except (TypeError, ValueError) as exc:  # a bad in-memory item: say which one
