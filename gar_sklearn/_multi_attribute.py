@@ -94,13 +94,18 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     head_hidden_units : int or None, default=None
         A hidden layer in each head (None: a single linear layer).
     dropout : float, default=0.2
-        Dropout before each head's linear layer(s).
+        Dropout before each head's linear layer(s), a mask per head
+        (:class:`~gar_sklearn.backbones.Dropout`: on the CPU the probability
+        is rounded to a multiple of 1/65536).
     lr : float, default=1e-3
         Learning rate of the heads (and of the backbone unless ``backbone_lr``).
     backbone_lr : float or None, default=None
         Learning rate of the trainable backbone layers.
     weight_decay : float, default=0.0
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
+        By name, Adam and AdamW use torch's fused kernel when every trained
+        parameter is contiguous (heads; not channels-last convolutions) and
+        no ``unfreeze_after`` adds parameters later. A class is used as given.
     lr_schedule : {"plateau", "cosine", "onecycle", "step"} or None, default="plateau"
         Learning-rate decay: divide by 5 when the validation loss stalls for 2
         epochs, cosine or one-cycle over ``max_epochs``, or x0.5 every 5 epochs.
