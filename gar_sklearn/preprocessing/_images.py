@@ -2,7 +2,7 @@
 
 Pillow reads every format and mode; plain JPEGs are decoded, and all images
 resized, with torch's kernels (``_pixels``), which are several times faster
-and give the same pixels (resizing: within 1). The torch side
+and give the same pixels (resizing: within 2). The torch side
 (``gar_sklearn._data``) turns these arrays into batches.
 """
 

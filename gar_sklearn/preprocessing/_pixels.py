@@ -2,10 +2,11 @@
 
 Per UTKFace image (200 x 200 JPEG) on one core, Pillow took 0.39 ms to decode,
 turn upright and copy, and 0.33 ms (128 px) or 0.55 ms (224 px) to resize;
-torchvision's libjpeg-turbo decoder gives the same pixels in 0.16 ms, and
-torch's antialiased bilinear kernel for uint8 resizes a batch in 0.05-0.08 ms
-per image, within 1 of Pillow's values. On a 2-core machine that is the
-difference between decoding hidden behind the network or not.
+torchvision's libjpeg-turbo decoder gives the same pixels in 0.22 ms (header
+check included), and torch's antialiased bilinear kernel for uint8 resizes a
+batch in 0.05-0.08 ms per image, within 2 of Pillow's values (1 on faces).
+Where the network keeps every core busy, decoding cannot hide behind it:
+making it cheap is what is left.
 
 torch is imported on first use: the dataset loaders, which read labels and
 paths only, stay free of it.
@@ -53,7 +54,7 @@ def read_jpeg(path, size, open_image, max_pixels):
 def resize_images(images, size):
     """uint8 RGB arrays (H, W, 3) of any sizes as one uint8 tensor (n, 3, size, size).
 
-    Bilinear with antialiasing (as Pillow's ``BILINEAR`` resize, within 1),
+    Bilinear with antialiasing (as Pillow's ``BILINEAR`` resize, within 2),
     one call per distinct input size. The result's memory is channels-last
     (n, size, size, 3), which the network's first layer reads directly.
     Call it from the thread that runs torch (or a DataLoader worker): torch
