@@ -28,6 +28,7 @@ __all__ = [
     "view_rng",
     "default_num_workers",
     "map_in_threads",
+    "augment_in_place",
     "worker_context",
     "release_received_batches",
     "releasing_batches",
@@ -127,6 +128,23 @@ def view_rng(key, view):
     return np.random.default_rng([digest, view])
 
 
+def augment_in_place(images, augmenter, rng_of):
+    """Augment the images of a uint8 batch (n, 3, S, S) with channels-last memory, in threads.
+
+    Image ``j`` is replaced by ``augmenter.augment(image, rng_of(j))``, or
+    left as it is where ``rng_of(j)`` is None. The threads work on numpy
+    views of the batch's memory: no torch call runs outside torch's thread.
+    """
+    pixels = images.permute(0, 2, 3, 1).numpy()  # (n, S, S, 3) views
+
+    def augment(j):
+        rng = rng_of(j)
+        if rng is not None:
+            pixels[j] = augmenter.augment(pixels[j], rng)
+
+    map_in_threads(augment, range(len(pixels)))
+
+
 class ImageDataset(Dataset):
     """Images of an :class:`~gar_sklearn.preprocessing._images.ImageSource` as uint8 tensors.
 
@@ -184,15 +202,8 @@ class ImageDataset(Dataset):
         read = map_in_threads(self._read, indices)
         images = resize_images([img for img, _ in read], self.image_size)
         if self.augmenter is not None:
-            # numpy views of the batch's memory (n, S, S, 3): no torch call from the threads
-            pixels = images.permute(0, 2, 3, 1).numpy()
-
-            def augment(j):
-                if read[j][1]:
-                    rng = np.random.default_rng([self.seed, self.epoch, indices[j]])
-                    pixels[j] = self.augmenter.augment(pixels[j], rng)
-
-            map_in_threads(augment, range(len(indices)))
+            augment_in_place(images, self.augmenter, lambda j: np.random.default_rng(
+                [self.seed, self.epoch, indices[j]]) if read[j][1] else None)
         labels = (self.targets[torch.as_tensor(indices, dtype=torch.long)] if self.targets is not None
                   else torch.tensor([ok for _, ok in read]))
         return CollatedBatch(({"images": images}, labels))

@@ -18,11 +18,18 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._data import CollatedBatch, collate_batch, map_in_threads, releasing_batches, view_rng, worker_context
+from ._data import (
+    CollatedBatch,
+    augment_in_place,
+    collate_batch,
+    map_in_threads,
+    releasing_batches,
+    view_rng,
+    worker_context,
+)
 from .preprocessing._pixels import resize_images
 
 __all__ = ["FeatureCache", "feature_cache", "config_key"]
@@ -72,14 +79,8 @@ class _ViewDataset(Dataset):
         images = resize_images(map_in_threads(lambda p: self.source.read(p[0], self.image_size), pairs),
                                self.image_size)
         if any(view > 0 for _, view in pairs):
-            pixels = images.permute(0, 2, 3, 1).numpy()  # numpy views: no torch call from the threads
-
-            def augment(j):
-                i, view = pairs[j]
-                if view > 0:
-                    pixels[j] = self.augmenter.augment(pixels[j], view_rng(self.keys[i], view))
-
-            map_in_threads(augment, range(len(pairs)))
+            augment_in_place(images, self.augmenter, lambda j: view_rng(self.keys[pairs[j][0]], pairs[j][1])
+                             if pairs[j][1] > 0 else None)
         return CollatedBatch((images,))
 
     def __getitem__(self, j):

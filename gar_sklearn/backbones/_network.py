@@ -49,9 +49,9 @@ class Dropout(nn.Dropout):
     _LEVELS = 1 << 16
 
     def forward(self, x):
-        dropped = round(self.p * self._LEVELS)
         if not self.training or self.p == 0:
             return x
+        dropped = round(self.p * self._LEVELS)
         if x.device.type != "cpu" or self.inplace or not 0 < dropped < self._LEVELS:
             return nn.functional.dropout(x, self.p, self.training, self.inplace)
         n = x.numel()
