@@ -177,6 +177,29 @@ def test_normalize_uses_weights_statistics():
     assert torch.allclose(net.normalize(x)[0, :, 0, 0], expected)
 
 
+
+@settings(max_examples=40, deadline=None)
+@given(channels_last=st.booleans(), layout_in=st.sampled_from(["nchw", "nhwc", "float"]),
+       seed=st.integers(0, 2**16))
+def test_normalize_in_one_pass_matches_the_formula_in_float64(channels_last, layout_in, seed):
+    from gar_sklearn.backbones._network import Normalize
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (2, 5, 4, 3), dtype=torch.uint8, generator=g).permute(0, 3, 1, 2)
+    if layout_in == "nchw":
+        x = x.contiguous()
+    elif layout_in == "float":
+        x = x.to(torch.float64)
+    out = Normalize(mean, std, channels_last=channels_last)(x)
+    expected = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) \
+        / torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), expected, rtol=0, atol=1e-6)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert out.is_contiguous(memory_format=layout)
+
+
 # ---------------------------------------------------------------- the heads' dropout
 def _kept_scale(p):
     dropped = round(p * 65536)

@@ -1,5 +1,7 @@
 """Decoding JPEGs with torchvision and resizing with torch: the same pixels as Pillow, faster."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gar_sklearn.preprocessing import ImageLoadError, _images, load_image, read_image
-from gar_sklearn.preprocessing._pixels import read_jpeg, resize_images
+from gar_sklearn.preprocessing._pixels import jpeg_frame, read_jpeg, resize_images
 
 
 def _pillow_only(monkeypatch):
@@ -37,8 +39,8 @@ def _jpeg(path, array, mode="RGB", orientation=None):
 @pytest.mark.parametrize("orientation", [None, 1, 2, 3, 4, 5, 6, 7, 8])
 def test_jpegs_decode_to_pillows_pixels_turned_upright(tmp_path, monkeypatch, mode, orientation):
     path = _jpeg(tmp_path / "face.jpg", _photo(37, 23), mode, orientation)
-    fast = read_jpeg(path, 16, _images._open, _images._HUGE_PIXELS)
-    assert fast is not None  # a plain JPEG: the torch path
+    fast = read_jpeg(path, 16, _images._HUGE_PIXELS)
+    assert fast is not None and fast.flags.c_contiguous  # a plain JPEG: the torch path, turned in memory
     got_read, got_load = read_image(path, 16), load_image(path, 16)
     _pillow_only(monkeypatch)
     np.testing.assert_array_equal(fast, read_image(path, 16))  # identical decoding and orientation
@@ -57,16 +59,79 @@ def test_pillow_reads_what_the_torch_path_declines(tmp_path):
     truncated.write_bytes((tmp_path / "big.jpg").read_bytes()[:300])
     declined = [str(png), cmyk, str(truncated), str(tmp_path / "missing.jpg")]
     for path in declined:
-        assert read_jpeg(path, 16, _images._open, _images._HUGE_PIXELS) is None, path
+        assert read_jpeg(path, 16, _images._HUGE_PIXELS) is None, path
     # a JPEG that Pillow decodes at half scale or less for 32 px (64 >= 2 x 32): Pillow's faster
-    assert read_jpeg(big, 32, _images._open, _images._HUGE_PIXELS) is None
-    assert read_jpeg(big, 33, _images._open, _images._HUGE_PIXELS) is not None
+    assert read_jpeg(big, 32, _images._HUGE_PIXELS) is None
+    assert read_jpeg(big, 33, _images._HUGE_PIXELS) is not None
     assert read_image(big, 32).shape == (32, 40, 3)  # reduced by Pillow's draft
     assert load_image(str(png), 16).shape == load_image(cmyk, 16).shape == (16, 16, 3)
     with pytest.raises(ImageLoadError, match="truncated"):
         load_image(str(truncated), 16)  # Pillow names the problem
     with pytest.raises(ImageLoadError, match="no such file"):
         load_image(str(tmp_path / "missing.jpg"), 16)
+
+
+
+def _jpeg_bytes(array, mode="RGB", **options):
+    buffer = io.BytesIO()
+    Image.fromarray(array).convert(mode).save(buffer, "JPEG", quality=90, **options)
+    return buffer.getvalue()
+
+
+def _segment(marker, payload):
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+@pytest.mark.parametrize("mode, options", [("RGB", {}), ("L", {}), ("RGB", {"progressive": True}),
+                                           ("RGB", {"subsampling": 0}), ("RGB", {"exif": b"Exif\x00\x00MM"})])
+def test_jpeg_frame_reads_the_size_and_bands_pillow_reads(mode, options):
+    data = _jpeg_bytes(_photo(37, 23, 1), mode, **options)
+    with Image.open(io.BytesIO(data)) as img:
+        expected = (img.width, img.height, len(img.getbands()))
+    assert jpeg_frame(data) == expected
+    # a comment segment and fill bytes before the frame header change nothing
+    padded = data[:2] + _segment(0xFE, b"a comment") + b"\xff\xff" + data[2:]
+    assert jpeg_frame(padded) == expected
+
+
+def _sof_position(data):
+    for marker in (b"\xff\xc0", b"\xff\xc2"):
+        if marker in data:
+            return data.index(marker)
+    raise AssertionError("no frame header")
+
+
+def test_jpeg_frame_leaves_everything_but_plain_jpegs_to_pillow():
+    data = _jpeg_bytes(_photo(20, 30, 2))
+    sof = _sof_position(data)
+
+    def patched(offset, value):
+        return data[:offset] + bytes([value]) + data[offset + 1:]
+
+    assert jpeg_frame(patched(sof + 1, 0xC9)) is None  # arithmetic coding
+    assert jpeg_frame(patched(sof + 1, 0xC3)) is None  # lossless
+    assert jpeg_frame(patched(sof + 4, 12)) is None  # 12-bit samples
+    assert jpeg_frame(patched(sof + 5, 0)[:sof + 6] + b"\x00" + data[sof + 7:]) is None  # height 0
+    assert jpeg_frame(data[:2] + _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00") + data[2:]) is None
+    assert jpeg_frame(_jpeg_bytes(_photo(20, 30, 2), "CMYK")) is None  # Pillow writes Adobe's marker
+    assert jpeg_frame(data[:sof]) is None  # cut before the frame header
+    assert jpeg_frame(data[:sof + 6]) is None  # cut inside it
+    assert jpeg_frame(b"\xff\xd8\xff\xda\x00\x08" + data[sof:]) is None  # a scan before any frame
+    assert jpeg_frame(b"GIF89a") is None and jpeg_frame(b"") is None
+    assert jpeg_frame(data[:2] + b"\x00" + data[2:]) is None  # garbage where a marker belongs
+
+
+def test_progressive_and_unsubsampled_jpegs_decode_to_pillows_pixels(tmp_path, monkeypatch):
+    paths = []
+    for k, options in enumerate([{"progressive": True}, {"subsampling": 0}, {"subsampling": 1}]):
+        path = tmp_path / f"face{k}.jpg"
+        path.write_bytes(_jpeg_bytes(_photo(41, 29, k), **options))
+        paths.append(str(path))
+    fast = [read_jpeg(path, 16, _images._HUGE_PIXELS) for path in paths]
+    _pillow_only(monkeypatch)
+    for path, got in zip(paths, fast):
+        assert got is not None and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, read_image(path, 16))
 
 
 @settings(max_examples=80, deadline=None)

@@ -196,7 +196,7 @@ def read_image(image, size=None):
     """
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
-        pixels = read_jpeg(path, size, _open, _HUGE_PIXELS)
+        pixels = read_jpeg(path, size, _HUGE_PIXELS)
         if pixels is not None:
             return pixels
         try:
