@@ -518,9 +518,12 @@ def summarise(model, size, n, runs):
     def rate(kind):
         return _median([n / r["seconds"] for r in runs.get(kind, [])])
 
-    def ratio(a, b, key="seconds"):
+    def ratios(a, b, key="seconds"):
         pairs = list(zip(runs.get(a, []), runs.get(b, [])))
-        return _median([rb[key] / ra[key] for ra, rb in pairs])  # throughput a / throughput b
+        return [rb[key] / ra[key] for ra, rb in pairs]  # throughput a / throughput b, repeat by repeat
+
+    def ratio(a, b, key="seconds"):
+        return _median(ratios(a, b, key))
 
     def peak(kind, key="peak_rss_mb"):
         return _median([r[key] for r in runs.get(kind, [])])
@@ -536,6 +539,7 @@ def summarise(model, size, n, runs):
         "pure_forward_per_s": rate("pure_forward"),
         "predict_vs_hand": ratio("lib_predict", "hand_predict"),
         "predict_vs_pure": ratio("lib_predict", "pure_forward"),
+        "predict_vs_pure_each": ratios("lib_predict", "pure_forward"),
         "agreement": agreement,
         "predict_peak_rss_mb": peak("lib_predict"), "hand_predict_peak_rss_mb": peak("hand_predict"),
         "predict_worker_peak_rss_mb": peak("lib_predict", "worker_peak_rss_mb"),
@@ -576,14 +580,17 @@ def markdown(result):
         "",
         "**Prediction** (images/s; peak RSS of the main process in MB)",
         "",
-        "| model | px | predict | hand-written | pure forward | predict / hand | predict / pure | agreement | RSS predict | RSS hand |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | px | predict | hand-written | pure forward | predict / hand | predict / pure | "
+        "predict / pure, each repeat | agreement | RSS predict | RSS hand |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['model']} | {r['image_size']} | {_f(r['predict_per_s'])} | {_f(r['hand_predict_per_s'])} | "
             f"{_f(r['pure_forward_per_s'])} | {_f(r['predict_vs_hand'], '{:.3f}')} | "
-            f"{_f(r['predict_vs_pure'], '{:.3f}')} | {_f(r['agreement'], '{:.3f}')} | "
+            f"{_f(r['predict_vs_pure'], '{:.3f}')} | "
+            f"{' '.join(f'{x:.2f}' for x in r.get('predict_vs_pure_each', [])) or '-'} | "
+            f"{_f(r['agreement'], '{:.3f}')} | "
             f"{_f(r['predict_peak_rss_mb'], '{:.0f}')} | {_f(r['hand_predict_peak_rss_mb'], '{:.0f}')} |"
         )
     if any("epoch_per_s" in r for r in result["rows"]):

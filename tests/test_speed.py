@@ -140,5 +140,6 @@ def test_speed_benchmark_runs_on_utkface(tmp_path):
     (row,) = result["rows"]
     assert row["agreement"] == 1.0
     assert row["predict_per_s"] > 0 and row["predict_vs_hand"] > 0
+    assert row["predict_vs_pure_each"] == [pytest.approx(row["predict_vs_pure"])]  # one repeat: its median
     assert [r["n"] for r in result["memory"]["runs"]] == [4, 16]
     assert "| mobilenet_v2 | 128 |" in out.with_suffix(".md").read_text()
