@@ -13,6 +13,11 @@ run, this script times:
   start, oneDNN kernel selection), which is not timed.
 - **pure forward**: the network alone on pre-made normalised channels-last
   tensors, batch after batch: no decoding, no loader. It bounds both.
+- **paired**: the library's predict and the pure forward pass timed in turn
+  in one process, ``--pairs`` times (the order alternating), their ratio
+  taken pair by pair. This machine's speed drifts by 10-20 % between
+  measurements seconds apart in separate processes; a pair's two
+  measurements see the same machine, so their ratio is far steadier.
 - **one fine-tuning epoch**: ``fit`` with ``freeze=None, max_epochs=1,
   validation_fraction=0, patience=None, lr_schedule=None`` (the whole network
   trains, nothing else runs), with ``image_cache=False`` (every image is
@@ -81,7 +86,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "utkface"
 FAIRFACE_EDGES = (3, 10, 20, 30, 40, 50, 60, 70)  # FairFace's nine age groups, as age_bins="fairface"
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-PREDICT_KINDS = ("pure_forward", "hand_predict", "lib_predict")
+PREDICT_KINDS = ("pure_forward", "hand_predict", "lib_predict", "paired_predict")
 FIT_KINDS = ("pure_train", "hand_fit", "lib_fit", "lib_fit_cached")
 
 
@@ -94,6 +99,9 @@ def parse_args(argv=None):
                         help="torchvision backbones (default: %(default)s)")
     parser.add_argument("--sizes", nargs="+", type=int, default=[224, 128], help="image sizes (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="default: %(default)s")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="library predict / pure forward pairs timed in turn in one process, per repeat "
+                             "(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the main process (default: the usable cores)")
@@ -225,21 +233,48 @@ def child_hand_predict(spec, paths, targets):
     return {"seconds": time.perf_counter() - t0, "pred": pred.tolist()}
 
 
-def child_pure_forward(spec, paths, targets):
+def _pure_forward_seconds(model, spec, n):
     import torch
 
-    model = _load_hand_model(spec)
     size, bs = spec["size"], spec["batch_size"]
     x = torch.randn(bs, 3, size, size, device=spec["device"]).contiguous(memory_format=torch.channels_last)
-    sizes = _batch_sizes(len(paths), bs)
     with torch.inference_mode(), _autocast(spec):
         model(x)  # warm-up
         _sync(spec)
         t0 = time.perf_counter()
-        for b in sizes:
+        for b in _batch_sizes(n, bs):
             [torch.softmax(lg.float(), dim=1).argmax(1).cpu() for lg in model(x[:b])]
         _sync(spec)
-    return {"seconds": time.perf_counter() - t0}
+    return time.perf_counter() - t0
+
+
+def child_pure_forward(spec, paths, targets):
+    return {"seconds": _pure_forward_seconds(_load_hand_model(spec), spec, len(paths))}
+
+
+def child_paired_predict(spec, paths, targets):
+    """The library's predict and the pure forward pass in turn, ``spec["pairs"]`` times, in one process.
+
+    This machine's speed drifts by 10-20 % between measurements taken seconds
+    apart in separate processes (it shares its host); the ratio of two
+    measurements taken in turn, the order alternating, is far steadier.
+    """
+    est = _load_library_model(spec)
+    model = _load_hand_model(spec)
+    est.predict(paths[: spec["batch_size"]])  # warm-up
+    ratios, lib_seconds = [], []
+    for k in range(spec["pairs"]):
+        seconds = {}
+        for side in (("lib", "pure") if k % 2 == 0 else ("pure", "lib")):
+            if side == "pure":
+                seconds[side] = _pure_forward_seconds(model, spec, len(paths))
+            else:
+                t0 = time.perf_counter()
+                est.predict(paths)
+                seconds[side] = time.perf_counter() - t0
+        lib_seconds.append(seconds["lib"])
+        ratios.append(seconds["pure"] / seconds["lib"])
+    return {"seconds": float(np.median(lib_seconds)), "ratios": ratios}
 
 
 def child_pure_train(spec, paths, targets):
@@ -458,9 +493,9 @@ def benchmark(args):
     workers = args.workers if args.workers is not None else default_num_workers()
     paths, frame, codes = load_sample(args.data, args.n)
     n = len(paths)
-    common = dict(batch_size=args.batch_size, threads=threads, workers=workers, workers_param=args.workers,
-                  device=args.device, precision=PRECISIONS[args.precision], malloc=args.malloc, paths=paths, frame=frame,
-                  targets=codes)
+    common = dict(batch_size=args.batch_size, pairs=args.pairs, threads=threads, workers=workers,
+                  workers_param=args.workers, device=args.device, precision=PRECISIONS[args.precision],
+                  malloc=args.malloc, paths=paths, frame=frame, targets=codes)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         prepared = {}
@@ -500,7 +535,8 @@ def benchmark(args):
                 print(f"memory: predict {m} paths: peak RSS {res['peak_rss_mb']:.0f} MB "
                       f"(worker {res['worker_peak_rss_mb']:.0f} MB)", flush=True)
             memory["passed"] = all(r["peak_rss_mb"] <= args.memory_limit_mb for r in memory["runs"])
-    return {"settings": {"n": n, "batch_size": args.batch_size, "threads": threads, "workers": workers,
+    return {"settings": {"n": n, "batch_size": args.batch_size, "pairs": args.pairs, "threads": threads,
+                         "workers": workers,
                          "device": args.device, "precision": args.precision, "repeats": args.repeats,
                          "malloc": args.malloc,
                          "cpu_count": os.cpu_count(), "torch": _torch_version(),
@@ -540,6 +576,8 @@ def summarise(model, size, n, runs):
         "predict_vs_hand": ratio("lib_predict", "hand_predict"),
         "predict_vs_pure": ratio("lib_predict", "pure_forward"),
         "predict_vs_pure_each": ratios("lib_predict", "pure_forward"),
+        "predict_vs_pure_paired": _median([x for r in runs.get("paired_predict", []) for x in r["ratios"]]),
+        "predict_vs_pure_paired_each": [_median(r["ratios"]) for r in runs.get("paired_predict", [])],
         "agreement": agreement,
         "predict_peak_rss_mb": peak("lib_predict"), "hand_predict_peak_rss_mb": peak("hand_predict"),
         "predict_worker_peak_rss_mb": peak("lib_predict", "worker_peak_rss_mb"),
@@ -581,8 +619,9 @@ def markdown(result):
         "**Prediction** (images/s; peak RSS of the main process in MB)",
         "",
         "| model | px | predict | hand-written | pure forward | predict / hand | predict / pure | "
-        "predict / pure, each repeat | agreement | RSS predict | RSS hand |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "predict / pure, each repeat | predict / pure, paired | paired, each repeat | agreement | RSS predict | "
+        "RSS hand |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
@@ -590,6 +629,8 @@ def markdown(result):
             f"{_f(r['pure_forward_per_s'])} | {_f(r['predict_vs_hand'], '{:.3f}')} | "
             f"{_f(r['predict_vs_pure'], '{:.3f}')} | "
             f"{' '.join(f'{x:.2f}' for x in r.get('predict_vs_pure_each', [])) or '-'} | "
+            f"{_f(r.get('predict_vs_pure_paired'), '{:.3f}')} | "
+            f"{' '.join(f'{x:.2f}' for x in r.get('predict_vs_pure_paired_each', [])) or '-'} | "
             f"{_f(r['agreement'], '{:.3f}')} | "
             f"{_f(r['predict_peak_rss_mb'], '{:.0f}')} | {_f(r['hand_predict_peak_rss_mb'], '{:.0f}')} |"
         )

@@ -132,7 +132,7 @@ def test_speed_benchmark_runs_on_utkface(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--data", str(UTKFACE), "--n", "24",
          "--batch-size", "8", "--models", "mobilenet_v2", "--sizes", "128", "--repeats", "1",
-         "--threads", "1", "--skip-fit", "--memory-n", "16", "--out", str(out)],
+         "--threads", "1", "--pairs", "2", "--skip-fit", "--memory-n", "16", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -141,5 +141,8 @@ def test_speed_benchmark_runs_on_utkface(tmp_path):
     assert row["agreement"] == 1.0
     assert row["predict_per_s"] > 0 and row["predict_vs_hand"] > 0
     assert row["predict_vs_pure_each"] == [pytest.approx(row["predict_vs_pure"])]  # one repeat: its median
+    (paired,) = row["runs"]["paired_predict"]
+    assert len(paired["ratios"]) == 2 and all(r > 0 for r in paired["ratios"])
+    assert row["predict_vs_pure_paired"] == pytest.approx(float(np.median(paired["ratios"])))
     assert [r["n"] for r in result["memory"]["runs"]] == [4, 16]
     assert "| mobilenet_v2 | 128 |" in out.with_suffix(".md").read_text()
