@@ -167,3 +167,15 @@ def test_load_image_of_an_array_resizes_like_a_batch():
     np.testing.assert_array_equal(load_image(image, 24), resize_images([image], 24)[0].permute(1, 2, 0).numpy())
     out = load_image(image, 24)
     assert out.flags.writeable and out.flags.c_contiguous
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the wrapper's, in torchvision 0.29
+def test_the_decoder_falls_back_to_torchvisions_wrapper_without_its_operator(monkeypatch):
+    from gar_sklearn.preprocessing import _pixels
+
+    data = _jpeg_bytes(_photo(30, 20, 3))
+    direct = _pixels._torch_decoder()(data)
+    monkeypatch.setattr(_pixels, "_jpeg_operator", lambda: None)  # a torchvision that registers it otherwise
+    wrapped = _pixels._torch_decoder()(data)
+    torch.testing.assert_close(wrapped, direct, rtol=0, atol=0)
+    assert wrapped.shape == (3, 30, 20)

@@ -117,13 +117,7 @@ def _torch_decoder():
         from torchvision.io import ImageReadMode, decode_jpeg
     except ImportError:  # a torchvision without its image extension
         return None
-    try:
-        # The operator behind torchvision.io.decode_jpeg: the same pixels, without the
-        # wrapper's checks and the deprecation warning it issues at every call (torchvision
-        # 0.29 hands image decoding over to TorchCodec). Where it is missing, the wrapper.
-        op = torch.ops.image.decode_jpeg
-    except (AttributeError, RuntimeError):
-        op = None
+    op = _jpeg_operator()
 
     def decode(data):
         tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8)
@@ -132,6 +126,21 @@ def _torch_decoder():
         return decode_jpeg(tensor, mode=ImageReadMode.RGB, apply_exif_orientation=True)
 
     return decode
+
+
+def _jpeg_operator():
+    """The operator behind ``torchvision.io.decode_jpeg``, or None where it is not registered.
+
+    The same pixels, without the wrapper's checks and the deprecation warning
+    it issues at every call (torchvision 0.29 hands image decoding over to
+    TorchCodec). Where it is missing, the decoder calls the wrapper.
+    """
+    import torch
+
+    try:
+        return torch.ops.image.decode_jpeg
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def resize_images(images, size):
