@@ -270,11 +270,11 @@ def collate_batch(batch):
     return default_collate(batch)
 
 
-def decode_images(source, indices, image_size, n_threads=None, on_error="raise"):
+def decode_images(source, indices, image_size, on_error="raise"):
     """Decode (and resize) ``source[indices]`` into one uint8 array.
 
-    Files are read in threads (Pillow and torchvision release the GIL, so
-    they use every core) and resized by torch, in chunks of 256 images.
+    Read as an :class:`ImageDataset` batch is (in threads, resized by torch at
+    once), in chunks of 256 images.
 
     Returns
     -------
@@ -282,28 +282,16 @@ def decode_images(source, indices, image_size, n_threads=None, on_error="raise")
     failed : list of int
         Positions (into ``indices``) of unreadable images; only with on_error="skip".
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     indices = np.asarray(indices, dtype=np.intp)
     out = np.empty((len(indices), image_size, image_size, 3), dtype=np.uint8)
     failed = []
-
-    def read(pos):
-        try:
-            return source.read(int(indices[pos]), image_size)
-        except ImageLoadError:
-            if on_error != "skip":
-                raise
-            failed.append(pos)
-            return np.zeros((image_size, image_size, 3), np.uint8)
-
-    n_threads = n_threads or (os.cpu_count() or 1)
+    dataset = ImageDataset(source, image_size, on_error=on_error)
     chunk = 256
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        for start in range(0, len(indices), chunk):
-            images = list(pool.map(read, range(start, min(start + chunk, len(indices)))))
-            out[start:start + len(images)] = resize_images(images, image_size).permute(0, 2, 3, 1).numpy()
-    return out, sorted(failed)
+    for start in range(0, len(indices), chunk):
+        x, readable = dataset.__getitems__(indices[start:start + chunk].tolist())
+        out[start:start + len(readable)] = x["images"].permute(0, 2, 3, 1).numpy()
+        failed.extend(start + int(pos) for pos in torch.nonzero(readable == 0).flatten())
+    return out, failed
 
 
 def warn_skipped(names, what="images"):
