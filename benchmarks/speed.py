@@ -12,7 +12,11 @@ run, this script times:
   and argmax per head. Each side first predicts one batch (warm-up: worker
   start, oneDNN kernel selection), which is not timed.
 - **pure forward**: the network alone on pre-made normalised channels-last
-  tensors, batch after batch: no decoding, no loader. It bounds both.
+  tensors, batch after batch: no decoding, no loader. It bounds both. It
+  runs the network as the library's predict does, with BatchNorm folded into
+  the convolutions (``gar_sklearn.backbones.fold_batch_norm``); the same
+  process also times it unfolded, as the hand-written loop runs it
+  (``pure, BN unfolded``).
 - **paired**: the library's predict and the pure forward pass timed in turn
   in one process, ``--pairs`` times (the order alternating), their ratio
   taken pair by pair. This machine's speed drifts by 10-20 % between
@@ -248,8 +252,19 @@ def _pure_forward_seconds(model, spec, n):
     return time.perf_counter() - t0
 
 
+def _folded(model):
+    """The network as the library's predict runs it: BatchNorm folded into the convolutions."""
+    from gar_sklearn.backbones import fold_batch_norm
+
+    return fold_batch_norm(model)
+
+
 def child_pure_forward(spec, paths, targets):
-    return {"seconds": _pure_forward_seconds(_load_hand_model(spec), spec, len(paths))}
+    """The network as the library runs it (BatchNorm folded) and as the hand-written loop runs it."""
+    model = _load_hand_model(spec)
+    folded = _folded(model)
+    return {"seconds": _pure_forward_seconds(folded, spec, len(paths)),
+            "seconds_unfolded": _pure_forward_seconds(model, spec, len(paths))}
 
 
 def child_paired_predict(spec, paths, targets):
@@ -260,7 +275,7 @@ def child_paired_predict(spec, paths, targets):
     measurements taken in turn, the order alternating, is far steadier.
     """
     est = _load_library_model(spec)
-    model = _load_hand_model(spec)
+    model = _folded(_load_hand_model(spec))
     est.predict(paths[: spec["batch_size"]])  # warm-up
     ratios, lib_seconds = [], []
     for k in range(spec["pairs"]):
@@ -573,6 +588,8 @@ def summarise(model, size, n, runs):
         "model": model, "image_size": size,
         "predict_per_s": rate("lib_predict"), "hand_predict_per_s": rate("hand_predict"),
         "pure_forward_per_s": rate("pure_forward"),
+        "pure_forward_unfolded_per_s": _median([n / r["seconds_unfolded"] for r in runs.get("pure_forward", [])
+                                                if "seconds_unfolded" in r]),
         "predict_vs_hand": ratio("lib_predict", "hand_predict"),
         "predict_vs_pure": ratio("lib_predict", "pure_forward"),
         "predict_vs_pure_each": ratios("lib_predict", "pure_forward"),
@@ -618,15 +635,16 @@ def markdown(result):
         "",
         "**Prediction** (images/s; peak RSS of the main process in MB)",
         "",
-        "| model | px | predict | hand-written | pure forward | predict / hand | predict / pure | "
-        "predict / pure, each repeat | predict / pure, paired | paired, each repeat | agreement | RSS predict | "
-        "RSS hand |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | px | predict | hand-written | pure forward | pure, BN unfolded | predict / hand | "
+        "predict / pure | predict / pure, each repeat | predict / pure, paired | paired, each repeat | agreement | "
+        "RSS predict | RSS hand |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['model']} | {r['image_size']} | {_f(r['predict_per_s'])} | {_f(r['hand_predict_per_s'])} | "
-            f"{_f(r['pure_forward_per_s'])} | {_f(r['predict_vs_hand'], '{:.3f}')} | "
+            f"{_f(r['pure_forward_per_s'])} | {_f(r.get('pure_forward_unfolded_per_s'))} | "
+            f"{_f(r['predict_vs_hand'], '{:.3f}')} | "
             f"{_f(r['predict_vs_pure'], '{:.3f}')} | "
             f"{' '.join(f'{x:.2f}' for x in r.get('predict_vs_pure_each', [])) or '-'} | "
             f"{_f(r.get('predict_vs_pure_paired'), '{:.3f}')} | "

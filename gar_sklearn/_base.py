@@ -1,7 +1,9 @@
 """skorch glue shared by the estimators: the multi-head net, its loss, iterators and callbacks."""
 
 import contextlib
+import itertools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +11,11 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler, PrintLog, ProgressBar
 from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
 
 from ._data import releasing_batches
 from ._progress import progress_bar, write_line
+from .backbones import fold_batch_norm
 
 __all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "TrainingCheckpoint", "resolve_device",
            "drop_training_state", "training_finished", "EpochLog", "BatchProgressBar"]
@@ -149,8 +153,37 @@ class MultiHeadNet(NeuralNet):
     def evaluation_step(self, batch, training=False):
         Xi, _ = unpack_data(batch)
         self._set_training(training)
-        with torch.inference_mode():
-            return self.infer(Xi)
+        if training:
+            with torch.inference_mode():
+                return self.infer(Xi)
+        module = self.inference_module()
+        x = to_tensor(Xi, device=self.device)
+        with torch.inference_mode(), self._autocast():
+            return module(**x) if isinstance(x, Mapping) else module(x)
+
+    def inference_module(self):
+        """``module_`` as prediction runs it: an evaluation-mode copy with BatchNorm
+        folded into the convolutions (:func:`~gar_sklearn.backbones.fold_batch_norm`).
+
+        Made on first use and kept until a parameter or buffer of ``module_``
+        changes (training steps, loading a state) or ``module_`` is replaced;
+        it costs one more copy of the weights, and is not pickled.
+        """
+        module = self.module_
+        # an in-place update (optimizer step, load_state_dict) bumps a tensor's version;
+        # moving it to another device gives it new storage
+        key = (id(module),) + tuple((t.data_ptr(), t._version)
+                                    for t in itertools.chain(module.parameters(), module.buffers()))
+        cached = self.__dict__.get("_inference_cache")
+        if cached is None or cached[0] != key:
+            self.__dict__.pop("_inference_cache", None)  # the stale copy goes before the new one is made
+            cached = self._inference_cache = (key, fold_batch_norm(module))
+        return cached[1]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_inference_cache", None)  # rebuilt on first use: pickles hold one copy of the weights
+        return state
 
     def iter_logits(self, dataset):
         """Yield ``(logits_tuple, flags)`` batch by batch, logits as float32 CPU tensors."""

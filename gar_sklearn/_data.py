@@ -54,9 +54,9 @@ def default_num_workers():
     With no spare core, a worker process competes with the compute threads,
     and each time it takes one of their cores the other stalls at the next
     synchronisation: on 2 cores with 2 torch threads, MobileNetV2 predicted
-    1.5x slower with one worker than with none. Without workers, the
-    datasets decode each batch in threads instead (:func:`map_in_threads`),
-    with every core, between forward passes.
+    1.5x slower with one worker than with none. Without workers, the main
+    process reads each batch between forward passes (see
+    :class:`ImageDataset`'s ``threads``).
 
     Also 0 in a daemonic process, such as a dask worker or a multiprocessing
     pool's: those may not start processes of their own.
@@ -74,9 +74,9 @@ _pool_state = {"pool": None, "key": None}
 def map_in_threads(fn, items):
     """``[fn(x) for x in items]``, in as many threads as torch computes with.
 
-    Only in the main process of a DataLoader (no workers): there the cores
-    are idle while a batch loads. Inside a worker, serially. Pillow and
-    numpy release the GIL, so decoding uses every core.
+    For work in the main process while no network computes (decoding the
+    image cache) and for augmenting a batch. Inside a DataLoader worker,
+    serially. Decoding and numpy release the GIL, so the work uses every core.
     """
     n = torch.get_num_threads()
     if get_worker_info() is not None or n < 2 or len(items) < 2:
@@ -148,7 +148,7 @@ def augment_in_place(images, augmenter, rng_of):
 class ImageDataset(Dataset):
     """Images of an :class:`~gar_sklearn.preprocessing._images.ImageSource` as uint8 tensors.
 
-    A loader's batch (``__getitems__``) is read in threads, resized at once
+    A loader's batch (``__getitems__``) is read, resized at once
     (:func:`~gar_sklearn.preprocessing._pixels.resize_images`) and comes
     collated: pass :func:`collate_batch` as the loader's ``collate_fn``.
     A single item is that batch of one.
@@ -168,10 +168,19 @@ class ImageDataset(Dataset):
         Pre-decoded images (the decoded-image cache), used instead of ``source``.
     on_error : {"raise", "skip"}
         With "skip", unreadable images come back as zeros with flag 0.
+    threads : bool, default=False
+        Read a batch's images in threads (:func:`map_in_threads`), for reading
+        with no network computing between batches (:func:`decode_images`).
+        Between forward passes, one thread reads faster: after each pass
+        torch's OpenMP workers spin on their cores for milliseconds, waiting
+        for more work, and reading threads only compete with them. On 2 cores,
+        with MobileNetV2 at 128 px, batches of UTKFace faces read and predicted
+        ran at 0.863x the pure forward pass with two reading threads and at
+        0.881x with one (timed batch by batch, interleaved; docs/speed.md).
     """
 
     def __init__(self, source, image_size, targets=None, augmenter=None, seed=0, decoded=None,
-                 on_error="raise"):
+                 on_error="raise", threads=False):
         self.source = source
         self.image_size = image_size
         self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.long)
@@ -179,6 +188,7 @@ class ImageDataset(Dataset):
         self.seed = seed
         self.decoded = decoded
         self.on_error = on_error
+        self.threads = threads
         self.epoch = 0
 
     def __len__(self):
@@ -199,7 +209,7 @@ class ImageDataset(Dataset):
             return np.zeros((self.image_size, self.image_size, 3), np.uint8), 0
 
     def __getitems__(self, indices):
-        read = map_in_threads(self._read, indices)
+        read = map_in_threads(self._read, indices) if self.threads else [self._read(i) for i in indices]
         images = resize_images([img for img, _ in read], self.image_size)
         if self.augmenter is not None:
             augment_in_place(images, self.augmenter, lambda j: np.random.default_rng(
@@ -273,8 +283,8 @@ def collate_batch(batch):
 def decode_images(source, indices, image_size, on_error="raise"):
     """Decode (and resize) ``source[indices]`` into one uint8 array.
 
-    Read as an :class:`ImageDataset` batch is (in threads, resized by torch at
-    once), in chunks of 256 images.
+    Read as an :class:`ImageDataset` batch is (resized by torch at once), in
+    threads and in chunks of 256 images.
 
     Returns
     -------
@@ -285,7 +295,7 @@ def decode_images(source, indices, image_size, on_error="raise"):
     indices = np.asarray(indices, dtype=np.intp)
     out = np.empty((len(indices), image_size, image_size, 3), dtype=np.uint8)
     failed = []
-    dataset = ImageDataset(source, image_size, on_error=on_error)
+    dataset = ImageDataset(source, image_size, on_error=on_error, threads=True)
     chunk = 256
     for start in range(0, len(indices), chunk):
         x, readable = dataset.__getitems__(indices[start:start + chunk].tolist())

@@ -25,7 +25,6 @@ from ._data import (
     CollatedBatch,
     augment_in_place,
     collate_batch,
-    map_in_threads,
     releasing_batches,
     view_rng,
     worker_context,
@@ -76,8 +75,8 @@ class _ViewDataset(Dataset):
 
     def __getitems__(self, indices):
         pairs = [self.pairs[j] for j in indices]
-        images = resize_images(map_in_threads(lambda p: self.source.read(p[0], self.image_size), pairs),
-                               self.image_size)
+        # read in this thread: forward passes run between batches (see ImageDataset's threads)
+        images = resize_images([self.source.read(i, self.image_size) for i, _ in pairs], self.image_size)
         if any(view > 0 for _, view in pairs):
             augment_in_place(images, self.augmenter, lambda j: view_rng(self.keys[pairs[j][0]], pairs[j][1])
                              if pairs[j][1] > 0 else None)

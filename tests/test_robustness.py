@@ -425,7 +425,7 @@ def test_each_epoch_gets_fresh_augmentation_and_order_seeded_by_epoch(monkeypatc
 
 
 # ---------------------------------------------------------------- loading batches
-def test_batches_load_in_threads_with_the_items_of_single_loads(tmp_path, monkeypatch):
+def test_batches_load_with_the_items_of_single_loads(tmp_path, monkeypatch):
     import threading
 
     from gar_sklearn._data import map_in_threads
@@ -446,7 +446,7 @@ def test_batches_load_in_threads_with_the_items_of_single_loads(tmp_path, monkey
         return original(self, index)
 
     monkeypatch.setattr(ImageDataset, "_read", spy)
-    ds = ImageDataset(source, 16, augmenter=FaceAugmenter(), seed=5, on_error="skip")
+    ds = ImageDataset(source, 16, augmenter=FaceAugmenter(), seed=5, on_error="skip", threads=True)
     ds.set_epoch(2)
     indices = [12, 3, 0, 7, 7, 11]
     previous = torch.get_num_threads()
@@ -458,6 +458,12 @@ def test_batches_load_in_threads_with_the_items_of_single_loads(tmp_path, monkey
         torch.set_num_threads(1)  # no core to spare: in the calling thread, in order
         assert ds.__getitems__(indices[:2])[1][1] == 1 and threads == {threading.get_ident()}
         torch.set_num_threads(2)
+        threads.clear()
+        # by default (a loader's dataset, read between forward passes): in the calling thread
+        serial = ImageDataset(source, 16, augmenter=FaceAugmenter(), seed=5, on_error="skip")
+        serial.set_epoch(2)
+        torch.testing.assert_close(serial.__getitems__(indices)[0]["images"], batch[0]["images"], rtol=0, atol=0)
+        assert threads == {threading.get_ident()}
         views = _ViewDataset(source, [(0, 0), (0, 1), (5, 1)], [f"face{i}" for i in range(len(paths))], 16,
                                  FaceAugmenter())  # fixed keys: the views do not depend on tmp_path
         (got,) = views.__getitems__([0, 1, 2])

@@ -5,6 +5,7 @@ classifier removed, split into stages; :class:`MultiHeadNetwork` puts one
 softmax head per attribute on top.
 """
 
+from ._folding import fold_batch_norm
 from ._network import Dropout, MultiHeadNetwork, Normalize, resolve_freeze
 from ._registry import BackboneFeatures, available_backbones, build_backbone, register_backbone
 from ._tiny import TinyConvNet
@@ -19,6 +20,7 @@ __all__ = [
     "WeightsUnavailableError",
     "available_backbones",
     "build_backbone",
+    "fold_batch_norm",
     "hub_checkpoint_path",
     "register_backbone",
     "resolve_freeze",
