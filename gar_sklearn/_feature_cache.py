@@ -29,6 +29,7 @@ from ._data import (
     view_rng,
     worker_context,
 )
+from .backbones import fold_batch_norm
 from .preprocessing._pixels import resize_images
 
 __all__ = ["FeatureCache", "feature_cache", "config_key"]
@@ -197,19 +198,17 @@ class FeatureCache:
             # fit from a cold cache would then train with other dropout masks than one from a warm cache
             generator=torch.Generator(),
         )
-        was_training = module.training
-        module.eval()
+        # the stem as prediction runs it, BatchNorm folded: the same activations to float
+        # rounding (far below the storage dtype's), and MobileNetV2's about a fifth faster
+        stem = fold_batch_norm(module.stem)
         chunks = []
-        try:
-            with torch.inference_mode():
-                # releasing: else resident memory grows by a batch per batch
-                for (images,) in releasing_batches(loader):
-                    feats = module.encode(images.to(device, non_blocking=True))
-                    chunks.append(feats.to("cpu", STORAGE_DTYPE))
-                    if progress is not None:
-                        progress.update(len(chunks[-1]))
-        finally:
-            module.train(was_training)
+        with torch.inference_mode():
+            # releasing: else resident memory grows by a batch per batch
+            for (images,) in releasing_batches(loader):
+                feats = stem(module.normalize(images.to(device, non_blocking=True)))
+                chunks.append(feats.to("cpu", STORAGE_DTYPE))
+                if progress is not None:
+                    progress.update(len(chunks[-1]))
         feats = torch.cat(chunks)
         return feats.reshape(len(indices), n_views, *feats.shape[1:])
 
