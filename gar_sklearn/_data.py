@@ -171,10 +171,8 @@ class ImageDataset(Dataset):
     threads : bool, default=False
         Read a batch's images in threads (:func:`map_in_threads`), for reading
         with no network computing between batches (:func:`decode_images`).
-        Between forward passes, one thread reads faster: after each pass
-        torch's OpenMP workers spin on their cores for milliseconds, waiting
-        for more work, and reading threads only compete with them. On 2 cores,
-        with MobileNetV2 at 128 px, batches of UTKFace faces read and predicted
+        Between forward passes, one thread reads faster: on 2 cores, with
+        MobileNetV2 at 128 px, batches of UTKFace faces read and predicted
         ran at 0.863x the pure forward pass with two reading threads and at
         0.881x with one (timed batch by batch, interleaved; docs/speed.md).
     """

@@ -74,7 +74,7 @@ def _predict_in_subprocess(model_path, files_path, n, threads):
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
                     reason="needs Linux's /proc/self/clear_refs to measure the peak memory of one call")
 # one torch thread leaves a core spare here: a DataLoader worker decodes; with every core
-# computing (where the machine has 2), the main process decodes each batch in threads
+# computing (where the machine has 2), the main process decodes each batch itself
 @pytest.mark.parametrize("threads", [1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2])
 def test_predict_streams_paths_in_memory_that_does_not_grow_with_their_number(tmp_path, threads):
     pytest.importorskip("psutil")

@@ -4,9 +4,9 @@ In evaluation mode a BatchNorm layer is a fixed affine map per channel, so
 the convolution that feeds it can absorb it: its weights scaled, its bias
 shifted. The network then computes the same function (to float rounding)
 without BatchNorm's pass over every activation and without the second
-activation tensor that pass allocates. On 2 CPU cores MobileNetV2 predicted
-about 20 % faster at 224 px and 30 % faster at 128 px, and a batch of 32 at
-224 px peaked about 250 MB lower; ResNet18 gained 2 %.
+activation tensor that pass allocates. On 2 CPU cores MobileNetV2's forward
+pass ran 20-22 % faster at 224 px and 17-33 % faster at 128 px, and a batch
+of 32 at 224 px peaked about 250 MB lower; ResNet18 gained 1-4 % (docs/speed.md).
 """
 
 import copy
