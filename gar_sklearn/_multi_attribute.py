@@ -601,11 +601,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             val_ds = ImageDataset(val_source, self.image_size, val_codes, decoded=self._decoded(val_source))
         return train_ds, val_ds
 
-    def _stem_features(self, module, source, device, n_views=1, augmenter=None):
+    def _stem_features(self, module, source, device, n_views=1, augmenter=None, stem=None):
         """The frozen stem's activations of every image of ``source`` (n, n_views, ...), from the cache."""
         return feature_cache.get(
             module, source, source.cache_keys(), backbone=self.backbone, image_size=self.image_size_,
-            n_views=n_views, augmenter=augmenter, device=device, batch_size=max(self.batch_size, 64),
+            n_views=n_views, augmenter=augmenter, stem=stem, device=device, batch_size=max(self.batch_size, 64),
             num_workers=self._workers(source), cache_dir=self.cache_dir,
             progress=lambda total: progress_bar(self.verbose, total, desc="features"),
         )
@@ -720,11 +720,12 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         check_is_fitted(self)
         return self.net_.history
 
-    def _batch_probas(self, inputs, mirrored=None):
-        """Softmax outputs of one batch, averaged with those of its mirror images when given."""
-        probas = [torch.softmax(lg.float(), dim=1) for lg in self.net_.evaluation_step((inputs, None))]
+    def _batch_probas(self, module, inputs, mirrored=None):
+        """Softmax outputs of one batch through ``module`` (the net's inference module),
+        averaged with those of its mirror images when given."""
+        probas = [torch.softmax(lg.float(), dim=1) for lg in self.net_.inference_step(inputs, module)]
         if mirrored is not None:
-            for p, lg in zip(probas, self.net_.evaluation_step((mirrored, None))):
+            for p, lg in zip(probas, self.net_.inference_step(mirrored, module)):
                 p.add_(torch.softmax(lg.float(), dim=1)).mul_(0.5)
         return [p.cpu().numpy() for p in probas]
 
@@ -748,7 +749,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         if per_view is None or len(source) * n_views * per_view > min(_PREDICT_CACHE_BYTES, feature_cache.max_bytes):
             return None
         return self._stem_features(module, source, self.net_.device, n_views=n_views,
-                                   augmenter=RandomFlip(p=1.0) if self.test_time_flip else None)
+                                   augmenter=RandomFlip(p=1.0) if self.test_time_flip else None,
+                                   stem=self.net_.inference_module().stem)
 
     def _prediction_batches(self, source):
         """Yield ``(inputs, mirrored inputs or None, readable flags)`` batch by batch, on the device."""
@@ -784,8 +786,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         n = len(source)
         probas, ok, start = None, np.empty(n, dtype=bool), 0
         bar = progress_bar(self.verbose, n, desc="predict")
+        module = self.net_.inference_module()
         for inputs, mirrored, flags in self._prediction_batches(source):
-            batch_probas = self._batch_probas(inputs, mirrored)
+            batch_probas = self._batch_probas(module, inputs, mirrored)
             if probas is None:
                 probas = [np.empty((n, bp.shape[1]), dtype=np.float32) for bp in batch_probas]
             stop = start + len(flags)

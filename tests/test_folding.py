@@ -13,6 +13,7 @@ from torch import nn
 from gar_sklearn import MultiAttributeClassifier
 from gar_sklearn.backbones import fold_batch_norm
 from gar_sklearn.datasets import make_synthetic_faces
+from gar_sklearn.preprocessing import as_image_source
 
 
 def _randomise_batch_norm(module, seed=0):
@@ -148,7 +149,6 @@ def test_predict_runs_the_folded_network_and_follows_the_weights():
 
     def unfolded_probas():
         from gar_sklearn._data import ImageDataset
-        from gar_sklearn.preprocessing import as_image_source
 
         images = ImageDataset(as_image_source(X), 32).__getitems__(list(range(len(X))))[0]
         net.module_.eval()
@@ -168,3 +168,49 @@ def test_predict_runs_the_folded_network_and_follows_the_weights():
     # the copy is not pickled: one copy of the weights in a saved model
     assert "_inference_cache" in net.__dict__
     assert "_inference_cache" not in pickle.loads(pickle.dumps(net)).__dict__
+
+
+def test_forward_hooks_see_the_network_they_were_registered_on():
+    X, y = make_synthetic_faces(16, image_size=32, random_state=2)
+    clf = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=32, max_epochs=1, batch_size=8,
+                                   validation_fraction=0, patience=None, random_state=0).fit(X, y)
+    net = clf.net_
+    _randomise_batch_norm(net.module_, seed=4)
+    folded_proba = clf.predict_proba(X)
+    assert net.inference_module() is not net.module_
+    seen = []
+    handle = net.module_.body.register_forward_hook(lambda module, args, out: seen.append((module, len(out))))
+    try:
+        assert net.inference_module() is net.module_ and not net.module_.training
+        hooked_proba = clf.predict_proba(X)
+    finally:
+        handle.remove()
+    assert seen == [(net.module_.body, 8), (net.module_.body, 8)]  # the registered module, batch by batch
+    for a, b in zip(hooked_proba, folded_proba):  # unfolded and folded: the same to float rounding
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert net.inference_module() is not net.module_  # folded again once the hook is gone
+
+
+def test_predict_from_cached_features_reuses_the_folded_stem(monkeypatch):
+    import gar_sklearn._feature_cache as fc
+
+    X, y = make_synthetic_faces(60, image_size=16, random_state=5)
+    fc.feature_cache.clear()
+    clf = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=16, freeze=2, max_epochs=1,
+                                   batch_size=16, validation_fraction=0, patience=None,
+                                   random_state=0).fit(X[:40], y.iloc[:40])
+    assert clf.used_feature_cache_
+    folds = []
+    real = fc.fold_batch_norm
+    monkeypatch.setattr(fc, "fold_batch_norm", lambda module: folds.append(module) or real(module))
+    for start in (40, 50):  # images not cached yet, predicted one call after another
+        clf.predict(X[start:start + 10])
+    assert folds == []  # extracted through the inference module's stem, not a new copy per call
+    # and the features are what that folded stem computes
+    stem = clf.net_.inference_module().stem
+    images = torch.as_tensor(np.asarray(X[40:60])).permute(0, 3, 1, 2)
+    with torch.inference_mode():
+        expected = stem(clf.net_.module_.normalize(images)).half()
+    source = as_image_source(X[40:60])
+    got = fc.feature_cache.get(clf.net_.module_, source, source.cache_keys(), backbone="tiny", image_size=16)
+    torch.testing.assert_close(got[:, 0], expected, rtol=0, atol=0)

@@ -5,7 +5,7 @@ classifier removed, split into stages; :class:`MultiHeadNetwork` puts one
 softmax head per attribute on top.
 """
 
-from ._folding import fold_batch_norm
+from ._folding import fold_batch_norm, has_forward_hooks
 from ._network import Dropout, MultiHeadNetwork, Normalize, resolve_freeze
 from ._registry import BackboneFeatures, available_backbones, build_backbone, register_backbone
 from ._tiny import TinyConvNet
@@ -21,6 +21,7 @@ __all__ = [
     "available_backbones",
     "build_backbone",
     "fold_batch_norm",
+    "has_forward_hooks",
     "hub_checkpoint_path",
     "register_backbone",
     "resolve_freeze",

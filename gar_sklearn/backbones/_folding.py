@@ -15,7 +15,7 @@ import importlib
 import torch
 from torch import nn
 
-__all__ = ["fold_batch_norm"]
+__all__ = ["fold_batch_norm", "has_forward_hooks"]
 
 _CONVS = {nn.BatchNorm1d: nn.Conv1d, nn.BatchNorm2d: nn.Conv2d, nn.BatchNorm3d: nn.Conv3d}
 
@@ -24,8 +24,8 @@ def _block_pairs():
     """Modules whose ``forward`` applies ``bn(conv(x))`` to named attribute pairs.
 
     torchvision's ResNet and its blocks (ResNet, ResNeXt, Wide ResNet) and the
-    ``BasicConv2d`` of GoogLeNet and Inception v3. Matched by exact type and
-    ``forward``: a subclass may compute something else.
+    ``BasicConv2d`` of GoogLeNet and Inception v3. Matched by exact type: a
+    subclass may compute something else.
     """
     # by module path: torchvision.models.googlenet etc. are also the builder functions' names
     resnet, googlenet, inception = (importlib.import_module(f"torchvision.models.{name}")
@@ -124,3 +124,22 @@ def _fold_into(conv, bn, shared):
     conv.weight.mul_(scale.to(conv.weight.dtype).view(shape))  # in place: keeps channels-last memory
     conv.bias = nn.Parameter(bias.to(device=conv.weight.device, dtype=conv.weight.dtype))
     return True
+
+
+def has_forward_hooks(module):
+    """Whether a forward hook or pre-hook is registered on ``module`` or a submodule.
+
+    Such a module is run as it is rather than folded: a hook (reading
+    embeddings, counting calls) must see the modules it was registered on.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    >>> has_forward_hooks(net)
+    False
+    >>> _ = net[1].register_forward_hook(lambda module, args, out: None)
+    >>> has_forward_hooks(net)
+    True
+    """
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
