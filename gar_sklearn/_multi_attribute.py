@@ -729,8 +729,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 p.add_(torch.softmax(lg.float(), dim=1)).mul_(0.5)
         return [p.cpu().numpy() for p in probas]
 
-    def _cached_features(self, source):
+    def _cached_features(self, source, inference):
         """Features of ``source`` from the feature cache, or None to predict from the images.
+
+        New images are extracted through ``inference.stem`` (the net's inference module).
 
         Only for a model trained from cached features (its stem is frozen, so
         its activations are fixed), and only for a source whose features fit
@@ -750,12 +752,12 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             return None
         return self._stem_features(module, source, self.net_.device, n_views=n_views,
                                    augmenter=RandomFlip(p=1.0) if self.test_time_flip else None,
-                                   stem=self.net_.inference_module().stem)
+                                   stem=inference.stem)
 
-    def _prediction_batches(self, source):
+    def _prediction_batches(self, source, inference):
         """Yield ``(inputs, mirrored inputs or None, readable flags)`` batch by batch, on the device."""
         device = self.net_.device
-        features = self._cached_features(source)
+        features = self._cached_features(source, inference)
         if features is not None:
             for start in range(0, len(features), self.batch_size):
                 batch = features[start:start + self.batch_size].to(device).float()
@@ -787,7 +789,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         probas, ok, start = None, np.empty(n, dtype=bool), 0
         bar = progress_bar(self.verbose, n, desc="predict")
         module = self.net_.inference_module()
-        for inputs, mirrored, flags in self._prediction_batches(source):
+        for inputs, mirrored, flags in self._prediction_batches(source, module):
             batch_probas = self._batch_probas(module, inputs, mirrored)
             if probas is None:
                 probas = [np.empty((n, bp.shape[1]), dtype=np.float32) for bp in batch_probas]

@@ -7,10 +7,9 @@ read and header check included (0.14 of it is the decoder itself), and
 torch's antialiased bilinear kernel for uint8 resizes a batch in 0.05-0.08 ms
 per image, within 2 of Pillow's values (1 on faces).
 Where the network keeps every core busy, decoding cannot hide behind it:
-making it cheap is what is left. (On two cores, torch's OpenMP worker keeps
-spinning on one of them for about 10 ms after each forward pass, waiting for
-more work: the decoding of the next batch, which follows, effectively has
-one core, and more decoding threads only share that core with it.)
+making it cheap is what is left. (On two cores, reading the next batch in
+more threads was slower, even with torch's OpenMP workers, which spin for
+about 10 ms after each forward pass, stopped first: docs/speed.md.)
 
 torch is imported on first use: the dataset loaders, which read labels and
 paths only, stay free of it.
