@@ -35,7 +35,9 @@ def utkface_split(data=DEFAULT_DATA, n=None, test_size=0.2, random_state=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the three files whose names lack a label
         X, y = load_utkface(data, n_samples=n, random_state=random_state, return_X_y=True)
-    X_train, X_test, y_train, y_test = group_train_test_split(X, y, test_size=test_size, random_state=random_state)
+    X_train, X_test, y_train, y_test = group_train_test_split(
+        X, y, test_size=test_size, random_state=random_state
+    )
     return X_train, X_test, y_train.reset_index(drop=True), y_test.reset_index(drop=True)
 
 

@@ -22,8 +22,15 @@ import time
 
 import numpy as np
 import pandas as pd
+from _common import (
+    ensure_hub_weights,
+    machine,
+    markdown_table,
+    peak_rss_mb,
+    utkface_split,
+    write_results,
+)
 
-from _common import ensure_hub_weights, machine, markdown_table, peak_rss_mb, utkface_split, write_results
 from gar_sklearn import MultiAttributeClassifier
 from gar_sklearn.augmentation import RandomFlip
 from gar_sklearn.metrics import expected_calibration_error, group_report
@@ -80,18 +87,30 @@ def evaluate(clf, X_test, y_test):
         "age9_accuracy": float(np.mean(pred9 == truth9)),
         "age_mae": float(np.mean(np.abs(age_expected - true_age))),
         "age_mae_argmax": float(np.mean(np.abs(age_argmax - true_age))),
-        "gender_ece": expected_calibration_error(y_test["gender"], probas[att.index("gender")],
-                                                 classes=clf.classes_[att.index("gender")]),
-        "race_ece": expected_calibration_error(y_test["race"], probas[att.index("race")],
-                                               classes=clf.classes_[att.index("race")]),
+        "gender_ece": expected_calibration_error(
+            y_test["gender"], probas[att.index("gender")], classes=clf.classes_[att.index("gender")]
+        ),
+        "race_ece": expected_calibration_error(
+            y_test["race"], probas[att.index("race")], classes=clf.classes_[att.index("race")]
+        ),
         "age9_ece": expected_calibration_error(truth9, age9_proba, classes=groups),
         "predict_s": round(predict_s, 1),
         "predict_images_per_s": round(len(X_test) / predict_s, 1),
     }
     y_pred = {"gender": labels["gender"], "age": pred9, "race": labels["race"]}
-    y_true = {"gender": y_test["gender"].to_numpy(), "age": truth9, "race": y_test["race"].to_numpy()}
-    report = group_report(y=y_test, y_true=pd.DataFrame(y_true), y_pred=pd.DataFrame(y_pred),
-                          age_pred=age_expected, by=("race", "gender"), min_group_size=30)
+    y_true = {
+        "gender": y_test["gender"].to_numpy(),
+        "age": truth9,
+        "race": y_test["race"].to_numpy(),
+    }
+    report = group_report(
+        y=y_test,
+        y_true=pd.DataFrame(y_true),
+        y_pred=pd.DataFrame(y_pred),
+        age_pred=age_expected,
+        by=("race", "gender"),
+        min_group_size=30,
+    )
     return overall, report, (y_true, y_pred, true_age, age_expected)
 
 
@@ -107,11 +126,18 @@ def plot(report_inputs, folder):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for attribute in ("gender", "race", "age"):
-        ax = plot_group_metric(y_true[attribute], y_pred[attribute], sensitive_features=y_true["race"],
-                               n_boot=500, random_state=0)
+        ax = plot_group_metric(
+            y_true[attribute],
+            y_pred[attribute],
+            sensitive_features=y_true["race"],
+            n_boot=500,
+            random_state=0,
+        )
         name = "nine-group age" if attribute == "age" else attribute
         ax.set_title(f"UTKFace test set: {name} accuracy by race (95% bootstrap CI)")
-        ax.figure.savefig(folder / f"utkface_{attribute}_accuracy_by_race.png", dpi=110, bbox_inches="tight")
+        ax.figure.savefig(
+            folder / f"utkface_{attribute}_accuracy_by_race.png", dpi=110, bbox_inches="tight"
+        )
     ax = plot_age_error(true_age, age_pred, bins="fairface")
     ax.set_title("UTKFace test set: age error by true age group")
     ax.figure.savefig(folder / "utkface_age_error.png", dpi=110, bbox_inches="tight")
@@ -119,7 +145,9 @@ def plot(report_inputs, folder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help="UTKFace folder (default: ../shared/data/utkface)")
+    parser.add_argument(
+        "--data", default=None, help="UTKFace folder (default: ../shared/data/utkface)"
+    )
     parser.add_argument("--n", type=int, default=None, help="random subset of this many images")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--freeze", type=int, default=12)
@@ -128,12 +156,18 @@ def main(argv=None):
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--age-sigma", type=float, default=2.5, help="0: nine age groups with one-hot targets")
+    parser.add_argument(
+        "--age-sigma", type=float, default=2.5, help="0: nine age groups with one-hot targets"
+    )
     parser.add_argument("--weights", default="DEFAULT")
-    parser.add_argument("--no-flip", action="store_true", help="predict without averaging with the mirror image")
+    parser.add_argument(
+        "--no-flip", action="store_true", help="predict without averaging with the mirror image"
+    )
     parser.add_argument("--cache-dir", default=None, help="keep cached activations on disk here")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plots", default=None, help="write per-race accuracy and age-error plots here")
+    parser.add_argument(
+        "--plots", default=None, help="write per-race accuracy and age-error plots here"
+    )
     parser.add_argument("--out", default=None, help="write <out>.json and <out>.md")
     parser.add_argument("--verbose", type=int, default=1)
     args = parser.parse_args(argv)
@@ -151,29 +185,59 @@ def main(argv=None):
 
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "plots", "verbose", "data")}
     results = {
-        "overall": overall, "fit_s": round(fit_s, 1), "epochs_run": len(clf.history_),
-        "n_train": len(X_train), "n_test": len(X_test), "weights": clf.weights_, "settings": settings,
-        "machine": machine(), "peak_rss_mb": round(peak_rss_mb()),
+        "overall": overall,
+        "fit_s": round(fit_s, 1),
+        "epochs_run": len(clf.history_),
+        "n_train": len(X_train),
+        "n_test": len(X_test),
+        "weights": clf.weights_,
+        "settings": settings,
+        "machine": machine(),
+        "peak_rss_mb": round(peak_rss_mb()),
         "targets": TARGETS,
         "by_race": report.summary("race").reset_index().to_dict(orient="records"),
         "by_gender": report.summary("gender").reset_index().to_dict(orient="records"),
-        "history": [{k: row.get(k) for k in ("epoch", "train_loss", "valid_loss", "valid_acc_gender",
-                                             "valid_acc_race", "dur")} for row in clf.history_],
+        "history": [
+            {
+                k: row.get(k)
+                for k in (
+                    "epoch",
+                    "train_loss",
+                    "valid_loss",
+                    "valid_acc_gender",
+                    "valid_acc_race",
+                    "dur",
+                )
+            }
+            for row in clf.history_
+        ],
     }
     met = {k: (overall[k] <= v if k == "age_mae" else overall[k] >= v) for k, v in TARGETS.items()}
     results["targets_met"] = met
-    rows = [{"metric": k, "value": overall[k], "target": TARGETS.get(k), "met": met.get(k)}
-            for k in ("gender_accuracy", "race_accuracy", "age9_accuracy", "age_mae", "age_mae_argmax",
-                      "gender_ece", "race_ece", "age9_ece")]
-    markdown = "\n\n".join([
-        f"UTKFace, {len(X_train)} training / {len(X_test)} test images (group-aware split), weights "
-        f"{clf.weights_}, {args.image_size} px, frozen blocks 0-{args.freeze - 1}, {len(clf.history_)} epochs; "
-        f"training {fit_s / 60:.1f} min on {results['machine']['threads']} torch threads, peak RSS "
-        f"{results['peak_rss_mb']} MB; prediction {overall['predict_images_per_s']} images/s.",
-        markdown_table(rows, ["metric", "value", "target", "met"]),
-        "Per race:\n\n" + report.summary("race").to_markdown(floatfmt=".3f"),
-        "Per gender:\n\n" + report.summary("gender").to_markdown(floatfmt=".3f"),
-    ])
+    rows = [
+        {"metric": k, "value": overall[k], "target": TARGETS.get(k), "met": met.get(k)}
+        for k in (
+            "gender_accuracy",
+            "race_accuracy",
+            "age9_accuracy",
+            "age_mae",
+            "age_mae_argmax",
+            "gender_ece",
+            "race_ece",
+            "age9_ece",
+        )
+    ]
+    markdown = "\n\n".join(
+        [
+            f"UTKFace, {len(X_train)} training / {len(X_test)} test images (group-aware split), weights "
+            f"{clf.weights_}, {args.image_size} px, frozen blocks 0-{args.freeze - 1}, {len(clf.history_)} epochs; "
+            f"training {fit_s / 60:.1f} min on {results['machine']['threads']} torch threads, peak RSS "
+            f"{results['peak_rss_mb']} MB; prediction {overall['predict_images_per_s']} images/s.",
+            markdown_table(rows, ["metric", "value", "target", "met"]),
+            "Per race:\n\n" + report.summary("race").to_markdown(floatfmt=".3f"),
+            "Per gender:\n\n" + report.summary("gender").to_markdown(floatfmt=".3f"),
+        ]
+    )
     write_results(args.out, results, markdown)
     return results
 

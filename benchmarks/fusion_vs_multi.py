@@ -51,36 +51,72 @@ METRICS = ("gender_accuracy", "age_accuracy", "race_accuracy", "age_mae")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="UTKFace folder (default: %(default)s)")
-    parser.add_argument("--n", type=int, default=None,
-                        help="use a subset of this many images, stratified by gender x race (default: all)")
-    parser.add_argument("--test-size", type=float, default=0.2, help="held-out fraction (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", default=str(DEFAULT_DATA), help="UTKFace folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="use a subset of this many images, stratified by gender x race (default: all)",
+    )
+    parser.add_argument(
+        "--test-size", type=float, default=0.2, help="held-out fraction (default: %(default)s)"
+    )
     parser.add_argument("--image-size", type=int, default=128, help="default: %(default)s")
-    parser.add_argument("--epochs", type=int, default=15, help="max epochs of every network (default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=3, help="early stopping patience (default: %(default)s)")
+    parser.add_argument(
+        "--epochs", type=int, default=15, help="max epochs of every network (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--patience", type=int, default=3, help="early stopping patience (default: %(default)s)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=1e-3, help="default: %(default)s")
     parser.add_argument("--backbone", default="mobilenet_v2", help="default: %(default)s")
-    parser.add_argument("--weights", default="DEFAULT",
-                        help="'DEFAULT' (ImageNet), a torchvision weights name, a state_dict file, "
-                             "or 'none' for random initialisation (default: %(default)s)")
-    parser.add_argument("--weights-file", default=str(MOBILENET_V2_FILE),
-                        help="MobileNetV2 ImageNet checkpoint copied into torch's hub cache when "
-                             "missing there, so 'DEFAULT' works offline (default: %(default)s)")
-    parser.add_argument("--freeze", default="15",
-                        help="frozen backbone prefix, its activations cached: a number of stages "
-                             "or a stage name (default: %(default)s, MobileNetV2's features.0-14)")
-    parser.add_argument("--cache-views", type=int, default=2,
-                        help="cached views per image: itself and augmented copies (default: %(default)s)")
+    parser.add_argument(
+        "--weights",
+        default="DEFAULT",
+        help="'DEFAULT' (ImageNet), a torchvision weights name, a state_dict file, "
+        "or 'none' for random initialisation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weights-file",
+        default=str(MOBILENET_V2_FILE),
+        help="MobileNetV2 ImageNet checkpoint copied into torch's hub cache when "
+        "missing there, so 'DEFAULT' works offline (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--freeze",
+        default="15",
+        help="frozen backbone prefix, its activations cached: a number of stages "
+        "or a stage name (default: %(default)s, MobileNetV2's features.0-14)",
+    )
+    parser.add_argument(
+        "--cache-views",
+        type=int,
+        default=2,
+        help="cached views per image: itself and augmented copies (default: %(default)s)",
+    )
     parser.add_argument("--device", default="auto", help="default: %(default)s")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--bootstrap", type=int, default=1000,
-                        help="paired bootstrap resamples for the differences (default: %(default)s)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="paired bootstrap resamples for the differences (default: %(default)s)",
+    )
     parser.add_argument("--random-state", type=int, default=0, help="default: %(default)s")
-    parser.add_argument("--out", default=None, help="write <out>.json and <out>.md (default: stdout only)")
-    parser.add_argument("--verbose", type=int, default=0, help="1: a line per epoch (default: %(default)s)")
+    parser.add_argument(
+        "--out", default=None, help="write <out>.json and <out>.md (default: stdout only)"
+    )
+    parser.add_argument(
+        "--verbose", type=int, default=0, help="1: a line per epoch (default: %(default)s)"
+    )
     return parser.parse_args(argv)
 
 
@@ -103,10 +139,20 @@ def recipe(args):
     weights = None if str(args.weights).lower() == "none" else args.weights
     freeze = int(args.freeze) if str(args.freeze).isdigit() else args.freeze
     return dict(
-        backbone=args.backbone, weights=weights, image_size=args.image_size, freeze=freeze,
-        age_bins="fairface", augment=FaceAugmenter(), cache_views=args.cache_views,
-        lr=args.lr, max_epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-        device=args.device, random_state=args.random_state, verbose=args.verbose,
+        backbone=args.backbone,
+        weights=weights,
+        image_size=args.image_size,
+        freeze=freeze,
+        age_bins="fairface",
+        augment=FaceAugmenter(),
+        cache_views=args.cache_views,
+        lr=args.lr,
+        max_epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        device=args.device,
+        random_state=args.random_state,
+        verbose=args.verbose,
     )
 
 
@@ -127,12 +173,18 @@ def evaluate(clf, X, y):
     pred = clf.predict_frame(X, proba=True)
     seconds = time.perf_counter() - start
     truth = clf.transform_targets(y)
-    frame = pd.DataFrame({
-        "gender_true": truth["gender"].to_numpy(), "gender_pred": pred["gender"].to_numpy(),
-        "age_group_true": truth["age"].to_numpy(), "age_group_pred": pred["age"].to_numpy(),
-        "race_true": truth["race"].to_numpy(), "race_pred": pred["race"].to_numpy(),
-        "age_true": y["age"].to_numpy(dtype=float), "age_years": pred["age_years"].to_numpy(dtype=float),
-    })
+    frame = pd.DataFrame(
+        {
+            "gender_true": truth["gender"].to_numpy(),
+            "gender_pred": pred["gender"].to_numpy(),
+            "age_group_true": truth["age"].to_numpy(),
+            "age_group_pred": pred["age"].to_numpy(),
+            "race_true": truth["race"].to_numpy(),
+            "race_pred": pred["race"].to_numpy(),
+            "age_true": y["age"].to_numpy(dtype=float),
+            "age_years": pred["age_years"].to_numpy(dtype=float),
+        }
+    )
     return frame, seconds
 
 
@@ -183,25 +235,43 @@ def _fmt(metric, value):
 def markdown(results):
     data, models, config = results["data"], results["models"], results["config"]
     names = list(models)
-    heads = ["model", "gender acc", "age acc (9 groups)", "race acc", "age MAE (years)", "fit s", "predict s"]
+    heads = [
+        "model",
+        "gender acc",
+        "age acc (9 groups)",
+        "race acc",
+        "age MAE (years)",
+        "fit s",
+        "predict s",
+    ]
     parts = [
-        (f"## MultiAttributeClassifier vs GenderFusionClassifier on UTKFace\n\n"
-         f"{data['n_train']} training and {data['n_test']} held-out images (group-aware split, "
-         f"duplicates kept together), {config['image_size']} px, backbone {config['backbone']} "
-         f"(weights {config['weights_loaded']}, freeze {config['freeze']}), at most "
-         f"{config['epochs']} epochs per network.\n"),
+        (
+            f"## MultiAttributeClassifier vs GenderFusionClassifier on UTKFace\n\n"
+            f"{data['n_train']} training and {data['n_test']} held-out images (group-aware split, "
+            f"duplicates kept together), {config['image_size']} px, backbone {config['backbone']} "
+            f"(weights {config['weights_loaded']}, freeze {config['freeze']}), at most "
+            f"{config['epochs']} epochs per network.\n"
+        ),
         "### Overall\n",
-        _table([[n] + [_fmt(m, models[n]["overall"][m]) for m in METRICS]
-                + [f"{models[n]['fit_seconds']:.0f}", f"{models[n]['predict_seconds']:.1f}"] for n in names],
-               heads),
+        _table(
+            [
+                [n]
+                + [_fmt(m, models[n]["overall"][m]) for m in METRICS]
+                + [f"{models[n]['fit_seconds']:.0f}", f"{models[n]['predict_seconds']:.1f}"]
+                for n in names
+            ],
+            heads,
+        ),
     ]
     for by, title in (("by_gender", "gender"), ("by_race", "race")):
         rows = []
         for n in names:
             for group, s in models[n][by].items():
                 rows.append([n, group, s["n"]] + [_fmt(m, s[m]) for m in METRICS])
-        parts += [f"\n### Per {title} (true labels)\n",
-                  _table(rows, ["model", title, "n", "gender acc", "age acc", "race acc", "age MAE"])]
+        parts += [
+            f"\n### Per {title} (true labels)\n",
+            _table(rows, ["model", title, "n", "gender acc", "age acc", "race acc", "age MAE"]),
+        ]
     rows = []
     for n, diffs in results["differences"].items():
         cells = []
@@ -210,9 +280,11 @@ def markdown(results):
             ci = f" [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if "ci95" in d else ""
             cells.append(f"{d['difference']:+.3f}{ci}")
         rows.append([f"{n} - MultiAttributeClassifier"] + cells)
-    parts += ["\n### Differences from the end-to-end model (paired bootstrap 95% interval)\n",
-              _table(rows, ["", "gender acc", "age acc", "race acc", "age MAE"]),
-              "\nPositive accuracy differences and negative MAE differences favour the fusion model.\n"]
+    parts += [
+        "\n### Differences from the end-to-end model (paired bootstrap 95% interval)\n",
+        _table(rows, ["", "gender acc", "age acc", "race acc", "age MAE"]),
+        "\nPositive accuracy differences and negative MAE differences favour the fusion model.\n",
+    ]
     return "\n".join(parts)
 
 
@@ -234,7 +306,12 @@ def main(argv=None):
     bunch = load_utkface(args.data, n_samples=args.n, random_state=args.random_state)
     X, y = bunch.data, bunch.target
     X_train, X_test, y_train, y_test = group_train_test_split(
-        X, y, test_size=args.test_size, random_state=args.random_state, stratify=y[["gender", "race"]])
+        X,
+        y,
+        test_size=args.test_size,
+        random_state=args.random_state,
+        stratify=y[["gender", "race"]],
+    )
     y_train, y_test = y_train.reset_index(drop=True), y_test.reset_index(drop=True)
     settings = recipe(args)
 
@@ -242,7 +319,9 @@ def main(argv=None):
     fusion = GenderFusionClassifier(
         gender_estimator=MultiAttributeClassifier(attributes=("gender",), **settings),
         specialist=MultiAttributeClassifier(attributes=("age", "race"), **settings),
-        augment=FaceAugmenter(), routing="hard", random_state=args.random_state,
+        augment=FaceAugmenter(),
+        routing="hard",
+        random_state=args.random_state,
     )
     models, frames = {}, {}
     for name, clf in (("MultiAttributeClassifier", multi), ("GenderFusion", fusion)):
@@ -256,18 +335,31 @@ def main(argv=None):
             if routing is not None:
                 clf.set_params(routing=routing)
             frames[label], predict_seconds = evaluate(clf, X_test, y_test)
-            models[label] = {"fit_seconds": fit_seconds, "predict_seconds": predict_seconds,
-                             **report(frames[label])}
+            models[label] = {
+                "fit_seconds": fit_seconds,
+                "predict_seconds": predict_seconds,
+                **report(frames[label]),
+            }
             print(f"{label}: fit {fit_seconds:.0f} s, {models[label]['overall']}", file=sys.stderr)
             if routing is not None:
                 models[label]["train_sizes"] = {str(g): int(v) for g, v in clf.train_sizes_.items()}
 
     baseline = frames["MultiAttributeClassifier"]
     results = {
-        "config": {**vars(args), "weights": str(settings["weights"]), "weights_loaded": str(multi.weights_),
-                   "freeze": settings["freeze"], "age_bins": "fairface", "growth_copies": "FaceAugmenter()"},
-        "data": {"path": str(args.data), "n_images": len(X), "n_train": len(X_train),
-                 "n_test": len(X_test)},
+        "config": {
+            **vars(args),
+            "weights": str(settings["weights"]),
+            "weights_loaded": str(multi.weights_),
+            "freeze": settings["freeze"],
+            "age_bins": "fairface",
+            "growth_copies": "FaceAugmenter()",
+        },
+        "data": {
+            "path": str(args.data),
+            "n_images": len(X),
+            "n_train": len(X_train),
+            "n_test": len(X_test),
+        },
         "models": models,
         "differences": {
             label: paired_differences(frames[label], baseline, args.bootstrap, args.random_state)

@@ -88,41 +88,97 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "utkface"
-FAIRFACE_EDGES = (3, 10, 20, 30, 40, 50, 60, 70)  # FairFace's nine age groups, as age_bins="fairface"
+FAIRFACE_EDGES = (
+    3,
+    10,
+    20,
+    30,
+    40,
+    50,
+    60,
+    70,
+)  # FairFace's nine age groups, as age_bins="fairface"
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 PREDICT_KINDS = ("pure_forward", "hand_predict", "lib_predict", "paired_predict")
 FIT_KINDS = ("pure_train", "hand_fit", "lib_fit", "lib_fit_cached")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="UTKFace folder (default: %(default)s)")
-    parser.add_argument("--n", type=int, default=1000, help="images per measurement (default: %(default)s)")
-    parser.add_argument("--models", nargs="+", default=["mobilenet_v2", "resnet18"],
-                        help="torchvision backbones (default: %(default)s)")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[224, 128], help="image sizes (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", default=str(DEFAULT_DATA), help="UTKFace folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--n", type=int, default=1000, help="images per measurement (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["mobilenet_v2", "resnet18"],
+        help="torchvision backbones (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=int,
+        default=[224, 128],
+        help="image sizes (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="default: %(default)s")
-    parser.add_argument("--pairs", type=int, default=3,
-                        help="library predict / pure forward pairs timed in turn in one process, per repeat "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="library predict / pure forward pairs timed in turn in one process, per repeat "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads of the main process (default: the usable cores)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="DataLoader workers of both sides (default: the library's num_workers='auto')")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
-    parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
-                        help="autocast dtype on both sides (default: %(default)s)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads of the main process (default: the usable cores)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of both sides (default: the library's num_workers='auto')",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=sorted(PRECISIONS),
+        default="fp32",
+        help="autocast dtype on both sides (default: %(default)s)",
+    )
     parser.add_argument("--skip-fit", action="store_true", help="time prediction only")
-    parser.add_argument("--malloc", choices=["tuned", "glibc"], default="tuned",
-                        help="every side (library, hand-written, pure) with the library's glibc allocator "
-                             "settings, or every side with glibc's defaults (default: %(default)s)")
-    parser.add_argument("--memory-n", type=int, default=20000,
-                        help="paths for the streaming-memory check, 0 to skip (default: %(default)s)")
-    parser.add_argument("--memory-size", type=int, default=None,
-                        help="image size of the streaming-memory check (default: the largest of --sizes)")
-    parser.add_argument("--memory-limit-mb", type=float, default=1500.0, help="default: %(default)s")
+    parser.add_argument(
+        "--malloc",
+        choices=["tuned", "glibc"],
+        default="tuned",
+        help="every side (library, hand-written, pure) with the library's glibc allocator "
+        "settings, or every side with glibc's defaults (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory-n",
+        type=int,
+        default=20000,
+        help="paths for the streaming-memory check, 0 to skip (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory-size",
+        type=int,
+        default=None,
+        help="image size of the streaming-memory check (default: the largest of --sizes)",
+    )
+    parser.add_argument(
+        "--memory-limit-mb", type=float, default=1500.0, help="default: %(default)s"
+    )
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -142,9 +198,13 @@ def _hand_network(model_name, n_classes, dropout=0.2):
             for name in ("fc", "classifier"):
                 if hasattr(self.backbone, name):
                     layer = getattr(self.backbone, name)
-                    n_in = layer.in_features if isinstance(layer, nn.Linear) else layer[-1].in_features
+                    n_in = (
+                        layer.in_features if isinstance(layer, nn.Linear) else layer[-1].in_features
+                    )
                     setattr(self.backbone, name, nn.Identity())
-            self.heads = nn.ModuleList(nn.Sequential(nn.Dropout(dropout), nn.Linear(n_in, c)) for c in n_classes)
+            self.heads = nn.ModuleList(
+                nn.Sequential(nn.Dropout(dropout), nn.Linear(n_in, c)) for c in n_classes
+            )
 
         def forward(self, x):
             z = self.backbone(x)
@@ -173,8 +233,13 @@ class _FacePaths:
 def _transform(size):
     from torchvision import transforms as T
 
-    return T.Compose([T.Resize((size, size)), T.ToTensor(),
-                      T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    return T.Compose(
+        [
+            T.Resize((size, size)),
+            T.ToTensor(),
+            T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
 
 
 def _autocast(spec):
@@ -206,16 +271,24 @@ def _hand_predict(model, paths, spec, probabilities=False):
     from torch.utils.data import DataLoader
 
     cuda = spec["device"].startswith("cuda")
-    loader = DataLoader(_FacePaths(paths, _transform(spec["size"])), batch_size=spec["batch_size"],
-                        num_workers=spec["workers"], pin_memory=cuda)
+    loader = DataLoader(
+        _FacePaths(paths, _transform(spec["size"])),
+        batch_size=spec["batch_size"],
+        num_workers=spec["workers"],
+        pin_memory=cuda,
+    )
     chunks = []
     with torch.inference_mode():
         for x in loader:
-            x = x.to(spec["device"], non_blocking=cuda).contiguous(memory_format=torch.channels_last)
+            x = x.to(spec["device"], non_blocking=cuda).contiguous(
+                memory_format=torch.channels_last
+            )
             with _autocast(spec):
                 logits = model(x)
             probas = [torch.softmax(lg.float(), dim=1).cpu() for lg in logits]
-            chunks.append(probas if probabilities else torch.stack([p.argmax(1) for p in probas], 1))
+            chunks.append(
+                probas if probabilities else torch.stack([p.argmax(1) for p in probas], 1)
+            )
     if probabilities:
         return [torch.cat([c[k] for c in chunks]).numpy() for k in range(len(chunks[0]))]
     return torch.cat(chunks).numpy()
@@ -241,7 +314,9 @@ def _pure_forward_seconds(model, spec, n):
     import torch
 
     size, bs = spec["size"], spec["batch_size"]
-    x = torch.randn(bs, 3, size, size, device=spec["device"]).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(bs, 3, size, size, device=spec["device"]).contiguous(
+        memory_format=torch.channels_last
+    )
     with torch.inference_mode(), _autocast(spec):
         model(x)  # warm-up
         _sync(spec)
@@ -263,8 +338,10 @@ def child_pure_forward(spec, paths, targets):
     """The network as the library runs it (BatchNorm folded) and as the hand-written loop runs it."""
     model = _load_hand_model(spec)
     folded = _folded(model)
-    return {"seconds": _pure_forward_seconds(folded, spec, len(paths)),
-            "seconds_unfolded": _pure_forward_seconds(model, spec, len(paths))}
+    return {
+        "seconds": _pure_forward_seconds(folded, spec, len(paths)),
+        "seconds_unfolded": _pure_forward_seconds(model, spec, len(paths)),
+    }
 
 
 def child_paired_predict(spec, paths, targets):
@@ -280,7 +357,7 @@ def child_paired_predict(spec, paths, targets):
     ratios, lib_seconds = [], []
     for k in range(spec["pairs"]):
         seconds = {}
-        for side in (("lib", "pure") if k % 2 == 0 else ("pure", "lib")):
+        for side in ("lib", "pure") if k % 2 == 0 else ("pure", "lib"):
             if side == "pure":
                 seconds[side] = _pure_forward_seconds(model, spec, len(paths))
             else:
@@ -300,7 +377,9 @@ def child_pure_train(spec, paths, targets):
     model = _hand_network(spec["model"], spec["n_classes"]).to(spec["device"]).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     size, bs = spec["size"], spec["batch_size"]
-    x = torch.randn(bs, 3, size, size, device=spec["device"]).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(bs, 3, size, size, device=spec["device"]).contiguous(
+        memory_format=torch.channels_last
+    )
     y = torch.as_tensor(np.asarray(targets[:bs]), device=spec["device"])
     criterion = nn.CrossEntropyLoss()
     t1 = time.perf_counter()
@@ -330,8 +409,14 @@ def child_hand_fit(spec, paths, targets):
     criterion = nn.CrossEntropyLoss()
     dataset = _FacePaths(paths, _transform(spec["size"]), torch.as_tensor(np.asarray(targets)))
     bs = spec["batch_size"]
-    loader = DataLoader(dataset, batch_size=bs, shuffle=True, num_workers=spec["workers"],
-                        drop_last=len(paths) % bs == 1, pin_memory=cuda)
+    loader = DataLoader(
+        dataset,
+        batch_size=bs,
+        shuffle=True,
+        num_workers=spec["workers"],
+        drop_last=len(paths) % bs == 1,
+        pin_memory=cuda,
+    )
     t1 = time.perf_counter()
     losses, images = [], 0
     for x, y in loader:
@@ -351,9 +436,16 @@ def child_hand_fit(spec, paths, targets):
 
 # ---------------------------------------------------------------- the library's side
 def _library_params(spec):
-    params = dict(backbone=spec["model"], weights=None, image_size=spec["size"], age_bins="fairface",
-                  batch_size=spec["batch_size"], device=spec["device"], precision=spec["precision"],
-                  random_state=0)
+    params = dict(
+        backbone=spec["model"],
+        weights=None,
+        image_size=spec["size"],
+        age_bins="fairface",
+        batch_size=spec["batch_size"],
+        device=spec["device"],
+        precision=spec["precision"],
+        random_state=0,
+    )
     if spec["workers_param"] is not None:
         params["num_workers"] = spec["workers_param"]
     return params
@@ -366,8 +458,14 @@ def child_prepare(spec, paths, targets):
     from gar_sklearn import MultiAttributeClassifier
 
     keep = _covering_subset(np.asarray(targets), 2 * spec["batch_size"])
-    est = MultiAttributeClassifier(freeze=None, max_epochs=1, validation_fraction=0, patience=None,
-                                   lr_schedule=None, **_library_params(spec))
+    est = MultiAttributeClassifier(
+        freeze=None,
+        max_epochs=1,
+        validation_fraction=0,
+        patience=None,
+        lr_schedule=None,
+        **_library_params(spec),
+    )
     est.fit([paths[i] for i in keep], spec["frame"].iloc[keep])
     est.net_.module_.to("cpu")
     n_classes = [len(c) for c in est.classes_]
@@ -376,7 +474,9 @@ def child_prepare(spec, paths, targets):
     hand = _hand_network(spec["model"], n_classes)
     # the two networks hold the same layers in the same order; the library's also holds
     # the normalisation constants (in the hand-written side they are in the transform)
-    lib_state = [(k, v) for k, v in est.net_.module_.state_dict().items() if not k.startswith("normalize.")]
+    lib_state = [
+        (k, v) for k, v in est.net_.module_.state_dict().items() if not k.startswith("normalize.")
+    ]
     hand_keys = list(hand.state_dict())
     if len(hand_keys) != len(lib_state) or any(
         hand.state_dict()[k].shape != v.shape for k, (_, v) in zip(hand_keys, lib_state)
@@ -391,7 +491,11 @@ def child_prepare(spec, paths, targets):
 
 def _covering_subset(codes, n):
     """Indices of about n rows that hold every class of every attribute (the heads get all classes)."""
-    chosen = {int(np.flatnonzero(codes[:, k] == c)[0]) for k in range(codes.shape[1]) for c in np.unique(codes[:, k])}
+    chosen = {
+        int(np.flatnonzero(codes[:, k] == c)[0])
+        for k in range(codes.shape[1])
+        for c in np.unique(codes[:, k])
+    }
     rest = [i for i in range(len(codes)) if i not in chosen]
     return sorted(chosen) + rest[: max(0, n - len(chosen))]
 
@@ -399,8 +503,10 @@ def _covering_subset(codes, n):
 def _load_library_model(spec):
     with open(spec["lib_model"], "rb") as f:
         est = pickle.load(f)
-    return est.set_params(batch_size=spec["batch_size"], **(
-        {} if spec["workers_param"] is None else {"num_workers": spec["workers_param"]}))
+    return est.set_params(
+        batch_size=spec["batch_size"],
+        **({} if spec["workers_param"] is None else {"num_workers": spec["workers_param"]}),
+    )
 
 
 def _codes(est, labels):
@@ -424,13 +530,23 @@ def _child_lib_fit(spec, paths, cache):
     from gar_sklearn import MultiAttributeClassifier
 
     t0 = time.perf_counter()
-    est = MultiAttributeClassifier(freeze=None, max_epochs=1, validation_fraction=0, patience=None,
-                                   lr_schedule=None, image_cache=cache, **_library_params(spec))
+    est = MultiAttributeClassifier(
+        freeze=None,
+        max_epochs=1,
+        validation_fraction=0,
+        patience=None,
+        lr_schedule=None,
+        image_cache=cache,
+        **_library_params(spec),
+    )
     est.fit(paths, spec["frame"])
     fit_seconds = time.perf_counter() - t0
     epoch = est.history_[-1]
-    return {"seconds": epoch["dur"], "fit_seconds": fit_seconds,
-            "images": sum(b["train_batch_size"] for b in epoch["batches"])}
+    return {
+        "seconds": epoch["dur"],
+        "fit_seconds": fit_seconds,
+        "images": sum(b["train_batch_size"] for b in epoch["batches"]),
+    }
 
 
 def child_lib_fit(spec, paths, targets):
@@ -469,12 +585,19 @@ def spawn(kind, spec, workdir):
     with open(spec_file, "wb") as f:
         pickle.dump(spec, f)
     env = dict(os.environ, GAR_SKLEARN_TUNE_MALLOC="1" if spec["malloc"] == "tuned" else "0")
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--spec-file", str(spec_file)],
-                          capture_output=True, text=True, cwd=REPO, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--spec-file", str(spec_file)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
-        raise RuntimeError(f"measurement {kind!r} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+        raise RuntimeError(
+            f"measurement {kind!r} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+        )
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 # ---------------------------------------------------------------- the run
@@ -491,9 +614,14 @@ def load_sample(data, n, seed=0):
 
 def encode(frame):
     """Class indices of gender, FairFace age group and race, in the library's class order (sorted)."""
-    return np.stack([pd.factorize(frame["gender"], sort=True)[0],
-                     np.digitize(frame["age"].to_numpy(), FAIRFACE_EDGES),
-                     pd.factorize(frame["race"], sort=True)[0]], axis=1)
+    return np.stack(
+        [
+            pd.factorize(frame["gender"], sort=True)[0],
+            np.digitize(frame["age"].to_numpy(), FAIRFACE_EDGES),
+            pd.factorize(frame["race"], sort=True)[0],
+        ],
+        axis=1,
+    )
 
 
 def _median(values):
@@ -504,13 +632,25 @@ def _median(values):
 def benchmark(args):
     from gar_sklearn._data import default_num_workers
 
-    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    threads = args.threads or (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    )
     workers = args.workers if args.workers is not None else default_num_workers()
     paths, frame, codes = load_sample(args.data, args.n)
     n = len(paths)
-    common = dict(batch_size=args.batch_size, pairs=args.pairs, threads=threads, workers=workers,
-                  workers_param=args.workers, device=args.device, precision=PRECISIONS[args.precision],
-                  malloc=args.malloc, paths=paths, frame=frame, targets=codes)
+    common = dict(
+        batch_size=args.batch_size,
+        pairs=args.pairs,
+        threads=threads,
+        workers=workers,
+        workers_param=args.workers,
+        device=args.device,
+        precision=PRECISIONS[args.precision],
+        malloc=args.malloc,
+        paths=paths,
+        frame=frame,
+        targets=codes,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         prepared = {}
@@ -518,8 +658,13 @@ def benchmark(args):
         def prepare(model, size):
             """The spec of a model and size, whose library and hand-written networks are saved once."""
             if (model, size) not in prepared:
-                spec = dict(common, model=model, size=size, hand_weights=str(Path(workdir) / f"hand_{model}_{size}.pt"),
-                            lib_model=str(Path(workdir) / f"lib_{model}_{size}.pkl"))
+                spec = dict(
+                    common,
+                    model=model,
+                    size=size,
+                    hand_weights=str(Path(workdir) / f"hand_{model}_{size}.pt"),
+                    lib_model=str(Path(workdir) / f"lib_{model}_{size}.pkl"),
+                )
                 spec["n_classes"] = spawn("prepare", spec, workdir)["n_classes"]
                 prepared[model, size] = spec
             return prepared[model, size]
@@ -530,33 +675,63 @@ def benchmark(args):
                 kinds = PREDICT_KINDS + (() if args.skip_fit else FIT_KINDS)
                 runs = {k: [] for k in kinds}
                 for r in range(args.repeats):
-                    for kind in kinds[r % len(kinds):] + kinds[: r % len(kinds)]:
+                    for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
                         res = spawn(kind, spec, workdir)
                         runs[kind].append(res)
-                        print(f"{model} {size}px repeat {r + 1}: {kind:15s} {n / res['seconds']:8.1f} img/s "
-                              f"peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+                        print(
+                            f"{model} {size}px repeat {r + 1}: {kind:15s} {n / res['seconds']:8.1f} img/s "
+                            f"peak RSS {res['peak_rss_mb']:.0f} MB",
+                            flush=True,
+                        )
                 rows.append(summarise(model, size, n, runs))
         memory = None
         if args.memory_n:
             model, size = args.models[0], args.memory_size or max(args.sizes)
             mem_paths, _, mem_codes = load_sample(args.data, args.memory_n)
             spec = prepare(model, size)
-            memory = {"model": model, "image_size": size, "limit_mb": args.memory_limit_mb, "runs": []}
+            memory = {
+                "model": model,
+                "image_size": size,
+                "limit_mb": args.memory_limit_mb,
+                "runs": [],
+            }
             for m in (args.memory_n // 4, args.memory_n):
-                res = spawn("memory", dict(spec, paths=mem_paths[:m], targets=mem_codes[:m]), workdir)
-                memory["runs"].append({"n": m, "seconds": res["seconds"], "images_per_s": m / res["seconds"],
-                                       "peak_rss_mb": res["peak_rss_mb"],
-                                       "worker_peak_rss_mb": res["worker_peak_rss_mb"]})
-                print(f"memory: predict {m} paths: peak RSS {res['peak_rss_mb']:.0f} MB "
-                      f"(worker {res['worker_peak_rss_mb']:.0f} MB)", flush=True)
+                res = spawn(
+                    "memory", dict(spec, paths=mem_paths[:m], targets=mem_codes[:m]), workdir
+                )
+                memory["runs"].append(
+                    {
+                        "n": m,
+                        "seconds": res["seconds"],
+                        "images_per_s": m / res["seconds"],
+                        "peak_rss_mb": res["peak_rss_mb"],
+                        "worker_peak_rss_mb": res["worker_peak_rss_mb"],
+                    }
+                )
+                print(
+                    f"memory: predict {m} paths: peak RSS {res['peak_rss_mb']:.0f} MB "
+                    f"(worker {res['worker_peak_rss_mb']:.0f} MB)",
+                    flush=True,
+                )
             memory["passed"] = all(r["peak_rss_mb"] <= args.memory_limit_mb for r in memory["runs"])
-    return {"settings": {"n": n, "batch_size": args.batch_size, "pairs": args.pairs, "threads": threads,
-                         "workers": workers,
-                         "device": args.device, "precision": args.precision, "repeats": args.repeats,
-                         "malloc": args.malloc,
-                         "cpu_count": os.cpu_count(), "torch": _torch_version(),
-                         "command": " ".join([Path(sys.executable).name, *sys.argv])},
-            "rows": rows, "memory": memory}
+    return {
+        "settings": {
+            "n": n,
+            "batch_size": args.batch_size,
+            "pairs": args.pairs,
+            "threads": threads,
+            "workers": workers,
+            "device": args.device,
+            "precision": args.precision,
+            "repeats": args.repeats,
+            "malloc": args.malloc,
+            "cpu_count": os.cpu_count(),
+            "torch": _torch_version(),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        },
+        "rows": rows,
+        "memory": memory,
+    }
 
 
 def _torch_version():
@@ -571,7 +746,9 @@ def summarise(model, size, n, runs):
 
     def ratios(a, b, key="seconds"):
         pairs = list(zip(runs.get(a, []), runs.get(b, [])))
-        return [rb[key] / ra[key] for ra, rb in pairs]  # throughput a / throughput b, repeat by repeat
+        return [
+            rb[key] / ra[key] for ra, rb in pairs
+        ]  # throughput a / throughput b, repeat by repeat
 
     def ratio(a, b, key="seconds"):
         return _median(ratios(a, b, key))
@@ -585,34 +762,54 @@ def summarise(model, size, n, runs):
         b = np.asarray(runs["hand_predict"][0]["pred"])
         agreement = float((a == b).all(axis=1).mean())
     row = {
-        "model": model, "image_size": size,
-        "predict_per_s": rate("lib_predict"), "hand_predict_per_s": rate("hand_predict"),
+        "model": model,
+        "image_size": size,
+        "predict_per_s": rate("lib_predict"),
+        "hand_predict_per_s": rate("hand_predict"),
         "pure_forward_per_s": rate("pure_forward"),
-        "pure_forward_unfolded_per_s": _median([n / r["seconds_unfolded"] for r in runs.get("pure_forward", [])
-                                                if "seconds_unfolded" in r]),
+        "pure_forward_unfolded_per_s": _median(
+            [
+                n / r["seconds_unfolded"]
+                for r in runs.get("pure_forward", [])
+                if "seconds_unfolded" in r
+            ]
+        ),
         "predict_vs_hand": ratio("lib_predict", "hand_predict"),
         "predict_vs_pure": ratio("lib_predict", "pure_forward"),
         "predict_vs_pure_each": ratios("lib_predict", "pure_forward"),
-        "predict_vs_pure_paired": _median([x for r in runs.get("paired_predict", []) for x in r["ratios"]]),
-        "predict_vs_pure_paired_each": [_median(r["ratios"]) for r in runs.get("paired_predict", [])],
+        "predict_vs_pure_paired": _median(
+            [x for r in runs.get("paired_predict", []) for x in r["ratios"]]
+        ),
+        "predict_vs_pure_paired_each": [
+            _median(r["ratios"]) for r in runs.get("paired_predict", [])
+        ],
         "agreement": agreement,
-        "predict_peak_rss_mb": peak("lib_predict"), "hand_predict_peak_rss_mb": peak("hand_predict"),
+        "predict_peak_rss_mb": peak("lib_predict"),
+        "hand_predict_peak_rss_mb": peak("hand_predict"),
         "predict_worker_peak_rss_mb": peak("lib_predict", "worker_peak_rss_mb"),
     }
     if runs.get("lib_fit"):
-        row.update({
-            "epoch_per_s": rate("lib_fit"), "epoch_cached_per_s": rate("lib_fit_cached"),
-            "hand_epoch_per_s": rate("hand_fit"), "pure_train_per_s": rate("pure_train"),
-            "epoch_vs_hand": ratio("lib_fit", "hand_fit"),
-            "epoch_cached_vs_hand": ratio("lib_fit_cached", "hand_fit"),
-            "epoch_vs_pure": ratio("lib_fit", "pure_train"),
-            "fit_seconds": peak("lib_fit", "fit_seconds"), "fit_cached_seconds": peak("lib_fit_cached", "fit_seconds"),
-            "hand_fit_seconds": peak("hand_fit", "fit_seconds"),
-            "fit_vs_hand": ratio("lib_fit", "hand_fit", "fit_seconds"),
-            "fit_peak_rss_mb": peak("lib_fit"), "fit_cached_peak_rss_mb": peak("lib_fit_cached"),
-            "hand_fit_peak_rss_mb": peak("hand_fit"),
-        })
-    row["runs"] = {k: [{key: v for key, v in r.items() if key != "pred"} for r in rs] for k, rs in runs.items()}
+        row.update(
+            {
+                "epoch_per_s": rate("lib_fit"),
+                "epoch_cached_per_s": rate("lib_fit_cached"),
+                "hand_epoch_per_s": rate("hand_fit"),
+                "pure_train_per_s": rate("pure_train"),
+                "epoch_vs_hand": ratio("lib_fit", "hand_fit"),
+                "epoch_cached_vs_hand": ratio("lib_fit_cached", "hand_fit"),
+                "epoch_vs_pure": ratio("lib_fit", "pure_train"),
+                "fit_seconds": peak("lib_fit", "fit_seconds"),
+                "fit_cached_seconds": peak("lib_fit_cached", "fit_seconds"),
+                "hand_fit_seconds": peak("hand_fit", "fit_seconds"),
+                "fit_vs_hand": ratio("lib_fit", "hand_fit", "fit_seconds"),
+                "fit_peak_rss_mb": peak("lib_fit"),
+                "fit_cached_peak_rss_mb": peak("lib_fit_cached"),
+                "hand_fit_peak_rss_mb": peak("hand_fit"),
+            }
+        )
+    row["runs"] = {
+        k: [{key: v for key, v in r.items() if key != "pred"} for r in rs] for k, rs in runs.items()
+    }
     return row
 
 
@@ -620,8 +817,10 @@ def _f(value, fmt="{:.1f}"):
     return "-" if value is None else fmt.format(value)
 
 
-_MALLOC = {"tuned": "glibc with the library's settings on every side (gar_sklearn/_allocator.py)",
-           "glibc": "glibc defaults on every side (GAR_SKLEARN_TUNE_MALLOC=0)"}
+_MALLOC = {
+    "tuned": "glibc with the library's settings on every side (gar_sklearn/_allocator.py)",
+    "glibc": "glibc defaults on every side (GAR_SKLEARN_TUNE_MALLOC=0)",
+}
 
 
 def markdown(result):
@@ -674,11 +873,18 @@ def markdown(result):
             )
     mem = result.get("memory")
     if mem:
-        lines += ["", f"**Streaming prediction** ({mem['model']}, {mem['image_size']} px; "
-                      f"limit {mem['limit_mb']:.0f} MB: {'passed' if mem['passed'] else 'FAILED'})", "",
-                  "| paths | images/s | peak RSS main (MB) | peak RSS largest worker (MB) |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"**Streaming prediction** ({mem['model']}, {mem['image_size']} px; "
+            f"limit {mem['limit_mb']:.0f} MB: {'passed' if mem['passed'] else 'FAILED'})",
+            "",
+            "| paths | images/s | peak RSS main (MB) | peak RSS largest worker (MB) |",
+            "|---|---|---|---|",
+        ]
         for r in mem["runs"]:
-            lines.append(f"| {r['n']} | {r['images_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['worker_peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {r['n']} | {r['images_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['worker_peak_rss_mb']:.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -689,7 +895,9 @@ def main(argv=None):
         return
     args = parse_args(argv)
     if not (Path(args.data) / "labels.csv").exists():
-        sys.exit(f"UTKFace not found at {args.data} (expected labels.csv and images/); pass --data.")
+        sys.exit(
+            f"UTKFace not found at {args.data} (expected labels.csv and images/); pass --data."
+        )
     result = benchmark(args)
     table = markdown(result)
     print(table)

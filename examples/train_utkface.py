@@ -29,7 +29,9 @@ from gar_sklearn.augmentation import RandomFlip
 from gar_sklearn.datasets import group_train_test_split, load_utkface
 from gar_sklearn.preprocessing import AgeBinner
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "mobilenet_v2-b0353104.pth"
+SHARED_WEIGHTS = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "mobilenet_v2-b0353104.pth"
+)
 
 
 def put_weights_in_hub_cache(path=SHARED_WEIGHTS):
@@ -43,11 +45,17 @@ def put_weights_in_hub_cache(path=SHARED_WEIGHTS):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="folder of UTKFace images (or its parent holding images/)")
-    parser.add_argument("--n", type=int, default=None, help="use a random subset of this many images")
+    parser.add_argument(
+        "--n", type=int, default=None, help="use a random subset of this many images"
+    )
     parser.add_argument("--image-size", type=int, default=160)
-    parser.add_argument("--freeze", type=int, default=12, help="frozen MobileNetV2 blocks (0: fine-tune all)")
+    parser.add_argument(
+        "--freeze", type=int, default=12, help="frozen MobileNetV2 blocks (0: fine-tune all)"
+    )
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--weights", default="DEFAULT", help='"DEFAULT", a torchvision name, a file, or "none"')
+    parser.add_argument(
+        "--weights", default="DEFAULT", help='"DEFAULT", a torchvision name, a file, or "none"'
+    )
     parser.add_argument("--test-size", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -55,7 +63,9 @@ def main(argv=None):
     put_weights_in_hub_cache()
     start = time.perf_counter()
     X, y = load_utkface(args.data, n_samples=args.n, random_state=args.seed, return_X_y=True)
-    X_train, X_test, y_train, y_test = group_train_test_split(X, y, test_size=args.test_size, random_state=args.seed)
+    X_train, X_test, y_train, y_test = group_train_test_split(
+        X, y, test_size=args.test_size, random_state=args.seed
+    )
     print(f"{len(X_train)} training and {len(X_test)} test images (duplicates kept on one side)")
 
     clf = MultiAttributeClassifier(
@@ -83,18 +93,24 @@ def main(argv=None):
     fit_s = time.perf_counter() - start
 
     t = time.perf_counter()
-    pred = clf.predict_frame(X_test, proba=True, age_groups="fairface")  # one pass over the test images
+    pred = clf.predict_frame(
+        X_test, proba=True, age_groups="fairface"
+    )  # one pass over the test images
     pred["age"], ages = pred["age_group"], pred["age_years"].to_numpy()
     predict_s = time.perf_counter() - t
     truth = y_test.assign(age=AgeBinner("fairface").fit_transform(y_test["age"]))
-    print(f"\nweights: {clf.weights_}, image size {args.image_size}, frozen stages {clf.n_frozen_stages_}")
+    print(
+        f"\nweights: {clf.weights_}, image size {args.image_size}, frozen stages {clf.n_frozen_stages_}"
+    )
     for attribute in ("gender", "race", "age"):
         acc = np.mean(pred[attribute].to_numpy() == truth[attribute].to_numpy())
         name = "age (nine groups)" if attribute == "age" else attribute
         print(f"{name:>18} accuracy: {acc:.3f}")
     print(f"{'age MAE':>18}: {np.mean(np.abs(ages - y_test['age'].to_numpy())):.2f} years")
-    print(f"{'wall time':>18}: fit {fit_s:.0f} s (loading, features, {len(clf.history_)} epochs), "
-          f"predict {predict_s:.0f} s for {len(X_test)} images")
+    print(
+        f"{'wall time':>18}: fit {fit_s:.0f} s (loading, features, {len(clf.history_)} epochs), "
+        f"predict {predict_s:.0f} s for {len(X_test)} images"
+    )
     return clf
 
 

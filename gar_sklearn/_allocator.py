@@ -35,7 +35,12 @@ _state = {"applied": None}  # None: not tried yet; then True or False
 
 def enabled():
     """Whether the environment allows the tuning (``GAR_SKLEARN_TUNE_MALLOC``, on by default)."""
-    return os.environ.get("GAR_SKLEARN_TUNE_MALLOC", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("GAR_SKLEARN_TUNE_MALLOC", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 def tune_cpu_allocator():

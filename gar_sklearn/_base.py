@@ -17,8 +17,17 @@ from ._data import releasing_batches
 from ._progress import progress_bar, write_line
 from .backbones import fold_batch_norm, has_forward_hooks
 
-__all__ = ["MultiHeadNet", "HeadAccuracy", "Unfreeze", "TrainingCheckpoint", "resolve_device",
-           "drop_training_state", "training_finished", "EpochLog", "BatchProgressBar"]
+__all__ = [
+    "MultiHeadNet",
+    "HeadAccuracy",
+    "Unfreeze",
+    "TrainingCheckpoint",
+    "resolve_device",
+    "drop_training_state",
+    "training_finished",
+    "EpochLog",
+    "BatchProgressBar",
+]
 
 
 def resolve_device(device):
@@ -39,8 +48,14 @@ def resolve_device(device):
     return str(dev)
 
 
-_AMP_DTYPES = {"float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-               "float16": torch.float16, "fp16": torch.float16}
+_AMP_DTYPES = {
+    "float32": None,
+    "fp32": None,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 def resolve_precision(precision):
@@ -65,12 +80,16 @@ class MultiHeadNet(NeuralNet):
     autocast.
     """
 
-    def __init__(self, *args, loss_weights=None, amp_dtype=None, seed=None, soft_targets=None, **kwargs):
+    def __init__(
+        self, *args, loss_weights=None, amp_dtype=None, seed=None, soft_targets=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.loss_weights = loss_weights
         self.amp_dtype = amp_dtype
         self.seed = seed
-        self.soft_targets = soft_targets  # {head index: (n_classes, n_classes) target distributions}
+        self.soft_targets = (
+            soft_targets  # {head index: (n_classes, n_classes) target distributions}
+        )
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -79,8 +98,10 @@ class MultiHeadNet(NeuralNet):
 
     def get_default_callbacks(self):
         # the epoch table goes above any open progress bar, and without colour codes off a terminal
-        return [(name, EpochLog() if type(cb) is PrintLog else cb)
-                for name, cb in super().get_default_callbacks()]
+        return [
+            (name, EpochLog() if type(cb) is PrintLog else cb)
+            for name, cb in super().get_default_callbacks()
+        ]
 
     def notify(self, method_name, **cb_kwargs):
         try:
@@ -97,7 +118,9 @@ class MultiHeadNet(NeuralNet):
     def initialize(self):
         super().initialize()
         use_scaler = self.amp_dtype == torch.float16
-        self.grad_scaler_ = torch.amp.GradScaler(torch.device(self.device).type) if use_scaler else None
+        self.grad_scaler_ = (
+            torch.amp.GradScaler(torch.device(self.device).type) if use_scaler else None
+        )
         return self
 
     def infer(self, x, **fit_params):
@@ -110,7 +133,9 @@ class MultiHeadNet(NeuralNet):
         total = 0.0
         soft = self.soft_targets or {}
         for k, (logits, w) in enumerate(zip(y_pred, weights)):
-            if k in soft:  # cross-entropy against a label distribution (ordinal classes such as age)
+            if (
+                k in soft
+            ):  # cross-entropy against a label distribution (ordinal classes such as age)
                 target = soft[k].to(logits.device)[y_true[:, k]]
                 loss = -(target * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
             else:
@@ -185,17 +210,23 @@ class MultiHeadNet(NeuralNet):
             return module
         # an in-place update (optimizer step, load_state_dict) bumps a tensor's version;
         # moving it to another device gives it new storage
-        key = (id(module),) + tuple((t.data_ptr(), t._version)
-                                    for t in itertools.chain(module.parameters(), module.buffers()))
+        key = (id(module),) + tuple(
+            (t.data_ptr(), t._version)
+            for t in itertools.chain(module.parameters(), module.buffers())
+        )
         cached = self.__dict__.get("_inference_cache")
         if cached is None or cached[0] != key:
-            self.__dict__.pop("_inference_cache", None)  # the stale copy goes before the new one is made
+            self.__dict__.pop(
+                "_inference_cache", None
+            )  # the stale copy goes before the new one is made
             cached = self._inference_cache = (key, fold_batch_norm(module))
         return cached[1]
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_inference_cache", None)  # rebuilt on first use: pickles hold one copy of the weights
+        state.pop(
+            "_inference_cache", None
+        )  # rebuilt on first use: pickles hold one copy of the weights
         return state
 
     def iter_logits(self, dataset):
@@ -270,11 +301,16 @@ def training_state(net):
     for name, cb in net.callbacks_:
         if isinstance(cb, EarlyStopping):
             callbacks[name] = {
-                "misses_": cb.misses_, "dynamic_threshold_": cb.dynamic_threshold_,
-                "best_epoch_": cb.best_epoch_, "best_model_weights_": cb.best_model_weights_,
+                "misses_": cb.misses_,
+                "dynamic_threshold_": cb.dynamic_threshold_,
+                "best_epoch_": cb.best_epoch_,
+                "best_model_weights_": cb.best_model_weights_,
             }
         elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
-            callbacks[name] = {"state_dict": cb.lr_scheduler_.state_dict(), "batch_idx_": cb.batch_idx_}
+            callbacks[name] = {
+                "state_dict": cb.lr_scheduler_.state_dict(),
+                "batch_idx_": cb.batch_idx_,
+            }
         elif hasattr(cb, "best_score_"):  # skorch's scoring callbacks: the history's "_best" flags
             callbacks[name] = {"best_score_": cb.best_score_}
     rng = {"torch": torch.get_rng_state()}
@@ -409,8 +445,9 @@ class BatchProgressBar(ProgressBar):
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         total = self._get_batches_per_epoch(net, dataset_train, dataset_valid)
-        self.pbar_ = progress_bar(net.verbose, total=total, desc=f"epoch {len(net.history)}",
-                                  unit="batch")
+        self.pbar_ = progress_bar(
+            net.verbose, total=total, desc=f"epoch {len(net.history)}", unit="batch"
+        )
 
 
 class HeadAccuracy(Callback):

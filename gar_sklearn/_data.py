@@ -44,7 +44,9 @@ def worker_context(num_workers):
     """
     if not num_workers:
         return None
-    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    return multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    )
 
 
 def default_num_workers():
@@ -105,7 +107,9 @@ def release_received_batches():
     cache = getattr(reductions, "shared_cache", None)
     if cache is None or not hasattr(cache, "free_dead_references"):
         return
-    with getattr(cache, "lock", None) or contextlib.nullcontext():  # the pin-memory thread adds to it
+    with (
+        getattr(cache, "lock", None) or contextlib.nullcontext()
+    ):  # the pin-memory thread adds to it
         cache.free_dead_references()
 
 
@@ -177,8 +181,17 @@ class ImageDataset(Dataset):
         0.881x with one (timed batch by batch, interleaved; docs/speed.md).
     """
 
-    def __init__(self, source, image_size, targets=None, augmenter=None, seed=0, decoded=None,
-                 on_error="raise", threads=False):
+    def __init__(
+        self,
+        source,
+        image_size,
+        targets=None,
+        augmenter=None,
+        seed=0,
+        decoded=None,
+        on_error="raise",
+        threads=False,
+    ):
         self.source = source
         self.image_size = image_size
         self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.long)
@@ -207,13 +220,27 @@ class ImageDataset(Dataset):
             return np.zeros((self.image_size, self.image_size, 3), np.uint8), 0
 
     def __getitems__(self, indices):
-        read = map_in_threads(self._read, indices) if self.threads else [self._read(i) for i in indices]
+        read = (
+            map_in_threads(self._read, indices)
+            if self.threads
+            else [self._read(i) for i in indices]
+        )
         images = resize_images([img for img, _ in read], self.image_size)
         if self.augmenter is not None:
-            augment_in_place(images, self.augmenter, lambda j: np.random.default_rng(
-                [self.seed, self.epoch, indices[j]]) if read[j][1] else None)
-        labels = (self.targets[torch.as_tensor(indices, dtype=torch.long)] if self.targets is not None
-                  else torch.tensor([ok for _, ok in read]))
+            augment_in_place(
+                images,
+                self.augmenter,
+                lambda j: (
+                    np.random.default_rng([self.seed, self.epoch, indices[j]])
+                    if read[j][1]
+                    else None
+                ),
+            )
+        labels = (
+            self.targets[torch.as_tensor(indices, dtype=torch.long)]
+            if self.targets is not None
+            else torch.tensor([ok for _, ok in read])
+        )
         return CollatedBatch(({"images": images}, labels))
 
     def __getitem__(self, index):
@@ -253,8 +280,13 @@ class FeatureDataset(Dataset):
         self.epoch = epoch
         n_views = self.features.shape[1]
         # each image's view this epoch, drawn for all at once from (seed, epoch)
-        self._views = (torch.from_numpy(np.random.default_rng([self.seed, epoch]).integers(n_views, size=len(self)))
-                       if self.random_view and n_views > 1 else None)
+        self._views = (
+            torch.from_numpy(
+                np.random.default_rng([self.seed, epoch]).integers(n_views, size=len(self))
+            )
+            if self.random_view and n_views > 1
+            else None
+        )
 
     def _batch(self, index):
         views = 0 if self._views is None else self._views[index]
@@ -296,8 +328,8 @@ def decode_images(source, indices, image_size, on_error="raise"):
     dataset = ImageDataset(source, image_size, on_error=on_error, threads=True)
     chunk = 256
     for start in range(0, len(indices), chunk):
-        x, readable = dataset.__getitems__(indices[start:start + chunk].tolist())
-        out[start:start + len(readable)] = x["images"].permute(0, 2, 3, 1).numpy()
+        x, readable = dataset.__getitems__(indices[start : start + chunk].tolist())
+        out[start : start + len(readable)] = x["images"].permute(0, 2, 3, 1).numpy()
         failed.extend(start + int(pos) for pos in torch.nonzero(readable == 0).flatten())
     return out, failed
 

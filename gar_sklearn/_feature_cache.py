@@ -55,10 +55,16 @@ def _augmenter_id(augmenter):
 
 
 def config_key(backbone, stem, image_size, n_views, augmenter):
-    return "|".join([
-        str(backbone), weights_fingerprint(stem), f"size={image_size}", f"views={n_views}",
-        f"aug={_augmenter_id(augmenter) if n_views > 1 else 'none'}", str(STORAGE_DTYPE),
-    ])
+    return "|".join(
+        [
+            str(backbone),
+            weights_fingerprint(stem),
+            f"size={image_size}",
+            f"views={n_views}",
+            f"aug={_augmenter_id(augmenter) if n_views > 1 else 'none'}",
+            str(STORAGE_DTYPE),
+        ]
+    )
 
 
 class _ViewDataset(Dataset):
@@ -77,10 +83,17 @@ class _ViewDataset(Dataset):
     def __getitems__(self, indices):
         pairs = [self.pairs[j] for j in indices]
         # read in this thread: forward passes run between batches (see ImageDataset's threads)
-        images = resize_images([self.source.read(i, self.image_size) for i, _ in pairs], self.image_size)
+        images = resize_images(
+            [self.source.read(i, self.image_size) for i, _ in pairs], self.image_size
+        )
         if any(view > 0 for _, view in pairs):
-            augment_in_place(images, self.augmenter, lambda j: view_rng(self.keys[pairs[j][0]], pairs[j][1])
-                             if pairs[j][1] > 0 else None)
+            augment_in_place(
+                images,
+                self.augmenter,
+                lambda j: (
+                    view_rng(self.keys[pairs[j][0]], pairs[j][1]) if pairs[j][1] > 0 else None
+                ),
+            )
         return CollatedBatch((images,))
 
     def __getitem__(self, j):
@@ -104,7 +117,9 @@ class FeatureCache:
             self._on_disk.clear()
 
     def nbytes(self):
-        return sum(t.numel() * t.element_size() for table in self._tables.values() for t in table.values())
+        return sum(
+            t.numel() * t.element_size() for table in self._tables.values() for t in table.values()
+        )
 
     @staticmethod
     def _dir(cache_dir, config):
@@ -139,8 +154,23 @@ class FeatureCache:
                 for key in [k for k in index if k[0] == oldest]:
                     del index[key]
 
-    def get(self, module, source, keys, *, backbone, image_size, n_views=1, augmenter=None, stem=None,
-            device="cpu", batch_size=64, num_workers=0, cache_dir=None, progress=None):
+    def get(
+        self,
+        module,
+        source,
+        keys,
+        *,
+        backbone,
+        image_size,
+        n_views=1,
+        augmenter=None,
+        stem=None,
+        device="cpu",
+        batch_size=64,
+        num_workers=0,
+        cache_dir=None,
+        progress=None,
+    ):
         """Features of every image of ``source`` as a tensor (n, n_views, ...).
 
         Computes (and stores) only the images whose key is not cached yet,
@@ -160,8 +190,20 @@ class FeatureCache:
         if missing:
             bar = progress(len(missing) * n_views) if progress is not None else None
             try:
-                new = self._compute(module, source, keys, missing, image_size, n_views, augmenter,
-                                    device, batch_size, num_workers, bar, stem=stem)
+                new = self._compute(
+                    module,
+                    source,
+                    keys,
+                    missing,
+                    image_size,
+                    n_views,
+                    augmenter,
+                    device,
+                    batch_size,
+                    num_workers,
+                    bar,
+                    stem=stem,
+                )
             finally:
                 if bar is not None:
                     bar.close()
@@ -171,7 +213,9 @@ class FeatureCache:
             on_disk = self._on_disk.setdefault((config, str(cache_dir)), set())
             unsaved = list(dict.fromkeys(k for k in keys if k not in on_disk))
             if unsaved:
-                self._write_chunk(cache_dir, config, unsaved, torch.stack([table[k] for k in unsaved]))
+                self._write_chunk(
+                    cache_dir, config, unsaved, torch.stack([table[k] for k in unsaved])
+                )
                 on_disk.update(unsaved)
         out = torch.stack([table[k] for k in keys])
         with self._lock:
@@ -185,15 +229,31 @@ class FeatureCache:
         (folder / "config.txt").write_text(config)
         tmp = folder / f"partial-{uuid.uuid4().hex}.tmp"
         torch.save({"keys": list(keys), "features": features.contiguous()}, tmp)
-        os.replace(tmp, folder / f"chunk-{uuid.uuid4().hex}.pt")  # atomic: readers never see half a file
+        os.replace(
+            tmp, folder / f"chunk-{uuid.uuid4().hex}.pt"
+        )  # atomic: readers never see half a file
 
     @staticmethod
-    def _compute(module, source, keys, indices, image_size, n_views, augmenter, device, batch_size,
-                 num_workers, progress, stem=None):
+    def _compute(
+        module,
+        source,
+        keys,
+        indices,
+        image_size,
+        n_views,
+        augmenter,
+        device,
+        batch_size,
+        num_workers,
+        progress,
+        stem=None,
+    ):
         pairs = [(i, v) for i in indices for v in range(n_views)]
         loader = DataLoader(
             _ViewDataset(source, pairs, keys, image_size, augmenter),
-            batch_size=batch_size, num_workers=num_workers, multiprocessing_context=worker_context(num_workers),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            multiprocessing_context=worker_context(num_workers),
             pin_memory=torch.device(device).type == "cuda",
             collate_fn=collate_batch,
             # a generator of its own: iterating would otherwise draw from torch's global one, and a

@@ -179,15 +179,20 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 f"The 'gender_column' parameter must be a column name. Got {column!r} instead."
             )
         genders = self.genders
-        if isinstance(genders, str) or not hasattr(genders, "__len__") or len(genders) != 2 or (
-            genders[0] == genders[1]
+        if (
+            isinstance(genders, str)
+            or not hasattr(genders, "__len__")
+            or len(genders) != 2
+            or (genders[0] == genders[1])
         ):
             raise ValueError(
                 "The 'genders' parameter must be a sequence of two distinct labels, such as "
                 f"('Male', 'Female'). Got {genders!r} instead."
             )
         if not isinstance(self.grow_subsets, (bool, np.bool_)):
-            raise ValueError(f"The 'grow_subsets' parameter must be True or False. Got {self.grow_subsets!r} instead.")
+            raise ValueError(
+                f"The 'grow_subsets' parameter must be True or False. Got {self.grow_subsets!r} instead."
+            )
         if self.augment is not None and not callable(getattr(self.augment, "augment", None)):
             raise ValueError(
                 "The 'augment' parameter must be None or an augmenter with an augment(image, rng) "
@@ -205,14 +210,20 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _check_routing(self):
         if self.routing not in _ROUTINGS:
-            raise ValueError(f"The 'routing' parameter must be one of {list(_ROUTINGS)}. Got {self.routing!r} instead.")
+            raise ValueError(
+                f"The 'routing' parameter must be one of {list(_ROUTINGS)}. Got {self.routing!r} instead."
+            )
         return self.routing
 
     def _parts(self):
         """Unfitted clones of the parts, the defaults where None."""
         gender_estimator = self.gender_estimator
         specialist = self.specialist
-        gender_estimator = self._default_part("gender_estimator") if gender_estimator is None else clone(gender_estimator)
+        gender_estimator = (
+            self._default_part("gender_estimator")
+            if gender_estimator is None
+            else clone(gender_estimator)
+        )
         specialist = self._default_part("specialist") if specialist is None else clone(specialist)
         params = specialist.get_params(deep=False)
         if "attributes" not in params:
@@ -221,7 +232,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 f"naming what it predicts, such as MultiAttributeClassifier. Got {self.specialist!r} instead."
             )
         gender_attributes = gender_estimator.get_params(deep=False).get("attributes")
-        if gender_attributes is not None and self.gender_column not in check_attributes(gender_attributes):
+        if gender_attributes is not None and self.gender_column not in check_attributes(
+            gender_attributes
+        ):
             raise ValueError(
                 f"The 'gender_estimator' parameter must predict the gender column "
                 f"{self.gender_column!r}. Got attributes={list(check_attributes(gender_attributes))} instead."
@@ -274,8 +287,16 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=1 + 3 * len(genders))
         # everything checkable is checked before the first (expensive) fit
-        plans = self._plan_subsets(frame, gender, genders, specialist, binner, spec_attributes, valid,
-                                   split_seeds=seeds[1::3])
+        plans = self._plan_subsets(
+            frame,
+            gender,
+            genders,
+            specialist,
+            binner,
+            spec_attributes,
+            valid,
+            split_seeds=seeds[1::3],
+        )
 
         _seed_part(gender_estimator, seeds[0])
         if valid is None:
@@ -292,19 +313,28 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 mask = np.zeros(len(source), dtype=bool)
                 mask[train_idx] = True
                 sampler = AugmentingOverSampler(
-                    augmenter=self.augment, target_size=max(plan["target"], len(train_idx)),
-                    subset=mask, random_state=int(sampler_seed),
+                    augmenter=self.augment,
+                    target_size=max(plan["target"], len(train_idx)),
+                    subset=mask,
+                    random_state=int(sampler_seed),
                 )
                 X_fit, y_fit = sampler.fit_resample(source.items, frame)
             else:
-                X_fit, y_fit = source.subset(train_idx).items, frame.iloc[train_idx].reset_index(drop=True)
+                X_fit, y_fit = (
+                    source.subset(train_idx).items,
+                    frame.iloc[train_idx].reset_index(drop=True),
+                )
             fit_kwargs = {}
             if plan["valid_from"] == "X":
-                fit_kwargs["validation_data"] = (source.subset(val_idx).items,
-                                                 frame.iloc[val_idx].reset_index(drop=True))
+                fit_kwargs["validation_data"] = (
+                    source.subset(val_idx).items,
+                    frame.iloc[val_idx].reset_index(drop=True),
+                )
             elif plan["valid_from"] == "validation_data":
-                fit_kwargs["validation_data"] = (valid[0].subset(val_idx).items,
-                                                 valid[1].iloc[val_idx].reset_index(drop=True))
+                fit_kwargs["validation_data"] = (
+                    valid[0].subset(val_idx).items,
+                    valid[1].iloc[val_idx].reset_index(drop=True),
+                )
             part = clone(specialist)
             _seed_part(part, part_seed)
             if plan["valid_from"] == "none":
@@ -329,8 +359,10 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.subset_sizes_ = {g: int(np.sum(gender == g)) for g in genders}
         self.train_sizes_ = train_sizes
         self._gender_map = _gender_columns(gender_estimator, column, classes[0])
-        self._class_maps = {g: self._class_map(specialists[g], spec_attributes, classes[1:], binner)
-                            for g in genders}
+        self._class_maps = {
+            g: self._class_map(specialists[g], spec_attributes, classes[1:], binner)
+            for g in genders
+        }
         return self
 
     def _check_gender_values(self, values, genders, name):
@@ -351,7 +383,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             )
         return values
 
-    def _plan_subsets(self, frame, gender, genders, specialist, binner, spec_attributes, valid, split_seeds):
+    def _plan_subsets(
+        self, frame, gender, genders, specialist, binner, spec_attributes, valid, split_seeds
+    ):
         """Each gender's training and validation rows and grown size; raises on too small subsets."""
         params = specialist.get_params(deep=False)
         takes_validation = "validation_data" in inspect.signature(specialist.fit).parameters
@@ -362,7 +396,11 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         n = len(frame)
         # rows a specialist fitted on all of X would train on: what the grown subsets match
         target = n - max(1, int(round(n * fraction))) if hold_out else n
-        labels = transform_frame(frame[list(spec_attributes)], spec_attributes, binner).astype(str).to_numpy()
+        labels = (
+            transform_frame(frame[list(spec_attributes)], spec_attributes, binner)
+            .astype(str)
+            .to_numpy()
+        )
         plans = {}
         for g, seed in zip(genders, split_seeds):
             rows = np.flatnonzero(gender == g)
@@ -385,7 +423,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                         "watches its training loss): each image that could be held out is the only "
                         f"one of this gender with some class. {len(rows)} image(s) with "
                         f"{self.gender_column}={g!r}; provide more images or validation_data.",
-                        UserWarning, stacklevel=3,
+                        UserWarning,
+                        stacklevel=3,
                     )
                     plan.update(valid_from="none")
             elif valid is not None and takes_validation:
@@ -414,7 +453,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 labels = binner.transform(part_binner.edges_)
             lookup = {v: i for i, v in enumerate(full.tolist())}
             try:
-                maps.append(np.asarray([lookup[v] for v in np.asarray(labels).tolist()], dtype=np.intp))
+                maps.append(
+                    np.asarray([lookup[v] for v in np.asarray(labels).tolist()], dtype=np.intp)
+                )
             except KeyError as exc:
                 raise ValueError(
                     f"The specialist predicts the {a!r} class {exc.args[0]!r}, which is not among the "
@@ -465,7 +506,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         elif len(ok_rows):
             mixed = [np.zeros((len(ok_rows), len(c))) for c in self.classes_[1:]]
             for j, g in enumerate(gender_classes):
-                weight = p_gender[ok_rows, j:j + 1]
+                weight = p_gender[ok_rows, j : j + 1]
                 for acc, p in zip(mixed, self._specialist_probas(g, images(ok_rows))):
                     acc += weight * p
             for out, p in zip(rest, mixed):
@@ -492,8 +533,12 @@ def _validation_split(rows, n_valid, labels, seed):
     strata = labels[:, 0]
     _, counts = np.unique(strata, return_counts=True)
     can_stratify = counts.min() >= 2 and min(n_valid, len(rows) - n_valid) >= len(counts)
-    train, valid = train_test_split(np.arange(len(rows)), test_size=n_valid, random_state=int(seed),
-                                    stratify=strata if can_stratify else None)
+    train, valid = train_test_split(
+        np.arange(len(rows)),
+        test_size=n_valid,
+        random_state=int(seed),
+        stratify=strata if can_stratify else None,
+    )
     unseen = np.zeros(len(valid), dtype=bool)
     for k in range(labels.shape[1]):
         unseen |= ~np.isin(labels[valid, k], labels[train, k])

@@ -318,26 +318,39 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             if allow_none and value is None:
                 return
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"The '{name}' parameter must be a positive int. Got {value!r} instead.")
+                raise ValueError(
+                    f"The '{name}' parameter must be a positive int. Got {value!r} instead."
+                )
 
         for name in ("image_size", "max_epochs", "batch_size", "cache_views"):
             positive_int(name)
         positive_int("patience", allow_none=True)
-        if self.age_sigma is not None and (not isinstance(self.age_sigma, numbers.Real) or self.age_sigma <= 0):
-            raise ValueError(f"The 'age_sigma' parameter must be None or a positive float. Got {self.age_sigma!r} instead.")
-        for name, lo, hi in (("dropout", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
-                             ("validation_fraction", 0.0, 1.0)):
+        if self.age_sigma is not None and (
+            not isinstance(self.age_sigma, numbers.Real) or self.age_sigma <= 0
+        ):
+            raise ValueError(
+                f"The 'age_sigma' parameter must be None or a positive float. Got {self.age_sigma!r} instead."
+            )
+        for name, lo, hi in (
+            ("dropout", 0.0, 1.0),
+            ("label_smoothing", 0.0, 1.0),
+            ("validation_fraction", 0.0, 1.0),
+        ):
             value = getattr(self, name)
             if value is None and name == "validation_fraction":
                 continue
             if not isinstance(value, numbers.Real) or not lo <= value < hi:
-                raise ValueError(f"The '{name}' parameter must be a float in [{lo}, {hi}). Got {value!r} instead.")
+                raise ValueError(
+                    f"The '{name}' parameter must be a float in [{lo}, {hi}). Got {value!r} instead."
+                )
         for name in ("lr", "backbone_lr"):
             value = getattr(self, name)
             if value is None and name == "backbone_lr":
                 continue
             if not isinstance(value, numbers.Real) or value <= 0:
-                raise ValueError(f"The '{name}' parameter must be a positive float. Got {value!r} instead.")
+                raise ValueError(
+                    f"The '{name}' parameter must be a positive float. Got {value!r} instead."
+                )
         if self.unfreeze_after is not None and (
             not isinstance(self.unfreeze_after, numbers.Integral) or self.unfreeze_after < 0
         ):
@@ -345,26 +358,42 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 f"The 'unfreeze_after' parameter must be None or a non-negative int. Got {self.unfreeze_after!r} instead."
             )
         if self.lr_schedule not in _SCHEDULES:
-            raise ValueError(f"The 'lr_schedule' parameter must be one of {list(_SCHEDULES)}. Got {self.lr_schedule!r} instead.")
-        for name, allowed in (("cache_features", ("auto", True, False)), ("image_cache", ("auto", True, False)),
-                              ("channels_last", ("auto", True, False)), ("on_error", ("raise", "skip")),
-                              ("test_time_flip", (True, False))):
+            raise ValueError(
+                f"The 'lr_schedule' parameter must be one of {list(_SCHEDULES)}. Got {self.lr_schedule!r} instead."
+            )
+        for name, allowed in (
+            ("cache_features", ("auto", True, False)),
+            ("image_cache", ("auto", True, False)),
+            ("channels_last", ("auto", True, False)),
+            ("on_error", ("raise", "skip")),
+            ("test_time_flip", (True, False)),
+        ):
             value = getattr(self, name)
             if not any(value is a if isinstance(a, bool) else value == a for a in allowed):
-                raise ValueError(f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead.")
-        if self.num_workers != "auto" and (not isinstance(self.num_workers, numbers.Integral) or self.num_workers < 0):
-            raise ValueError(f"The 'num_workers' parameter must be 'auto' or an int >= 0. Got {self.num_workers!r} instead.")
+                raise ValueError(
+                    f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead."
+                )
+        if self.num_workers != "auto" and (
+            not isinstance(self.num_workers, numbers.Integral) or self.num_workers < 0
+        ):
+            raise ValueError(
+                f"The 'num_workers' parameter must be 'auto' or an int >= 0. Got {self.num_workers!r} instead."
+            )
         if self.augment is not None and not callable(getattr(self.augment, "augment", None)):
             raise ValueError(
                 "The 'augment' parameter must be None or an augmenter with an augment(image, rng) "
                 f"method (see gar_sklearn.augmentation). Got {self.augment!r} instead."
             )
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
+        if self.checkpoint_dir is not None and not isinstance(
+            self.checkpoint_dir, (str, os.PathLike)
+        ):
             raise ValueError(
                 f"The 'checkpoint_dir' parameter must be None or a folder path. Got {self.checkpoint_dir!r} instead."
             )
         if isinstance(self.optimizer, str) and self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"The 'optimizer' parameter must be one of {list(_OPTIMIZERS)} or a torch optimizer class. Got {self.optimizer!r} instead.")
+            raise ValueError(
+                f"The 'optimizer' parameter must be one of {list(_OPTIMIZERS)} or a torch optimizer class. Got {self.optimizer!r} instead."
+            )
         resolve_precision(self.precision)
 
     # ------------------------------------------------------------------ fit
@@ -408,7 +437,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
         frame, one_d = validate_targets(y, attributes, len(source))
-        if self.on_error == "skip":  # before fitting the encoders: no class of unreadable images only
+        if (
+            self.on_error == "skip"
+        ):  # before fitting the encoders: no class of unreadable images only
             source, frame = self._drop_unreadable(source, frame)
         classes, binner = fit_encoders(frame, attributes, self.age_bins)
         codes = encode_targets(frame, attributes, classes, binner)
@@ -457,8 +488,12 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             # channels-last convolutions train 4-6x faster on CPUs (oneDNN) and use tensor cores on GPUs
             channels_last = True if self.channels_last == "auto" else bool(self.channels_last)
             module = MultiHeadNetwork(
-                backbone, [len(c) for c in classes], n_frozen=n_frozen,
-                hidden_units=self.head_hidden_units, dropout=self.dropout, channels_last=channels_last,
+                backbone,
+                [len(c) for c in classes],
+                n_frozen=n_frozen,
+                hidden_units=self.head_hidden_units,
+                dropout=self.dropout,
+                channels_last=channels_last,
             ).to(device)
             self.weights_ = backbone.weights
             self.stage_names_ = backbone.stage_names
@@ -480,8 +515,16 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 train_ds, val_ds = self._image_datasets(
                     train_source, train_codes, val_source, val_codes, seed
                 )
-            net = self._make_net(module, attributes, loss_weights, train_ds, val_ds, device, seed,
-                                 checkpoint=fingerprint)
+            net = self._make_net(
+                module,
+                attributes,
+                loss_weights,
+                train_ds,
+                val_ds,
+                device,
+                seed,
+                checkpoint=fingerprint,
+            )
             self.net_ = net
             if resume is None:
                 net.fit(train_ds, None)
@@ -520,8 +563,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             kept = "the weights it had when interrupted"
         else:
             kept = "the weights it had when interrupted, before any epoch was complete"
-        resume = (f" Fit again with checkpoint_dir={str(self.checkpoint_dir)!r} to resume."
-                  if self.checkpoint_dir is not None else "")
+        resume = (
+            f" Fit again with checkpoint_dir={str(self.checkpoint_dir)!r} to resume."
+            if self.checkpoint_dir is not None
+            else ""
+        )
         warnings.warn(
             f"Training was interrupted (KeyboardInterrupt) after {n_done} of max_epochs="
             f"{self.max_epochs} epochs; the estimator keeps {kept}.{resume}",
@@ -550,10 +596,15 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             )
         strata = codes[:, 0]
         counts = np.bincount(strata)
-        stratify = strata if counts[counts > 0].min() >= 2 and n_val >= len(counts[counts > 0]) else None
+        stratify = (
+            strata if counts[counts > 0].min() >= 2 and n_val >= len(counts[counts > 0]) else None
+        )
         idx = np.arange(n)
         train_idx, val_idx = train_test_split(
-            idx, test_size=n_val, random_state=rng.randint(np.iinfo(np.int32).max), stratify=stratify
+            idx,
+            test_size=n_val,
+            random_state=rng.randint(np.iinfo(np.int32).max),
+            stratify=stratify,
         )
         return np.sort(train_idx), np.sort(val_idx)
 
@@ -580,39 +631,66 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         keep = np.setdiff1d(np.arange(len(source)), failed)
         if len(keep) == 0:
             raise ValueError("None of the images in X could be read; nothing to train on.")
-        labels = labels.iloc[keep].reset_index(drop=True) if hasattr(labels, "iloc") else labels[keep]
+        labels = (
+            labels.iloc[keep].reset_index(drop=True) if hasattr(labels, "iloc") else labels[keep]
+        )
         return source.subset(keep), labels
 
     def _decoded(self, source):
         """The decoded-image cache: all images as one uint8 array, when allowed and small enough."""
-        if self.image_cache is False or source.kind == "array" and source.items.shape[1:3] == (self.image_size,) * 2:
+        if (
+            self.image_cache is False
+            or source.kind == "array"
+            and source.items.shape[1:3] == (self.image_size,) * 2
+        ):
             return None
-        nbytes = len(source) * self.image_size ** 2 * 3
+        nbytes = len(source) * self.image_size**2 * 3
         if self.image_cache == "auto" and nbytes > _DEFAULT_IMAGE_CACHE_BYTES:
             return None
         decoded, _ = decode_images(source, np.arange(len(source)), self.image_size)
         return decoded
 
     def _image_datasets(self, train_source, train_codes, val_source, val_codes, seed):
-        train_ds = ImageDataset(train_source, self.image_size, train_codes, augmenter=self.augment,
-                                seed=seed, decoded=self._decoded(train_source))
+        train_ds = ImageDataset(
+            train_source,
+            self.image_size,
+            train_codes,
+            augmenter=self.augment,
+            seed=seed,
+            decoded=self._decoded(train_source),
+        )
         val_ds = None
         if val_source is not None:
-            val_ds = ImageDataset(val_source, self.image_size, val_codes, decoded=self._decoded(val_source))
+            val_ds = ImageDataset(
+                val_source, self.image_size, val_codes, decoded=self._decoded(val_source)
+            )
         return train_ds, val_ds
 
     def _stem_features(self, module, source, device, n_views=1, augmenter=None, stem=None):
         """The frozen stem's activations of every image of ``source`` (n, n_views, ...), from the cache."""
         return feature_cache.get(
-            module, source, source.cache_keys(), backbone=self.backbone, image_size=self.image_size_,
-            n_views=n_views, augmenter=augmenter, stem=stem, device=device, batch_size=max(self.batch_size, 64),
-            num_workers=self._workers(source), cache_dir=self.cache_dir,
+            module,
+            source,
+            source.cache_keys(),
+            backbone=self.backbone,
+            image_size=self.image_size_,
+            n_views=n_views,
+            augmenter=augmenter,
+            stem=stem,
+            device=device,
+            batch_size=max(self.batch_size, 64),
+            num_workers=self._workers(source),
+            cache_dir=self.cache_dir,
             progress=lambda total: progress_bar(self.verbose, total, desc="features"),
         )
 
-    def _feature_datasets(self, module, train_source, train_codes, val_source, val_codes, seed, device):
+    def _feature_datasets(
+        self, module, train_source, train_codes, val_source, val_codes, seed, device
+    ):
         n_views = self.cache_views if self.augment is not None else 1
-        feats = self._stem_features(module, train_source, device, n_views=n_views, augmenter=self.augment)
+        feats = self._stem_features(
+            module, train_source, device, n_views=n_views, augmenter=self.augment
+        )
         train_ds = FeatureDataset(feats, train_codes, random_view=True, seed=seed)
         self._feature_bytes = feats[0, 0].numel() * feats.element_size()  # one view of one image
         val_ds = None
@@ -620,25 +698,39 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             val_ds = FeatureDataset(self._stem_features(module, val_source, device), val_codes)
         return train_ds, val_ds
 
-    def _make_net(self, module, attributes, loss_weights, train_ds, val_ds, device, seed, checkpoint=None):
+    def _make_net(
+        self, module, attributes, loss_weights, train_ds, val_ds, device, seed, checkpoint=None
+    ):
         """The skorch net; ``train_ds`` may be None for a net that only predicts (a loaded model).
 
         ``checkpoint``: the fingerprint of the fit, to write checkpoints into ``checkpoint_dir``.
         """
-        optimizer = _OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        optimizer = (
+            _OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        )
         callbacks = [("head_accuracy", HeadAccuracy(attributes))]
         monitor = "valid_loss" if val_ds is not None else "train_loss"
         if self.patience is not None:
-            callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=self.patience,
-                                                              load_best=True, sink=_noop)))
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor=monitor, patience=self.patience, load_best=True, sink=_noop
+                    ),
+                )
+            )
         n_train = len(train_ds) if train_ds is not None else 0
         steps_per_epoch = max(1, math.ceil(n_train / self.batch_size))
         schedule = {
             "plateau": dict(policy="ReduceLROnPlateau", monitor=monitor, factor=0.2, patience=2),
             "cosine": dict(policy="CosineAnnealingLR", T_max=self.max_epochs),
             # skorch does not export OneCycleLR by name: pass the class
-            "onecycle": dict(policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=self._group_lrs(), step_every="batch",
-                             total_steps=self.max_epochs * steps_per_epoch),
+            "onecycle": dict(
+                policy=torch.optim.lr_scheduler.OneCycleLR,
+                max_lr=self._group_lrs(),
+                step_every="batch",
+                total_steps=self.max_epochs * steps_per_epoch,
+            ),
             "step": dict(policy="StepLR", step_size=5, gamma=0.5),
             None: None,
         }[self.lr_schedule]
@@ -651,18 +743,33 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         if checkpoint is not None:  # last: it saves the other callbacks' state after they update it
             from ._persistence import multi_attribute_template
 
-            callbacks.append(("checkpoint", TrainingCheckpoint(
-                str(self.checkpoint_dir), checkpoint, multi_attribute_template(self), monitor=monitor)))
+            callbacks.append(
+                (
+                    "checkpoint",
+                    TrainingCheckpoint(
+                        str(self.checkpoint_dir),
+                        checkpoint,
+                        multi_attribute_template(self),
+                        monitor=monitor,
+                    ),
+                )
+            )
         kwargs = {}
         if self.backbone_lr is not None:
-            kwargs["optimizer__param_groups"] = [("stem.*", {"lr": self.backbone_lr}),
-                                                 ("body.*", {"lr": self.backbone_lr})]
+            kwargs["optimizer__param_groups"] = [
+                ("stem.*", {"lr": self.backbone_lr}),
+                ("body.*", {"lr": self.backbone_lr}),
+            ]
         if self.weight_decay:
             kwargs["optimizer__weight_decay"] = self.weight_decay
         if self.label_smoothing:
             kwargs["criterion__label_smoothing"] = self.label_smoothing
-        if self.optimizer in ("adam", "adamw") and _fused_adam_supported(device) and self.unfreeze_after is None \
-                and all(p.is_contiguous() for p in module.parameters() if p.requires_grad):
+        if (
+            self.optimizer in ("adam", "adamw")
+            and _fused_adam_supported(device)
+            and self.unfreeze_after is None
+            and all(p.is_contiguous() for p in module.parameters() if p.requires_grad)
+        ):
             # One kernel for all parameters: on cached features the per-tensor Adam loop took a
             # fifth of a training step (0.23 ms against 0.07 for the heads). Only for contiguous
             # parameters: torch's fused kernel silently mixes up elements of a channels-last
@@ -723,7 +830,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _batch_probas(self, module, inputs, mirrored=None):
         """Softmax outputs of one batch through ``module`` (the net's inference module),
         averaged with those of its mirror images when given."""
-        probas = [torch.softmax(lg.float(), dim=1) for lg in self.net_.inference_step(inputs, module)]
+        probas = [
+            torch.softmax(lg.float(), dim=1) for lg in self.net_.inference_step(inputs, module)
+        ]
         if mirrored is not None:
             for p, lg in zip(probas, self.net_.inference_step(mirrored, module)):
                 p.add_(torch.softmax(lg.float(), dim=1)).mul_(0.5)
@@ -747,12 +856,21 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         if not module.stem_frozen:
             return None
         n_views = 2 if self.test_time_flip else 1
-        per_view = getattr(self, "_feature_bytes", None)  # None in models saved before it was recorded
-        if per_view is None or len(source) * n_views * per_view > min(_PREDICT_CACHE_BYTES, feature_cache.max_bytes):
+        per_view = getattr(
+            self, "_feature_bytes", None
+        )  # None in models saved before it was recorded
+        if per_view is None or len(source) * n_views * per_view > min(
+            _PREDICT_CACHE_BYTES, feature_cache.max_bytes
+        ):
             return None
-        return self._stem_features(module, source, self.net_.device, n_views=n_views,
-                                   augmenter=RandomFlip(p=1.0) if self.test_time_flip else None,
-                                   stem=inference.stem)
+        return self._stem_features(
+            module,
+            source,
+            self.net_.device,
+            n_views=n_views,
+            augmenter=RandomFlip(p=1.0) if self.test_time_flip else None,
+            stem=inference.stem,
+        )
 
     def _prediction_batches(self, source, inference):
         """Yield ``(inputs, mirrored inputs or None, readable flags)`` batch by batch, on the device."""
@@ -760,21 +878,29 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         features = self._cached_features(source, inference)
         if features is not None:
             for start in range(0, len(features), self.batch_size):
-                batch = features[start:start + self.batch_size].to(device).float()
+                batch = features[start : start + self.batch_size].to(device).float()
                 mirrored = {"features": batch[:, 1]} if self.test_time_flip else None
                 yield {"features": batch[:, 0]}, mirrored, [True] * len(batch)
             return
         cuda = str(device).startswith("cuda")
         workers = self._workers(source)
-        loader = DataLoader(ImageDataset(source, self.image_size_, on_error=self.on_error),
-                            batch_size=self.batch_size, num_workers=workers,
-                            multiprocessing_context=worker_context(workers), pin_memory=cuda,
-                            collate_fn=collate_batch,
-                            generator=torch.Generator())  # leaves torch's global generator as it was
+        loader = DataLoader(
+            ImageDataset(source, self.image_size_, on_error=self.on_error),
+            batch_size=self.batch_size,
+            num_workers=workers,
+            multiprocessing_context=worker_context(workers),
+            pin_memory=cuda,
+            collate_fn=collate_batch,
+            generator=torch.Generator(),
+        )  # leaves torch's global generator as it was
         for images, flags in releasing_batches(loader):
             if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass
                 images = {k: v.to(device, non_blocking=True) for k, v in images.items()}
-            mirrored = {k: torch.flip(v, dims=[3]) for k, v in images.items()} if self.test_time_flip else None
+            mirrored = (
+                {k: torch.flip(v, dims=[3]) for k, v in images.items()}
+                if self.test_time_flip
+                else None
+            )
             yield images, mirrored, flags
 
     def _predict_probas(self, X):
@@ -814,6 +940,9 @@ def _noop(*args, **kwargs):
 
 def _fused_adam_supported(device):
     """Whether torch's fused Adam/AdamW runs on ``device`` (CUDA since torch 2.0, CPU since 2.4)."""
-    major, minor = (int("".join(c for c in part if c.isdigit()) or 0) for part in torch.__version__.split(".")[:2])
+    major, minor = (
+        int("".join(c for c in part if c.isdigit()) or 0)
+        for part in torch.__version__.split(".")[:2]
+    )
     kind = torch.device(device).type
     return kind == "cuda" or kind == "cpu" and (major, minor) >= (2, 4)

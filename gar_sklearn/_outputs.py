@@ -101,7 +101,9 @@ class MultiAttributeOutputMixin:
             ok = ~np.isnan(proba).any(axis=1)
             out[ok] = values[np.argmax(proba[ok], axis=1)]
             return out
-        raise ValueError(f"The 'method' parameter must be 'expected' or 'argmax'. Got {method!r} instead.")
+        raise ValueError(
+            f"The 'method' parameter must be 'expected' or 'argmax'. Got {method!r} instead."
+        )
 
     def predict_age(self, X, method="expected"):
         """Estimated age in years.
@@ -151,7 +153,8 @@ class MultiAttributeOutputMixin:
 
     def _age_groups_from(self, probas, ok, bins):
         group_proba, groups = aggregate_age_proba(
-            np.nan_to_num(probas[self._age_index()]), self._age_values(), bins)
+            np.nan_to_num(probas[self._age_index()]), self._age_values(), bins
+        )
         out = np.empty(len(ok), dtype=object)
         out[ok] = groups[group_proba[ok].argmax(axis=1)]
         return out

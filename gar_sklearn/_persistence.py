@@ -234,8 +234,12 @@ class _Encoder:
         if isinstance(obj, dict):
             if all(isinstance(k, str) and not k.startswith("__") for k in obj):
                 return {k: self.encode(v, f"{path}/{k}") for k, v in obj.items()}
-            return {"__items__": [[self.encode(k), self.encode(v, f"{path}/{i}")]
-                                  for i, (k, v) in enumerate(obj.items())]}
+            return {
+                "__items__": [
+                    [self.encode(k), self.encode(v, f"{path}/{i}")]
+                    for i, (k, v) in enumerate(obj.items())
+                ]
+            }
         if isinstance(obj, torch.Tensor):
             name = self.prefix + path.lstrip("/") or "tensor"
             while name in self.tensors:
@@ -245,8 +249,11 @@ class _Encoder:
         if isinstance(obj, np.ndarray):
             if obj.dtype.kind not in "biufUSO":
                 return self._unstorable(obj, path)
-            return {"__ndarray__": self.encode(obj.ravel().tolist(), path), "dtype": obj.dtype.str
-                    if obj.dtype != object else "object", "shape": list(obj.shape)}
+            return {
+                "__ndarray__": self.encode(obj.ravel().tolist(), path),
+                "dtype": obj.dtype.str if obj.dtype != object else "object",
+                "shape": list(obj.shape),
+            }
         if isinstance(obj, os.PathLike):
             return os.fspath(obj)
         if isinstance(obj, Enum) and type(obj).__module__.startswith("torchvision."):
@@ -260,20 +267,32 @@ class _Encoder:
             return self._unstorable(obj, path)
         key = _class_key(type(obj))
         if key in _REGISTRY and _is_fitted(obj):
-            return {"__estimator__": key, "state": self.encode(dump_estimator(obj), f"{path}/state")}
+            return {
+                "__estimator__": key,
+                "state": self.encode(dump_estimator(obj), f"{path}/state"),
+            }
         if key.startswith("gar_sklearn.") and hasattr(obj, "get_params"):
             return {
                 "__object__": key,
                 "params": self.encode(obj.get_params(deep=False), f"{path}/params"),
-                "fitted": self.encode({k: v for k, v in vars(obj).items()
-                                       if k.endswith("_") and not k.startswith("_")}, f"{path}/fitted"),
+                "fitted": self.encode(
+                    {
+                        k: v
+                        for k, v in vars(obj).items()
+                        if k.endswith("_") and not k.startswith("_")
+                    },
+                    f"{path}/fitted",
+                ),
             }
         return self._unstorable(obj, path)
 
     def _unstorable(self, obj, path):
         if self.lenient:
             if hasattr(obj, "get_params"):
-                return {"__unstorable__": _class_key(type(obj)), "params": self.encode(obj.get_params(deep=False))}
+                return {
+                    "__unstorable__": _class_key(type(obj)),
+                    "params": self.encode(obj.get_params(deep=False)),
+                }
             return {"__unstorable__": _class_key(obj if isinstance(obj, type) else type(obj))}
         raise _Unstorable(f"{path or 'value'}: {type(obj).__name__} {obj!r}")
 
@@ -294,7 +313,9 @@ def _decode(value, tensors, device):
     if "__tuple__" in value:
         return tuple(_decode(v, tensors, device) for v in value["__tuple__"])
     if "__items__" in value:
-        return {_decode(k, tensors, device): _decode(v, tensors, device) for k, v in value["__items__"]}
+        return {
+            _decode(k, tensors, device): _decode(v, tensors, device) for k, v in value["__items__"]
+        }
     if "__tensor__" in value:
         try:
             return tensors[value["__tensor__"]]
@@ -307,21 +328,31 @@ def _decode(value, tensors, device):
         return arr.reshape(value["shape"])
     if "__class__" in value:
         cls = _import_class(value["__class__"])
-        if not (cls.__module__.startswith("gar_sklearn.") or issubclass(cls, torch.optim.Optimizer)):
-            raise ValueError(f"The file names the class {value['__class__']!r}, which is not loaded.")
+        if not (
+            cls.__module__.startswith("gar_sklearn.") or issubclass(cls, torch.optim.Optimizer)
+        ):
+            raise ValueError(
+                f"The file names the class {value['__class__']!r}, which is not loaded."
+            )
         return cls
     if "__estimator__" in value:
-        return restore_estimator(value["__estimator__"], _decode(value["state"], tensors, device), device)
+        return restore_estimator(
+            value["__estimator__"], _decode(value["state"], tensors, device), device
+        )
     if "__object__" in value:
         cls = _import_class(value["__object__"])
         if not hasattr(cls, "get_params"):
-            raise ValueError(f"The file names the class {value['__object__']!r}, which is not loaded.")
+            raise ValueError(
+                f"The file names the class {value['__object__']!r}, which is not loaded."
+            )
         obj = cls(**_decode(value["params"], tensors, device))
         for name, attr in _decode(value["fitted"], tensors, device).items():
             setattr(obj, name, attr)
         return obj
     if "__unstorable__" in value:
-        raise ValueError(f"The file holds an object of class {value['__unstorable__']!r} that was not stored.")
+        raise ValueError(
+            f"The file holds an object of class {value['__unstorable__']!r} that was not stored."
+        )
     return {k: _decode(v, tensors, device) for k, v in value.items()}
 
 
@@ -421,12 +452,20 @@ def read_file(path, kind, device=None):
         raise ValueError(
             f"{str(path)!r} holds {_KINDS.get(payload.get('kind'), repr(payload.get('kind')))}, not "
             f"{_KINDS[kind]}."
-            + (" Resume training by fitting with checkpoint_dir set to its folder, or load the "
-               "folder's best.pt." if payload.get("kind") == "checkpoint" else "")
+            + (
+                " Resume training by fitting with checkpoint_dir set to its folder, or load the "
+                "folder's best.pt."
+                if payload.get("kind") == "checkpoint"
+                else ""
+            )
         )
     try:
         text, tensors = payload["config"], payload["tensors"]
-        ok = isinstance(text, str) and isinstance(tensors, dict) and payload.get("digest") == _digest(text, tensors)
+        ok = (
+            isinstance(text, str)
+            and isinstance(tensors, dict)
+            and payload.get("digest") == _digest(text, tensors)
+        )
     except (KeyError, TypeError, AttributeError, RuntimeError) as exc:
         raise ValueError(f"{str(path)!r} is a damaged gar_sklearn file ({exc}).") from exc
     if not ok:
@@ -527,8 +566,12 @@ def _dump_multi_attribute(est):
     check_is_fitted(est)
     params, dropped = storable_params(est)
     _warn_dropped(dropped)
-    return {"params": params, "dropped_params": dropped,
-            "fitted": fitted_attributes(est, exclude=("net_",)), "network": network_data(est.net_)}
+    return {
+        "params": params,
+        "dropped_params": dropped,
+        "fitted": fitted_attributes(est, exclude=("net_",)),
+        "network": network_data(est.net_),
+    }
 
 
 def multi_attribute_template(est):
@@ -536,8 +579,14 @@ def multi_attribute_template(est):
     callback completes with the best weights (``best.pt``)."""
     params, dropped = storable_params(est)
     encoder = _Encoder()
-    state = encoder.encode({"params": params, "dropped_params": dropped,
-                            "fitted": fitted_attributes(est, exclude=("net_",))}, "state")
+    state = encoder.encode(
+        {
+            "params": params,
+            "dropped_params": dropped,
+            "fitted": fitted_attributes(est, exclude=("net_",)),
+        },
+        "state",
+    )
     if encoder.tensors:
         raise TypeError("The configuration of a MultiAttributeClassifier holds no tensors.")
     return {"__estimator__": _class_key(type(est)), "state": state}
@@ -569,8 +618,12 @@ def _restore_multi_attribute(data, device):
     with torch.random.fork_rng(devices=[]):  # random initial weights, replaced below: keep the seed
         backbone = build_backbone(est.backbone, weights=None)
         module = MultiHeadNetwork(
-            backbone, n_classes, n_frozen=est.n_frozen_stages_, hidden_units=est.head_hidden_units,
-            dropout=est.dropout, channels_last=channels_last,
+            backbone,
+            n_classes,
+            n_frozen=est.n_frozen_stages_,
+            hidden_units=est.head_hidden_units,
+            dropout=est.dropout,
+            channels_last=channels_last,
         )
     try:
         module.load_state_dict(network["state_dict"])
@@ -580,7 +633,9 @@ def _restore_multi_attribute(data, device):
             f"classes: the file is damaged or was written by an incompatible version ({exc})."
         ) from exc
     module.set_stem_frozen(network["stem_frozen"])
-    net = est._make_net(module, est.attributes_, est._loss_weights(est.attributes_), None, None, device, 0)
+    net = est._make_net(
+        module, est.attributes_, est._loss_weights(est.attributes_), None, None, device, 0
+    )
     net.initialize()
     net.history_ = History(network["history"])
     est.net_ = drop_training_state(net)
@@ -592,16 +647,27 @@ def _register_builtin():
     from ._multi_attribute import MultiAttributeClassifier
 
     register_persistence(MultiAttributeClassifier, _dump_multi_attribute, _restore_multi_attribute)
-    register_persistence(GenderFusionClassifier)  # its fitted parts are saved through their own entry
+    register_persistence(
+        GenderFusionClassifier
+    )  # its fitted parts are saved through their own entry
 
 
 # ---------------------------------------------------------------- checkpoints
 # parameters that change neither the training trajectory nor the result
-_NOT_FINGERPRINTED = ("verbose", "num_workers", "checkpoint_dir", "cache_dir", "image_cache", "device")
+_NOT_FINGERPRINTED = (
+    "verbose",
+    "num_workers",
+    "checkpoint_dir",
+    "cache_dir",
+    "image_cache",
+    "device",
+)
 
 
 def params_fingerprint(estimator):
-    params = {k: v for k, v in estimator.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED}
+    params = {
+        k: v for k, v in estimator.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED
+    }
     return json.loads(json.dumps(_Encoder(lenient=True).encode(params), allow_nan=True))
 
 
@@ -645,8 +711,10 @@ def read_checkpoint(path, fingerprint):
         old, new = saved.get("params", {}), fingerprint["params"]
         for name in sorted(set(old) | set(new)):
             if old.get(name, "<absent>") != new.get(name, "<absent>"):
-                differences.append(f"{name}={_short(old.get(name, '<absent>'))} there, "
-                                   f"{_short(new.get(name, '<absent>'))} here")
+                differences.append(
+                    f"{name}={_short(old.get(name, '<absent>'))} there, "
+                    f"{_short(new.get(name, '<absent>'))} here"
+                )
         if saved.get("data") != fingerprint["data"]:
             differences.append("the images or labels differ")
         if saved.get("library") != fingerprint["library"]:

@@ -85,8 +85,16 @@ def progress_bar(verbose, total=None, desc=None, unit="img", iterable=None):
         Iterate over it, or call ``update(n)`` and ``close()``, or use it as a
         context manager.
     """
-    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, file=sys.stderr,
-                disable=not show_progress(verbose), dynamic_ncols=True)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        leave=False,
+        file=sys.stderr,
+        disable=not show_progress(verbose),
+        dynamic_ncols=True,
+    )
 
 
 def strip_colors(text):

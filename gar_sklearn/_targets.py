@@ -18,8 +18,10 @@ def check_attributes(attributes):
         attributes = tuple(attributes)
     except TypeError:
         attributes = None
-    if not attributes or len(set(attributes)) != len(attributes) or not all(
-        isinstance(a, (str, numbers.Integral)) for a in attributes
+    if (
+        not attributes
+        or len(set(attributes)) != len(attributes)
+        or not all(isinstance(a, (str, numbers.Integral)) for a in attributes)
     ):
         raise ValueError(
             "The 'attributes' parameter must be a non-empty sequence of distinct column names, "
@@ -107,7 +109,9 @@ def _column_values(col):
     kinds = {type(v) for v in values}
     if len(kinds) > 1 and not all(issubclass(k, numbers.Number) for k in kinds):
         kinds = sorted(k.__name__ for k in kinds)
-        raise ValueError(f"Labels of column {col.name!r} mix types {kinds}; use one type per column.")
+        raise ValueError(
+            f"Labels of column {col.name!r} mix types {kinds}; use one type per column."
+        )
     return values
 
 
@@ -151,7 +155,11 @@ def encode_targets(frame, attributes, classes, binner=None):
     frame = transform_frame(frame, attributes, binner)
     codes = np.empty((len(frame), len(attributes)), dtype=np.int64)
     for k, a in enumerate(attributes):
-        values = _column_values(frame[a]) if not (binner is not None and a == "age") else frame[a].to_numpy()
+        values = (
+            _column_values(frame[a])
+            if not (binner is not None and a == "age")
+            else frame[a].to_numpy()
+        )
         lookup = {v: i for i, v in enumerate(classes[k].tolist())}
         try:
             codes[:, k] = [lookup[v] for v in values.tolist()]

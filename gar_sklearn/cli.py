@@ -77,7 +77,9 @@ def _freeze_arg(text):
     if text.lstrip("-").isdigit():
         value = int(text)
         if value < 0:
-            raise argparse.ArgumentTypeError(f"must be auto, none, backbone, a stage count >= 0 or a stage name; got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be auto, none, backbone, a stage count >= 0 or a stage name; got {text!r}"
+            )
         return value
     return text  # a stage name, checked against the backbone in fit
 
@@ -92,7 +94,8 @@ def _age_bins_arg(text):
         return _positive_int(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"must be auto, fairface, none or a positive interval in years; got {text!r}") from None
+            f"must be auto, fairface, none or a positive interval in years; got {text!r}"
+        ) from None
 
 
 def _groupings_arg(text):
@@ -103,7 +106,8 @@ def _groupings_arg(text):
         if not item.strip() or not all(names):
             raise argparse.ArgumentTypeError(
                 f"must be column names separated by commas, '+' joining columns for "
-                f"intersectional groups (e.g. race,gender,race+gender); got {text!r}")
+                f"intersectional groups (e.g. race,gender,race+gender); got {text!r}"
+            )
         out.append(names[0] if len(names) == 1 else tuple(names))
     return out
 
@@ -113,132 +117,260 @@ def build_parser():
     """The argument parser of ``gar-sklearn`` (one subparser per command)."""
     common = argparse.ArgumentParser(add_help=False)
     level = common.add_mutually_exclusive_group()
-    level.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=2, default=1,
-                       help="draw progress bars even when stderr is not a terminal")
-    level.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=0,
-                       help="no progress bars, epoch lines or notes (warnings and errors still show)")
+    level.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const=2,
+        default=1,
+        help="draw progress bars even when stderr is not a terminal",
+    )
+    level.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=0,
+        help="no progress bars, epoch lines or notes (warnings and errors still show)",
+    )
     common.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     parser = argparse.ArgumentParser(
         prog="gar-sklearn",
         description="Estimate gender, age and race from face images: train a model, predict "
-                    "on images or raw photos, and report accuracy per demographic group.",
+        "on images or raw photos, and report accuracy per demographic group.",
         epilog="Run 'gar-sklearn COMMAND --help' for the options of a command. Exit codes: 0 "
-               "success, 1 runtime error, 2 bad arguments.",
+        "success, 1 runtime error, 2 bad arguments.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # ------------------------------------------------------------ train
     train = commands.add_parser(
-        "train", parents=[common], help="train a model on labelled face images and save it",
+        "train",
+        parents=[common],
+        help="train a model on labelled face images and save it",
         description="Train a model on labelled face images and save it (load it with "
-                    "gar_sklearn.load). The defaults suit a CPU: a pretrained MobileNetV2 whose "
-                    "first 15 of 20 stages are frozen and computed once per image (cached "
-                    "features), so each epoch trains the last blocks and the heads only.",
+        "gar_sklearn.load). The defaults suit a CPU: a pretrained MobileNetV2 whose "
+        "first 15 of 20 stages are frozen and computed once per image (cached "
+        "features), so each epoch trains the last blocks and the heads only.",
     )
     data = train.add_argument_group("data")
-    data.add_argument("--data", required=True, metavar="PATH",
-                      help="the data set folder (utkface, fairface, imdb-wiki) or a CSV file (csv)")
-    data.add_argument("--format", required=True, choices=FORMATS,
-                      help="utkface: labels in the file names; fairface: its label CSVs and image "
-                           "folders; imdb-wiki: its .mat file and crops; csv: a 'path' column "
-                           "(relative to the CSV's folder, or absolute) and label columns gender, "
-                           "age, race (any of them)")
-    data.add_argument("--n", type=_positive_int, metavar="N",
-                      help="train on a random subset of N images (UTKFace: stratified by gender "
-                           "and race)")
-    data.add_argument("--split", choices=("train", "val"), default="train",
-                      help="fairface: which published split (default: %(default)s)")
-    data.add_argument("--padding", choices=("0.25", "1.25"), default="0.25",
-                      help="fairface: which crop margin (default: %(default)s)")
-    data.add_argument("--imdb-source", choices=("imdb", "wiki"), default="imdb",
-                      help="imdb-wiki: which half (default: %(default)s)")
+    data.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="the data set folder (utkface, fairface, imdb-wiki) or a CSV file (csv)",
+    )
+    data.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="utkface: labels in the file names; fairface: its label CSVs and image "
+        "folders; imdb-wiki: its .mat file and crops; csv: a 'path' column "
+        "(relative to the CSV's folder, or absolute) and label columns gender, "
+        "age, race (any of them)",
+    )
+    data.add_argument(
+        "--n",
+        type=_positive_int,
+        metavar="N",
+        help="train on a random subset of N images (UTKFace: stratified by gender and race)",
+    )
+    data.add_argument(
+        "--split",
+        choices=("train", "val"),
+        default="train",
+        help="fairface: which published split (default: %(default)s)",
+    )
+    data.add_argument(
+        "--padding",
+        choices=("0.25", "1.25"),
+        default="0.25",
+        help="fairface: which crop margin (default: %(default)s)",
+    )
+    data.add_argument(
+        "--imdb-source",
+        choices=("imdb", "wiki"),
+        default="imdb",
+        help="imdb-wiki: which half (default: %(default)s)",
+    )
     model = train.add_argument_group("model")
-    model.add_argument("--model", choices=MODELS, default="multi",
-                       help="multi: one network for all attributes; fusion: a gender network, "
-                            "then age and race networks per gender (default: %(default)s)")
-    model.add_argument("--backbone", default=DEFAULT_BACKBONE,
-                       help="a name from gar_sklearn.backbones.available_backbones(), e.g. "
-                            "mobilenet_v2, resnet50, efficientnet_b0 (default: %(default)s)")
-    model.add_argument("--weights", type=_weights_arg, default="DEFAULT",
-                       help="DEFAULT or a torchvision weights name (read from torch's hub cache, "
-                            "downloaded there when online), a state_dict file, or none for "
-                            "random initialisation (default: %(default)s)")
-    model.add_argument("--image-size", type=_positive_int, default=224, metavar="PX",
-                       help="images are resized to PX x PX (default: %(default)s)")
-    model.add_argument("--freeze", type=_freeze_arg, default="auto",
-                       help="auto: with pretrained weights, freeze the first 75%% of the "
-                            "backbone's stages (mobilenet_v2: 15 of 20) and cache their output; "
-                            "without, train everything. Or none, backbone (heads only), a "
-                            "number of stages, or a stage name (default: auto)")
-    model.add_argument("--age-bins", type=_age_bins_arg, default="auto",
-                       help="auto: FairFace's nine groups for numeric ages, the labels as they "
-                            "are otherwise; fairface; none (exact ages or given groups as "
-                            "classes); or N, groups of N years (default: auto)")
+    model.add_argument(
+        "--model",
+        choices=MODELS,
+        default="multi",
+        help="multi: one network for all attributes; fusion: a gender network, "
+        "then age and race networks per gender (default: %(default)s)",
+    )
+    model.add_argument(
+        "--backbone",
+        default=DEFAULT_BACKBONE,
+        help="a name from gar_sklearn.backbones.available_backbones(), e.g. "
+        "mobilenet_v2, resnet50, efficientnet_b0 (default: %(default)s)",
+    )
+    model.add_argument(
+        "--weights",
+        type=_weights_arg,
+        default="DEFAULT",
+        help="DEFAULT or a torchvision weights name (read from torch's hub cache, "
+        "downloaded there when online), a state_dict file, or none for "
+        "random initialisation (default: %(default)s)",
+    )
+    model.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=224,
+        metavar="PX",
+        help="images are resized to PX x PX (default: %(default)s)",
+    )
+    model.add_argument(
+        "--freeze",
+        type=_freeze_arg,
+        default="auto",
+        help="auto: with pretrained weights, freeze the first 75%% of the "
+        "backbone's stages (mobilenet_v2: 15 of 20) and cache their output; "
+        "without, train everything. Or none, backbone (heads only), a "
+        "number of stages, or a stage name (default: auto)",
+    )
+    model.add_argument(
+        "--age-bins",
+        type=_age_bins_arg,
+        default="auto",
+        help="auto: FairFace's nine groups for numeric ages, the labels as they "
+        "are otherwise; fairface; none (exact ages or given groups as "
+        "classes); or N, groups of N years (default: auto)",
+    )
     fitting = train.add_argument_group("training")
-    fitting.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
-                         help="at most this many epochs; training stops early when the "
-                              "validation loss stalls for 5 (default: %(default)s)")
-    fitting.add_argument("--batch-size", type=_positive_int, default=32,
-                         help="(default: %(default)s)")
-    fitting.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
-    fitting.add_argument("--validation-fraction", type=_non_negative, default=0.1,
-                         help="held out for early stopping; 0 for none (default: %(default)s)")
-    fitting.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    fitting.add_argument("--cache-dir", metavar="DIR",
-                         help="also keep the cached features on disk, reused by later runs")
-    fitting.add_argument("--random-state", type=int, default=0,
-                         help="seeds the subset, split, initialisation and shuffling (default: %(default)s)")
+    fitting.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=DEFAULT_EPOCHS,
+        help="at most this many epochs; training stops early when the "
+        "validation loss stalls for 5 (default: %(default)s)",
+    )
+    fitting.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="(default: %(default)s)"
+    )
+    fitting.add_argument(
+        "--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)"
+    )
+    fitting.add_argument(
+        "--validation-fraction",
+        type=_non_negative,
+        default=0.1,
+        help="held out for early stopping; 0 for none (default: %(default)s)",
+    )
+    fitting.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)"
+    )
+    fitting.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="also keep the cached features on disk, reused by later runs",
+    )
+    fitting.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        help="seeds the subset, split, initialisation and shuffling (default: %(default)s)",
+    )
     train.add_argument("--out", required=True, metavar="MODEL", help="where to save the model file")
     train.set_defaults(func=_train)
 
     # ------------------------------------------------------------ predict
     predict = commands.add_parser(
-        "predict", parents=[common], help="predict gender, age and race of images or of the faces in photos",
+        "predict",
+        parents=[common],
+        help="predict gender, age and race of images or of the faces in photos",
         description="Predict with a saved model. Writes one row per image (per face with "
-                    "--detect): the path, the predictions, their probabilities "
-                    "(<attribute>_proba), the estimated age in years (age_years) and a status "
-                    "(ok, unreadable, no face). Unreadable images are listed in a warning and "
-                    "keep their row with empty predictions.",
+        "--detect): the path, the predictions, their probabilities "
+        "(<attribute>_proba), the estimated age in years (age_years) and a status "
+        "(ok, unreadable, no face). Unreadable images are listed in a warning and "
+        "keep their row with empty predictions.",
     )
-    predict.add_argument("model", metavar="MODEL", help="a model file written by 'gar-sklearn train' or estimator.save")
-    predict.add_argument("paths", nargs="+", metavar="PATH",
-                         help="image files, folders (searched recursively for "
-                              f"{', '.join(IMAGE_EXTENSIONS)}) or CSV files with a 'path' column")
-    predict.add_argument("--out", metavar="CSV", help="where to write the predictions (default: stdout)")
-    predict.add_argument("--detect", action="store_true",
-                         help="find the faces in each photo first (OpenCV) and predict each face; "
-                              "adds face_index and the box x, y, w, h")
-    predict.add_argument("--margin", type=_non_negative, default=0.25,
-                         help="--detect: margin added on each side of a face box, as a fraction "
-                              "of its size (default: %(default)s, as FairFace)")
-    predict.add_argument("--max-faces", type=_positive_int, metavar="N",
-                         help="--detect: keep at most the N largest faces per photo")
-    predict.add_argument("--batch-size", type=_positive_int, help="images per batch (default: the model's)")
-    predict.add_argument("--device", default=None, help="auto, cpu, cuda (default: the model's, else cpu)")
+    predict.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a model file written by 'gar-sklearn train' or estimator.save",
+    )
+    predict.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (searched recursively for "
+        f"{', '.join(IMAGE_EXTENSIONS)}) or CSV files with a 'path' column",
+    )
+    predict.add_argument(
+        "--out", metavar="CSV", help="where to write the predictions (default: stdout)"
+    )
+    predict.add_argument(
+        "--detect",
+        action="store_true",
+        help="find the faces in each photo first (OpenCV) and predict each face; "
+        "adds face_index and the box x, y, w, h",
+    )
+    predict.add_argument(
+        "--margin",
+        type=_non_negative,
+        default=0.25,
+        help="--detect: margin added on each side of a face box, as a fraction "
+        "of its size (default: %(default)s, as FairFace)",
+    )
+    predict.add_argument(
+        "--max-faces",
+        type=_positive_int,
+        metavar="N",
+        help="--detect: keep at most the N largest faces per photo",
+    )
+    predict.add_argument(
+        "--batch-size", type=_positive_int, help="images per batch (default: the model's)"
+    )
+    predict.add_argument(
+        "--device", default=None, help="auto, cpu, cuda (default: the model's, else cpu)"
+    )
     predict.set_defaults(func=_predict)
 
     # ------------------------------------------------------------ report
     report = commands.add_parser(
-        "report", parents=[common], help="compare predictions with the true labels, per group",
+        "report",
+        parents=[common],
+        help="compare predictions with the true labels, per group",
         description="Join predictions (from 'gar-sklearn predict') with true labels on the image "
-                    "path and print accuracy (and age error) overall and per group, with "
-                    "disparities. Rows are matched by absolute path (prediction paths relative "
-                    "to the current folder, truth paths relative to the truth CSV's folder), "
-                    "then by file name where it is unique on both sides.",
+        "path and print accuracy (and age error) overall and per group, with "
+        "disparities. Rows are matched by absolute path (prediction paths relative "
+        "to the current folder, truth paths relative to the truth CSV's folder), "
+        "then by file name where it is unique on both sides.",
     )
-    report.add_argument("preds", metavar="PREDS", help="a predictions CSV written by 'gar-sklearn predict'")
-    report.add_argument("--truth", required=True, metavar="CSV",
-                        help="a CSV with a 'path' (or 'file') column and true labels gender, age "
-                             "(years or groups), race")
-    report.add_argument("--by", type=_groupings_arg, default=["race", "gender"], metavar="COLUMNS",
-                        help="columns of the truth CSV to group by, comma-separated; join with + "
-                             "for intersectional groups, e.g. race,gender,race+gender "
-                             "(default: race,gender)")
-    report.add_argument("--min-group-size", type=_positive_int, default=30, metavar="N",
-                        help="smaller groups are marked * and left out of the disparities "
-                             "(default: %(default)s)")
-    report.add_argument("--details", action="store_true", help="add the per-group classification reports")
+    report.add_argument(
+        "preds", metavar="PREDS", help="a predictions CSV written by 'gar-sklearn predict'"
+    )
+    report.add_argument(
+        "--truth",
+        required=True,
+        metavar="CSV",
+        help="a CSV with a 'path' (or 'file') column and true labels gender, age "
+        "(years or groups), race",
+    )
+    report.add_argument(
+        "--by",
+        type=_groupings_arg,
+        default=["race", "gender"],
+        metavar="COLUMNS",
+        help="columns of the truth CSV to group by, comma-separated; join with + "
+        "for intersectional groups, e.g. race,gender,race+gender "
+        "(default: race,gender)",
+    )
+    report.add_argument(
+        "--min-group-size",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="smaller groups are marked * and left out of the disparities (default: %(default)s)",
+    )
+    report.add_argument(
+        "--details", action="store_true", help="add the per-group classification reports"
+    )
     report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
     report.set_defaults(func=_report)
     return parser
@@ -329,7 +461,8 @@ def _path_column(frame, path, what):
     else:
         raise CommandError(
             f"The {what} file {path!r} needs a 'path' column (or 'file') naming the images; it "
-            f"has the columns {list(frame.columns)}.")
+            f"has the columns {list(frame.columns)}."
+        )
     values = frame[name]
     missing = values.isna() | (values.astype(str).str.strip() == "")
     if missing.any():
@@ -341,8 +474,10 @@ def _path_column(frame, path, what):
 def _resolved_paths(frame, column, csv_path):
     """The paths of a CSV's ``column``, relative ones taken from the CSV's folder."""
     folder = os.path.dirname(os.fspath(csv_path))
-    return [p if os.path.isabs(p) else os.path.normpath(os.path.join(folder, p))
-            for p in frame[column].astype(str).str.strip()]
+    return [
+        p if os.path.isabs(p) else os.path.normpath(os.path.join(folder, p))
+        for p in frame[column].astype(str).str.strip()
+    ]
 
 
 # ---------------------------------------------------------------- train
@@ -359,14 +494,17 @@ def _load_training_data(args):
         if not labels:
             raise CommandError(
                 f"The training data file {args.data!r} needs at least one label column of "
-                f"{list(ATTRIBUTES)}; it has the columns {list(table.columns)}.")
+                f"{list(ATTRIBUTES)}; it has the columns {list(table.columns)}."
+            )
         paths = np.asarray(_resolved_paths(table, column, args.data), dtype=object)
         target = table[labels].reset_index(drop=True)
     else:
         if not os.path.exists(args.data):
             raise CommandError(f"The data folder {args.data!r} does not exist.")
         if args.format == "utkface":
-            bunch = datasets.load_utkface(args.data, n_samples=args.n, random_state=args.random_state)
+            bunch = datasets.load_utkface(
+                args.data, n_samples=args.n, random_state=args.random_state
+            )
         elif args.format == "fairface":
             bunch = datasets.load_fairface(args.data, split=args.split, padding=args.padding)
         else:
@@ -374,11 +512,17 @@ def _load_training_data(args):
         paths, target = np.asarray(bunch.data, dtype=object), bunch.target.reset_index(drop=True)
         target = target[[a for a in ATTRIBUTES if a in target.columns]]
     if len(paths) == 0:
-        raise CommandError(f"No labelled images were found in {args.data!r} (--format {args.format}).")
-    if args.n is not None and args.format != "utkface":  # load_utkface draws a stratified subset itself
+        raise CommandError(
+            f"No labelled images were found in {args.data!r} (--format {args.format})."
+        )
+    if (
+        args.n is not None and args.format != "utkface"
+    ):  # load_utkface draws a stratified subset itself
         if args.n > len(paths):
             raise CommandError(f"--n {args.n} asks for more images than the {len(paths)} found.")
-        keep = np.sort(np.random.default_rng(args.random_state).choice(len(paths), args.n, replace=False))
+        keep = np.sort(
+            np.random.default_rng(args.random_state).choice(len(paths), args.n, replace=False)
+        )
         paths, target = paths[keep], target.iloc[keep].reset_index(drop=True)
     return paths, target
 
@@ -415,31 +559,47 @@ def _build_estimator(args, attributes, target, backbone):
 
     age_bins = _age_bins(args.age_bins, target["age"]) if "age" in attributes else None
     common = dict(
-        backbone=args.backbone, weights=args.weights, image_size=args.image_size,
-        freeze=_freeze(args.freeze, backbone, args.weights), max_epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, validation_fraction=args.validation_fraction,
-        device=args.device, cache_dir=args.cache_dir, on_error="skip", verbose=args.verbosity,
+        backbone=args.backbone,
+        weights=args.weights,
+        image_size=args.image_size,
+        freeze=_freeze(args.freeze, backbone, args.weights),
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        validation_fraction=args.validation_fraction,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        on_error="skip",
+        verbose=args.verbosity,
     )
     if args.model == "multi":
-        return MultiAttributeClassifier(attributes=tuple(attributes), age_bins=age_bins,
-                                        random_state=args.random_state, **common)
+        return MultiAttributeClassifier(
+            attributes=tuple(attributes),
+            age_bins=age_bins,
+            random_state=args.random_state,
+            **common,
+        )
     others = tuple(a for a in attributes if a != "gender")
     if "gender" not in attributes or not others:
         raise CommandError(
             f"--model fusion needs a gender label and at least one of age, race; the data has "
-            f"{list(attributes)}. Use --model multi.")
+            f"{list(attributes)}. Use --model multi."
+        )
     return GenderFusionClassifier(
         gender_estimator=MultiAttributeClassifier(attributes=("gender",), **common),
         specialist=MultiAttributeClassifier(attributes=others, age_bins=age_bins, **common),
-        genders=_genders(target["gender"]), random_state=args.random_state,
+        genders=_genders(target["gender"]),
+        random_state=args.random_state,
     )
 
 
 def _parts(estimator):
     """``(name, MultiAttributeClassifier)`` pairs of a fitted model."""
     if hasattr(estimator, "specialists_"):
-        return [("gender classifier", estimator.gender_estimator_),
-                *((f"{g} specialist", part) for g, part in estimator.specialists_.items())]
+        return [
+            ("gender classifier", estimator.gender_estimator_),
+            *((f"{g} specialist", part) for g, part in estimator.specialists_.items()),
+        ]
     return [("model", estimator)]
 
 
@@ -449,7 +609,9 @@ def _fit_summary(name, part):
         return f"{name}: not trained"
     best = [row for row in history if row.get("valid_loss_best")]
     row = best[-1] if best else history[-1]
-    accs = [f"{k[len('valid_acc_'):]} {v:.3f}" for k, v in row.items() if k.startswith("valid_acc_")]
+    accs = [
+        f"{k[len('valid_acc_') :]} {v:.3f}" for k, v in row.items() if k.startswith("valid_acc_")
+    ]
     scores = f"validation accuracy {', '.join(accs)}" if accs else "no validation split"
     return f"{name}: {len(history)} epochs; epoch {row['epoch']} kept: {scores}"
 
@@ -462,8 +624,11 @@ def _train(args):
     paths, target = _load_training_data(args)
     attributes = list(target.columns)
     estimator = _build_estimator(args, attributes, target, backbone)
-    _note(args, f"Training {type(estimator).__name__} ({args.backbone}, {', '.join(attributes)}) "
-                f"on {len(paths)} images.")
+    _note(
+        args,
+        f"Training {type(estimator).__name__} ({args.backbone}, {', '.join(attributes)}) "
+        f"on {len(paths)} images.",
+    )
     estimator.fit(paths, target)
     out = os.fspath(args.out)
     if os.path.dirname(out):
@@ -490,7 +655,9 @@ def _collect_images(items):
                 dirs.sort()
                 found += [os.path.join(root, f) for f in sorted(files) if _is_image(f)]
             if not found:
-                raise CommandError(f"The folder {item!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
+                raise CommandError(
+                    f"The folder {item!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})."
+                )
             paths += found
         elif item.lower().endswith(".csv"):
             table = _read_table(item, "image list")
@@ -519,7 +686,11 @@ def _image_size(estimator):
 def _prediction_names(estimator):
     """The prediction columns of the output: attributes, their probabilities, age in years."""
     attributes = list(estimator.attributes_)
-    return attributes + [f"{a}_proba" for a in attributes] + (["age_years"] if "age" in attributes else [])
+    return (
+        attributes
+        + [f"{a}_proba" for a in attributes]
+        + (["age_years"] if "age" in attributes else [])
+    )
 
 
 def _prediction_columns(estimator, frame):
@@ -543,14 +714,22 @@ def _predict_faces(estimator, paths, args):
 
     from .preprocessing import FaceCropper
 
-    cropper = FaceCropper(margin=args.margin, size=_image_size(estimator), max_faces=args.max_faces,
-                          on_error="skip", on_no_face="ignore", verbose=args.verbosity)
+    cropper = FaceCropper(
+        margin=args.margin,
+        size=_image_size(estimator),
+        max_faces=args.max_faces,
+        on_error="skip",
+        on_no_face="ignore",
+        verbose=args.verbosity,
+    )
     crops = cropper.transform(paths)
     faces = crops.to_frame()
-    out = pd.DataFrame({
-        "path": [paths[i] for i in faces["source_index"]],
-        **{c: faces[c].reset_index(drop=True) for c in ("face_index", "x", "y", "w", "h")},
-    })
+    out = pd.DataFrame(
+        {
+            "path": [paths[i] for i in faces["source_index"]],
+            **{c: faces[c].reset_index(drop=True) for c in ("face_index", "x", "y", "w", "h")},
+        }
+    )
     found = faces["face_found"].to_numpy()
     attributes = set(estimator.attributes_)
     for column in _prediction_names(estimator):  # empty where no face: filled below
@@ -560,12 +739,20 @@ def _predict_faces(estimator, paths, args):
         for column in _prediction_names(estimator):
             out.loc[found, column] = preds[column].to_numpy()
     unreadable = faces["error"].notna().to_numpy()
-    out["status"] = np.where(found, STATUS_OK, np.where(unreadable, STATUS_UNREADABLE, STATUS_NO_FACE))
+    out["status"] = np.where(
+        found, STATUS_OK, np.where(unreadable, STATUS_UNREADABLE, STATUS_NO_FACE)
+    )
     if len(crops.no_face):
         names = [paths[i] for i in crops.no_face]
-        shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        warnings.warn(f"No face found in {len(names)} of {len(paths)} images: {shown}; their rows "
-                      f"have status {STATUS_NO_FACE!r} and no predictions.", UserWarning, stacklevel=2)
+        shown = ", ".join(repr(n) for n in names[:5]) + (
+            f" and {len(names) - 5} more" if len(names) > 5 else ""
+        )
+        warnings.warn(
+            f"No face found in {len(names)} of {len(paths)} images: {shown}; their rows "
+            f"have status {STATUS_NO_FACE!r} and no predictions.",
+            UserWarning,
+            stacklevel=2,
+        )
     return out
 
 
@@ -575,7 +762,9 @@ def _predict(args):
     estimator = load(args.model, device=args.device)
     paths = _collect_images(args.paths)
     _configure(estimator, verbose=args.verbosity, on_error="skip", batch_size=args.batch_size)
-    out = _predict_faces(estimator, paths, args) if args.detect else _predict_images(estimator, paths)
+    out = (
+        _predict_faces(estimator, paths, args) if args.detect else _predict_images(estimator, paths)
+    )
     for column in out.columns:  # probabilities to 4 decimals and ages to 2 are plenty in a CSV
         if column.endswith("_proba") or column == "age_years":
             out[column] = out[column].astype(float).round(4 if column.endswith("_proba") else 2)
@@ -589,8 +778,11 @@ def _predict(args):
     extra = [f"{counts[s]} {s}" for s in (STATUS_UNREADABLE, STATUS_NO_FACE) if s in counts]
     n_ok, images = int(counts.get(STATUS_OK, 0)), _count(len(paths), "image")
     done = f"{_count(n_ok, 'face')} in {images}" if args.detect else f"{n_ok} of {images}"
-    _note(args, f"Wrote predictions for {done}{' (' + ', '.join(extra) + ')' if extra else ''} "
-                f"to {args.out}")
+    _note(
+        args,
+        f"Wrote predictions for {done}{' (' + ', '.join(extra) + ')' if extra else ''} "
+        f"to {args.out}",
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -661,7 +853,9 @@ def _true_ages_like(true_ages, pred_ages, all_pred_ages):
     if set(vocabulary) <= set(FAIRFACE_AGE_GROUPS):
         truth = AgeBinner("fairface").fit([0]).transform(true_num.to_numpy())
     else:
-        truth = np.asarray([_age_group_of(a, vocabulary) for a in true_num.to_numpy()], dtype=object)
+        truth = np.asarray(
+            [_age_group_of(a, vocabulary) for a in true_num.to_numpy()], dtype=object
+        )
     return np.asarray(truth, dtype=object), pred_ages.astype(str).to_numpy()
 
 
@@ -691,18 +885,21 @@ def _comparison(args):
         raise CommandError(
             f"The predictions file {args.preds!r} has no prediction columns (an attribute column "
             f"with its '<attribute>_proba', as 'gar-sklearn predict' writes); it has "
-            f"{list(preds.columns)}.")
+            f"{list(preds.columns)}."
+        )
     shared = [a for a in attributes if a in truth.columns]
     if not shared:
         raise CommandError(
             f"The truth file {args.truth!r} has none of the predicted attributes {attributes}; "
-            f"it has the columns {list(truth.columns)}.")
+            f"it has the columns {list(truth.columns)}."
+        )
     by_columns = sorted({c for g in args.by for c in ((g,) if isinstance(g, str) else g)})
     missing = [c for c in by_columns if c not in truth.columns]
     if missing:
         raise CommandError(
             f"--by names {missing}, which the truth file {args.truth!r} lacks; it has the "
-            f"columns {list(truth.columns)}.")
+            f"columns {list(truth.columns)}."
+        )
 
     pred_paths = preds[pred_col].astype(str).str.strip().tolist()
     match = _match(pred_paths, _resolved_paths(truth, truth_col, args.truth))
@@ -711,16 +908,21 @@ def _comparison(args):
     if unmatched.all():
         raise CommandError(
             f"No prediction matched a row of the truth file {args.truth!r} by path (absolute, or "
-            "by file name where unique). Check the 'path' columns of both files.")
+            "by file name where unique). Check the 'path' columns of both files."
+        )
     several = np.zeros(len(preds), bool)
-    if "face_index" in preds.columns:  # one truth row per image: images with several faces are ambiguous
+    if (
+        "face_index" in preds.columns
+    ):  # one truth row per image: images with several faces are ambiguous
         faces = pd.Series(predicted, index=pred_paths).groupby(level=0).sum()
         several = np.isin(pred_paths, faces.index[faces > 1])
     rows = ~unmatched & predicted & ~several
     if not rows.any():
         raise CommandError("No matched image has a prediction to compare.")
     if len(set(match[rows])) < rows.sum():
-        raise CommandError("Several prediction rows match the same truth row; give each image once.")
+        raise CommandError(
+            "Several prediction rows match the same truth row; give each image once."
+        )
     left_out = [  # distinct images, each counted under the first reason it meets
         (unmatched, "not in the truth file"),
         (~unmatched & ~predicted, "without a prediction (unreadable or no face)"),
@@ -761,16 +963,23 @@ def _write_plots(folder, report, y_true, y_pred, groupings, min_group_size):
         plt.close(fig)
         written.append(path)
 
-    labels = {"age": _age_order(list(y_true["age"]) + list(y_pred["age"]))} if "age" in y_true else None
+    labels = (
+        {"age": _age_order(list(y_true["age"]) + list(y_pred["age"]))} if "age" in y_true else None
+    )
     displays = plot_confusion_matrices(y_true, y_pred, labels=labels)
     save(next(iter(displays.values())).figure_, "confusion_matrices.png")
     for grouping in groupings:
         names = (grouping,) if isinstance(grouping, str) else tuple(grouping)
         sensitive = report.sensitive[list(names)]
         for attr in y_true.columns:
-            ax = plot_group_metric(y_true[attr].to_numpy(), y_pred[attr].to_numpy(),
-                                   sensitive_features=sensitive, n_boot=_N_BOOT, random_state=0,
-                                   min_group_size=min_group_size)
+            ax = plot_group_metric(
+                y_true[attr].to_numpy(),
+                y_pred[attr].to_numpy(),
+                sensitive_features=sensitive,
+                n_boot=_N_BOOT,
+                random_state=0,
+                min_group_size=min_group_size,
+            )
             ax.set_title(f"{attr} accuracy by {' x '.join(names)}")
             save(ax.figure, f"accuracy_{attr}_by_{'_x_'.join(names)}.png")
     if report.age_true is not None:
@@ -782,8 +991,14 @@ def _report(args):
     from .metrics import group_report
 
     y, y_true, y_pred, age_pred, notes = _comparison(args)
-    report = group_report(y=y, y_true=y_true, y_pred=y_pred, age_pred=age_pred, by=args.by,
-                          min_group_size=args.min_group_size)
+    report = group_report(
+        y=y,
+        y_true=y_true,
+        y_pred=y_pred,
+        age_pred=age_pred,
+        by=args.by,
+        min_group_size=args.min_group_size,
+    )
     _note(args, "; ".join(notes) + ".")
     print(report.to_text(details=args.details))
     if args.plots:

@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = ["predict_partitions"]
 
+
 class _ModelCache:
     """Models read from files in this process, kept by file and settings.
 
@@ -85,8 +86,17 @@ def _output_meta(estimator, proba):
     return estimator.predict_frame(np.zeros((1, size, size, 3), np.uint8), proba=proba).iloc[:0]
 
 
-def predict_partitions(model, paths, *, column=None, proba=False, batch_size=None, num_workers=None,
-                       on_error=None, device=None):
+def predict_partitions(
+    model,
+    paths,
+    *,
+    column=None,
+    proba=False,
+    batch_size=None,
+    num_workers=None,
+    on_error=None,
+    device=None,
+):
     """Predict the images of a dask collection of paths, partition by partition.
 
     Each partition becomes one task that runs
@@ -152,9 +162,15 @@ def predict_partitions(model, paths, *, column=None, proba=False, batch_size=Non
     import pandas as pd
     from sklearn.utils.validation import check_is_fitted
 
-    settings = {name: value for name, value in
-                (("batch_size", batch_size), ("num_workers", num_workers), ("on_error", on_error))
-                if value is not None}
+    settings = {
+        name: value
+        for name, value in (
+            ("batch_size", batch_size),
+            ("num_workers", num_workers),
+            ("on_error", on_error),
+        )
+        if value is not None
+    }
     if isinstance(model, (str, os.PathLike)):
         from . import load
 
@@ -172,7 +188,9 @@ def predict_partitions(model, paths, *, column=None, proba=False, batch_size=Non
                 "The 'device' parameter applies to a model file only; an estimator predicts on the "
                 f"device it was fitted on. Got device={device!r} with a {type(model).__name__}."
             )
-        local = _with_settings(copy.copy(model), settings)  # a shallow copy: the caller's keeps its params
+        local = _with_settings(
+            copy.copy(model), settings
+        )  # a shallow copy: the caller's keeps its params
         task_model = dask.delayed(local, pure=False)  # one piece of the graph, sent once per worker
     else:
         raise TypeError(
@@ -183,7 +201,9 @@ def predict_partitions(model, paths, *, column=None, proba=False, batch_size=Non
 
     if isinstance(paths, db.Bag):
         if column is not None:
-            raise ValueError(f"The 'column' parameter applies to a DataFrame only; got column={column!r} with a Bag.")
+            raise ValueError(
+                f"The 'column' parameter applies to a DataFrame only; got column={column!r} with a Bag."
+            )
         return paths.map_partitions(_predict_records, task_model, proba, settings, device)
     part_meta = getattr(paths, "_meta", None)
     if not hasattr(paths, "map_partitions") or not isinstance(part_meta, (pd.DataFrame, pd.Series)):
@@ -201,7 +221,13 @@ def predict_partitions(model, paths, *, column=None, proba=False, batch_size=Non
             )
         column = columns[0] if column is None else column
         if column not in columns:
-            raise ValueError(f"The 'column' parameter must be one of {columns}. Got {column!r} instead.")
+            raise ValueError(
+                f"The 'column' parameter must be one of {columns}. Got {column!r} instead."
+            )
     elif column is not None:
-        raise ValueError(f"The 'column' parameter applies to a DataFrame only; got column={column!r} with a Series.")
-    return paths.map_partitions(_predict_frame, task_model, column, proba, settings, device, meta, meta=meta)
+        raise ValueError(
+            f"The 'column' parameter applies to a DataFrame only; got column={column!r} with a Series."
+        )
+    return paths.map_partitions(
+        _predict_frame, task_model, column, proba, settings, device, meta, meta=meta
+    )

@@ -31,7 +31,12 @@ TINY = dict(backbone="tiny", weights=None, image_size=32, lr=1e-2, batch_size=32
 def synthetic():
     """(X_train, y_train, X_test, y_test) of synthetic faces with visible labels."""
     X, y = make_synthetic_faces(480, image_size=32, random_state=0)
-    return X[:360], y.iloc[:360].reset_index(drop=True), X[360:], y.iloc[360:].reset_index(drop=True)
+    return (
+        X[:360],
+        y.iloc[:360].reset_index(drop=True),
+        X[360:],
+        y.iloc[360:].reset_index(drop=True),
+    )
 
 
 @pytest.fixture(scope="session")

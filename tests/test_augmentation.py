@@ -61,7 +61,12 @@ def augmenters(p=probabilities):
     flip = st.builds(RandomFlip, p=p)
     light = st.builds(RandomLight, p=p, brightness=strengths, contrast=strengths)
     face = st.builds(
-        FaceAugmenter, crop_p=p, crop_scale=scales, flip_p=p, light_p=p, brightness=strengths,
+        FaceAugmenter,
+        crop_p=p,
+        crop_scale=scales,
+        flip_p=p,
+        light_p=p,
+        brightness=strengths,
         contrast=strengths,
     )
     pipe = st.lists(st.one_of(crop, flip, light), max_size=3).map(AugmentationPipeline)
@@ -123,7 +128,10 @@ def test_flip_is_an_involution(image, seed, p):
 
 @PROPERTY
 @given(
-    image=images(kinds=("constant",)), seed=seeds, p=probabilities, scale=scales,
+    image=images(kinds=("constant",)),
+    seed=seeds,
+    p=probabilities,
+    scale=scales,
 )
 def test_crop_of_a_constant_image_is_that_constant(image, seed, p, scale):
     out = RandomCrop(p=p, scale=scale).augment(image, np.random.default_rng(seed))
@@ -170,16 +178,21 @@ def test_contrast_matches_pillow_within_rounding(image, factor):
 
 
 @PROPERTY
-@given(image=images(), seed=seeds, params=st.tuples(probabilities, scales, probabilities,
-                                                      probabilities, strengths, strengths))
+@given(
+    image=images(),
+    seed=seeds,
+    params=st.tuples(probabilities, scales, probabilities, probabilities, strengths, strengths),
+)
 def test_face_augmenter_equals_its_pipeline(image, seed, params):
     crop_p, crop_scale, flip_p, light_p, brightness, contrast = params
     face = FaceAugmenter(crop_p, crop_scale, flip_p, light_p, brightness, contrast)
-    pipe = AugmentationPipeline([
-        RandomCrop(p=crop_p, scale=crop_scale),
-        RandomFlip(p=flip_p),
-        RandomLight(p=light_p, brightness=brightness, contrast=contrast),
-    ])
+    pipe = AugmentationPipeline(
+        [
+            RandomCrop(p=crop_p, scale=crop_scale),
+            RandomFlip(p=flip_p),
+            RandomLight(p=light_p, brightness=brightness, contrast=contrast),
+        ]
+    )
     np.testing.assert_array_equal(
         face.augment(image, np.random.default_rng(seed)),
         pipe.augment(image, np.random.default_rng(seed)),
@@ -192,8 +205,9 @@ def test_face_augmenter_equals_its_pipeline(image, seed, params):
     augmenter=st.one_of(
         st.builds(RandomCrop, p=st.floats(0.2, 1.0), scale=st.just((0.2, 0.5))),
         st.builds(RandomFlip, p=st.floats(0.2, 0.9)),  # p=1 always flips: deterministic
-        st.builds(RandomLight, p=st.floats(0.2, 1.0), brightness=st.floats(0.1, 1.0),
-                  contrast=strengths),
+        st.builds(
+            RandomLight, p=st.floats(0.2, 1.0), brightness=st.floats(0.1, 1.0), contrast=strengths
+        ),
         st.builds(FaceAugmenter, crop_p=st.floats(0.2, 1.0)),
     ),
 )
@@ -219,9 +233,7 @@ def test_flip_of_a_2x3_image():
 def test_light_with_known_factors():
     image = np.array([[[250, 100, 0], [10, 20, 30]]], dtype=np.uint8)
     # brightness 1.2 saturates 250 at 255 instead of wrapping to 44
-    np.testing.assert_array_equal(
-        _adjust_light(image, 1.2, 1.0), [[[255, 120, 0], [12, 24, 36]]]
-    )
+    np.testing.assert_array_equal(_adjust_light(image, 1.2, 1.0), [[[255, 120, 0], [12, 24, 36]]])
     # contrast 0.5 halves the distance to the mean gray level m
     m = np.mean(image.astype(float) @ [0.299, 0.587, 0.114])  # (133.45 + 18.15) / 2
     expected = np.rint(0.5 * image + 0.5 * m)
@@ -303,16 +315,20 @@ def test_each_augmenter_fires_with_frequency_p(augmenter, image):
     [
         (
             RandomFlip(p=1.5),
-            (r"The 'p' parameter of RandomFlip must be a float in the range \[0, 1\]. "
-            r"Got 1.5 instead."),
+            (
+                r"The 'p' parameter of RandomFlip must be a float in the range \[0, 1\]. "
+                r"Got 1.5 instead."
+            ),
         ),
         (RandomFlip(p="always"), r"'p' parameter of RandomFlip .* Got 'always'"),
         (RandomFlip(p=True), r"'p' parameter of RandomFlip .* Got True"),
         (RandomFlip(p=float("nan")), r"'p' parameter of RandomFlip .* Got nan"),
         (
             RandomCrop(scale=(0.9, 0.8)),
-            (r"The 'scale' parameter of RandomCrop must be a pair \(low, high\) .* "
-            r"Got \(0.9, 0.8\) instead."),
+            (
+                r"The 'scale' parameter of RandomCrop must be a pair \(low, high\) .* "
+                r"Got \(0.9, 0.8\) instead."
+            ),
         ),
         (RandomCrop(scale=(0.0, 0.5)), r"'scale' parameter of RandomCrop"),
         (RandomCrop(scale=0.5), r"'scale' parameter of RandomCrop .* Got 0.5"),
@@ -355,19 +371,27 @@ def test_pipeline_rejects_steps_without_augment_and_bad_outputs():
     "image, rng, error, message",
     [
         (
-            np.zeros((4, 4, 3)), np.random.default_rng(0), ValueError,
+            np.zeros((4, 4, 3)),
+            np.random.default_rng(0),
+            ValueError,
             r"RandomFlip.augment expects a uint8 ndarray of shape \(H, W, 3\).*got dtype float64",
         ),
         (np.zeros((4, 4), dtype=np.uint8), np.random.default_rng(0), ValueError, r"shape \(4, 4\)"),
         (np.zeros((0, 4, 3), dtype=np.uint8), np.random.default_rng(0), ValueError, r"H, W >= 1"),
         ([[0]], np.random.default_rng(0), TypeError, r"got list"),
         (
-            np.zeros((4, 4, 3), dtype=np.uint8), 0, TypeError,
-            (r"The 'rng' argument of RandomFlip.augment must be a numpy.random.Generator.*"
-            r"Got int instead"),
+            np.zeros((4, 4, 3), dtype=np.uint8),
+            0,
+            TypeError,
+            (
+                r"The 'rng' argument of RandomFlip.augment must be a numpy.random.Generator.*"
+                r"Got int instead"
+            ),
         ),
         (
-            np.zeros((4, 4, 3), dtype=np.uint8), np.random.RandomState(0), TypeError,
+            np.zeros((4, 4, 3), dtype=np.uint8),
+            np.random.RandomState(0),
+            TypeError,
             r"Got RandomState",
         ),
     ],
@@ -380,8 +404,12 @@ def test_augment_checks_its_arguments(image, rng, error, message):
 @pytest.mark.parametrize(
     "estimator",
     [
-        RandomCrop(), RandomFlip(), RandomLight(), FaceAugmenter(),
-        AugmentationPipeline([("flip", RandomFlip())]), AugmentingOverSampler(),
+        RandomCrop(),
+        RandomFlip(),
+        RandomLight(),
+        FaceAugmenter(),
+        AugmentationPipeline([("flip", RandomFlip())]),
+        AugmentingOverSampler(),
     ],
     ids=lambda est: type(est).__name__,
 )
@@ -402,8 +430,12 @@ def test_scikit_learn_parameter_checks(estimator, check):
 def test_augmenters_follow_the_estimator_api():
     face = FaceAugmenter(flip_p=0.1)
     assert face.get_params() == {
-        "crop_p": 0.5, "crop_scale": (0.8, 1.0), "flip_p": 0.1, "light_p": 0.5,
-        "brightness": 0.2, "contrast": 0.2,
+        "crop_p": 0.5,
+        "crop_scale": (0.8, 1.0),
+        "flip_p": 0.1,
+        "light_p": 0.5,
+        "brightness": 0.2,
+        "contrast": 0.2,
     }
     assert clone(face).set_params(light_p=0.0).light_p == 0.0
     assert face.light_p == 0.5
@@ -517,9 +549,7 @@ def test_subset_grows_one_group_to_the_full_size():
     assert len(X_res) == 5  # target_size=None: the size of the full set
     assert y_res["gender"].tolist() == [0] * 5
     assert isinstance(y_res.index, pd.RangeIndex) and y_res.index.tolist() == [0, 1, 2, 3, 4]
-    pd.testing.assert_frame_equal(
-        y_res, y.iloc[sampler.sample_indices_].reset_index(drop=True)
-    )
+    pd.testing.assert_frame_equal(y_res, y.iloc[sampler.sample_indices_].reset_index(drop=True))
     assert set(sampler.sample_indices_) == {0, 3}
 
     mask = pd.Series([True, False, False, False, True], index=[5, 4, 3, 2, 1])  # by position
@@ -544,29 +574,39 @@ def test_target_size_forms():
         ({"target_size": 3}, ValueError, r"asks for 3 rows, fewer than the 4 rows selected"),
         ({"target_size": 0.5}, ValueError, r"asks for 2 rows"),
         (
-            {"target_size": 0}, ValueError,
-            (r"The 'target_size' parameter of AugmentingOverSampler must be None, an int >= 1 "
-            r"or a positive float .* Got 0 instead."),
+            {"target_size": 0},
+            ValueError,
+            (
+                r"The 'target_size' parameter of AugmentingOverSampler must be None, an int >= 1 "
+                r"or a positive float .* Got 0 instead."
+            ),
         ),
         ({"target_size": -1.0}, ValueError, r"Got -1.0 instead"),
         ({"target_size": float("inf")}, ValueError, r"Got inf instead"),
         ({"target_size": True}, ValueError, r"Got True instead"),
         ({"target_size": "double"}, ValueError, r"Got 'double' instead"),
         (
-            {"subset": [True, False]}, ValueError,
-            (r"The 'subset' parameter of AugmentingOverSampler must be None, a boolean mask of "
-            r"length len\(X\) = 4.*Got an array of dtype bool and shape \(2,\)"),
+            {"subset": [True, False]},
+            ValueError,
+            (
+                r"The 'subset' parameter of AugmentingOverSampler must be None, a boolean mask of "
+                r"length len\(X\) = 4.*Got an array of dtype bool and shape \(2,\)"
+            ),
         ),
         ({"subset": [0, 1, 1, 0]}, ValueError, r"boolean mask .* dtype int64"),
         ({"subset": lambda y: y > 5}, ValueError, r"selects no rows"),
         (
-            {"subset": lambda y: 1}, ValueError,
+            {"subset": lambda y: 1},
+            ValueError,
             r"The callable 'subset' returned an array of dtype int64 and shape \(\)",
         ),
         (
-            {"augmenter": "face"}, TypeError,
-            (r"The 'augmenter' parameter of AugmentingOverSampler must be None or an object with "
-            r"an augment\(image, rng\) method. Got 'face' instead."),
+            {"augmenter": "face"},
+            TypeError,
+            (
+                r"The 'augmenter' parameter of AugmentingOverSampler must be None or an object with "
+                r"an augment\(image, rng\) method. Got 'face' instead."
+            ),
         ),
         ({"augmenter": FaceAugmenter}, TypeError, r"'augmenter' parameter"),
     ],
@@ -727,10 +767,12 @@ def test_oversampler_in_an_imblearn_pipeline_is_skipped_at_predict(png_paths):
     from imblearn.pipeline import Pipeline
 
     assert is_sampler(AugmentingOverSampler())
-    pipe = Pipeline([
-        ("grow", AugmentingOverSampler(target_size=2.0, random_state=0)),
-        ("clf", LengthRecorder()),
-    ])
+    pipe = Pipeline(
+        [
+            ("grow", AugmentingOverSampler(target_size=2.0, random_state=0)),
+            ("clf", LengthRecorder()),
+        ]
+    )
     y = np.array([0, 1, 0, 1, 1])
     pipe.fit(png_paths, y)
     clf = pipe.named_steps["clf"]
@@ -776,7 +818,5 @@ def test_an_augmented_set_can_be_grown_again():
     second, _ = second_sampler.fit_resample(first, y_first)
     assert len(second) == 7 and second.cache_keys()[:5] == first.cache_keys()
     for i in range(5, 7):  # a flipped copy of an item of the first set
-        np.testing.assert_array_equal(
-            second[i], first[second_sampler.sample_indices_[i]][:, ::-1]
-        )
+        np.testing.assert_array_equal(second[i], first[second_sampler.sample_indices_[i]][:, ::-1])
     assert len(set(second.cache_keys())) == 7

@@ -22,9 +22,18 @@ from .conftest import MOBILENET_V2_FILE
 
 # The feature sizes torchvision documents for each classifier's input.
 EXPECTED_FEATURES = {
-    "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "resnet152": 2048,
-    "mobilenet_v2": 1280, "mobilenet_v3_large": 1280, "densenet121": 1024, "densenet201": 1920,
-    "efficientnet_b0": 1280, "vgg19": 4096, "tiny": 32,
+    "resnet18": 512,
+    "resnet34": 512,
+    "resnet50": 2048,
+    "resnet101": 2048,
+    "resnet152": 2048,
+    "mobilenet_v2": 1280,
+    "mobilenet_v3_large": 1280,
+    "densenet121": 1024,
+    "densenet201": 1920,
+    "efficientnet_b0": 1280,
+    "vgg19": 4096,
+    "tiny": 32,
 }
 
 
@@ -58,12 +67,16 @@ def test_any_torchvision_classifier_by_name():
 
 
 def test_unknown_backbone_lists_valid_names():
-    with pytest.raises(ValueError, match=r"'backbone' parameter must be one of \[.*'resnet50'.*Got 'resnet19'"):
+    with pytest.raises(
+        ValueError, match=r"'backbone' parameter must be one of \[.*'resnet50'.*Got 'resnet19'"
+    ):
         build_backbone("resnet19", weights=None)
 
 
 def test_unknown_weights_name_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"one of \['DEFAULT', 'IMAGENET1K_V1'\].*Got 'IMAGENET9K'"):
+    with pytest.raises(
+        ValueError, match=r"one of \['DEFAULT', 'IMAGENET1K_V1'\].*Got 'IMAGENET9K'"
+    ):
         build_backbone("resnet18", weights="IMAGENET9K")
 
 
@@ -106,7 +119,9 @@ def test_mobilenet_v2_loads_from_hub_cache_offline(torch_home, monkeypatch, weig
     else:
         bb = build_backbone("mobilenet_v2", weights=weights)
     assert bb.weights == "MobileNet_V2_Weights.IMAGENET1K_V1"
-    assert bb.mean == pytest.approx((0.485, 0.456, 0.406)) and bb.std == pytest.approx((0.229, 0.224, 0.225))
+    assert bb.mean == pytest.approx((0.485, 0.456, 0.406)) and bb.std == pytest.approx(
+        (0.229, 0.224, 0.225)
+    )
     expected = torch.load(MOBILENET_V2_FILE, map_location="cpu", weights_only=True)
     loaded = nn.Sequential(*[m for _, m in bb.stages[:-1]]).state_dict()
     assert len(loaded) == len(expected) - 2  # everything but the 1000-class classifier
@@ -148,7 +163,9 @@ def test_weights_file_that_is_not_a_state_dict(tmp_path):
         build_backbone("resnet18", weights=path)
 
 
-@pytest.mark.parametrize("freeze, expected", [(None, 0), ("backbone", 4), (2, 2), ("block2", 2), ("pool", 4)])
+@pytest.mark.parametrize(
+    "freeze, expected", [(None, 0), ("backbone", 4), (2, 2), ("block2", 2), ("pool", 4)]
+)
 def test_resolve_freeze(freeze, expected):
     assert resolve_freeze(freeze, ["block1", "block2", "block3", "pool"]) == expected
 
@@ -177,10 +194,12 @@ def test_normalize_uses_weights_statistics():
     assert torch.allclose(net.normalize(x)[0, :, 0, 0], expected)
 
 
-
 @settings(max_examples=40, deadline=None)
-@given(channels_last=st.booleans(), layout_in=st.sampled_from(["nchw", "nhwc", "float"]),
-       seed=st.integers(0, 2**16))
+@given(
+    channels_last=st.booleans(),
+    layout_in=st.sampled_from(["nchw", "nhwc", "float"]),
+    seed=st.integers(0, 2**16),
+)
 def test_normalize_in_one_pass_matches_the_formula_in_float64(channels_last, layout_in, seed):
     from gar_sklearn.backbones._network import Normalize
 
@@ -192,8 +211,9 @@ def test_normalize_in_one_pass_matches_the_formula_in_float64(channels_last, lay
     elif layout_in == "float":
         x = x.to(torch.float64)
     out = Normalize(mean, std, channels_last=channels_last)(x)
-    expected = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) \
-        / torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
+    expected = (
+        x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)
+    ) / torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out.double(), expected, rtol=0, atol=1e-6)
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -207,8 +227,11 @@ def _kept_scale(p):
 
 
 @settings(max_examples=60, deadline=None)
-@given(p=st.floats(0.01, 0.95), shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
-       seed=st.integers(0, 2**31 - 1))
+@given(
+    p=st.floats(0.01, 0.95),
+    shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_dropout_zeroes_or_scales_each_element_by_the_inverse_keep_probability(p, shape, seed):
     x = torch.rand(shape) + 0.5  # no zeros of its own
     torch.manual_seed(seed)
@@ -216,7 +239,9 @@ def test_dropout_zeroes_or_scales_each_element_by_the_inverse_keep_probability(p
     assert y.shape == x.shape and y.dtype == x.dtype
     kept = y != 0
     assert torch.allclose(y[kept], x[kept] * _kept_scale(p), rtol=1e-6)
-    assert abs(_kept_scale(p) - 1 / (1 - p)) <= 1e-4 / (1 - p) ** 2  # p rounded to a multiple of 1/65536
+    assert (
+        abs(_kept_scale(p) - 1 / (1 - p)) <= 1e-4 / (1 - p) ** 2
+    )  # p rounded to a multiple of 1/65536
     torch.manual_seed(seed)
     assert torch.equal(Dropout(p).train()(x), y)  # torch's generator reproduces the mask
 
@@ -242,7 +267,9 @@ def test_dropout_gradient_is_the_mask_and_eval_is_the_identity():
     assert torch.allclose(x.grad, y.detach() / x.detach())  # d(x * mask)/dx = mask
     assert drop.eval()(x) is x
     assert Dropout(0.0).train()(x) is x
-    assert not torch.equal(Dropout(0.3).train()(x), Dropout(0.3).train()(x))  # a fresh mask each call
+    assert not torch.equal(
+        Dropout(0.3).train()(x), Dropout(0.3).train()(x)
+    )  # a fresh mask each call
 
 
 @pytest.mark.parametrize("p, inplace", [(1.0, False), (0.5, True), (1e-6, False)])
@@ -255,9 +282,15 @@ def test_dropout_corner_cases_behave_like_torch(p, inplace):
 
 
 def test_heads_use_the_fast_dropout_and_keep_their_parameter_names():
-    net = MultiHeadNetwork(build_backbone("tiny", weights=None), [2, 3], hidden_units=4, dropout=0.2)
+    net = MultiHeadNetwork(
+        build_backbone("tiny", weights=None), [2, 3], hidden_units=4, dropout=0.2
+    )
     drops = [m for m in net.heads.modules() if isinstance(m, nn.Dropout)]
     assert len(drops) == 4 and all(type(m) is Dropout for m in drops)
     # nn.Dropout has no state: saved models' keys are those of nn.Dropout heads
     assert [k for k in net.state_dict() if k.startswith("heads.0")] == [
-        "heads.0.1.weight", "heads.0.1.bias", "heads.0.4.weight", "heads.0.4.bias"]
+        "heads.0.1.weight",
+        "heads.0.1.bias",
+        "heads.0.4.weight",
+        "heads.0.4.bias",
+    ]

@@ -23,25 +23,74 @@ def benchmarks(monkeypatch):
 def test_accuracy_benchmark(benchmarks, tmp_path):
     import accuracy_utkface
 
-    results = accuracy_utkface.main(["--n", "160", "--image-size", "32", "--epochs", "1", "--weights", "none",
-                                     "--verbose", "0", "--out", str(tmp_path / "acc"), "--plots", str(tmp_path)])
-    for key in ("gender_accuracy", "race_accuracy", "age9_accuracy", "age_mae", "age_mae_argmax", "race_ece"):
+    results = accuracy_utkface.main(
+        [
+            "--n",
+            "160",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--weights",
+            "none",
+            "--verbose",
+            "0",
+            "--out",
+            str(tmp_path / "acc"),
+            "--plots",
+            str(tmp_path),
+        ]
+    )
+    for key in (
+        "gender_accuracy",
+        "race_accuracy",
+        "age9_accuracy",
+        "age_mae",
+        "age_mae_argmax",
+        "race_ece",
+    ):
         assert key in results["overall"]
-    assert {row["race"] for row in results["by_race"]} <= {"White", "Black", "Asian", "Indian", "Others"}
-    assert (tmp_path / "acc.json").stat().st_size > 0 and "| metric |" in (tmp_path / "acc.md").read_text()
+    assert {row["race"] for row in results["by_race"]} <= {
+        "White",
+        "Black",
+        "Asian",
+        "Indian",
+        "Others",
+    }
+    assert (tmp_path / "acc.json").stat().st_size > 0 and "| metric |" in (
+        tmp_path / "acc.md"
+    ).read_text()
     assert (tmp_path / "utkface_race_accuracy_by_race.png").stat().st_size > 0
 
 
 def test_cache_benchmark(benchmarks, tmp_path):
     import cache_utkface
 
-    results = cache_utkface.main(["--n", "120", "--image-size", "32", "--epochs", "1", "--weights", "none",
-                                  "--modes", "heads", "grid", "grid_hidden", "--out", str(tmp_path / "cache")])
+    results = cache_utkface.main(
+        [
+            "--n",
+            "120",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--weights",
+            "none",
+            "--modes",
+            "heads",
+            "grid",
+            "grid_hidden",
+            "--out",
+            str(tmp_path / "cache"),
+        ]
+    )
     heads, grid, grid_hidden = results["rows"]
     assert heads["extracted_views"] == results["n_train"]  # one pass over the training images
     assert 0 < heads["extraction_s"] <= heads["fit_s"]
     for row in (grid, grid_hidden):
-        assert row["extracted_views"] <= results["n_train"]  # candidates and folds share one extraction
+        assert (
+            row["extracted_views"] <= results["n_train"]
+        )  # candidates and folds share one extraction
         assert row["grid_over_one_fit"] == round(row["fit_s"] / row["one_fit_s"], 3)
     assert "hidden_units" in grid_hidden["best"] and "dropout" in grid["best"]
     mean_fit = (grid_hidden["one_fit_s"] + grid_hidden["one_fit_hidden_s"]) / 2

@@ -87,9 +87,13 @@ KILLED_FIT = textwrap.dedent("""
 def test_fit_killed_in_a_subprocess_resumes_to_the_uninterrupted_result(data, reference, tmp_path):
     folder = tmp_path / "ckpt"
     script = KILLED_FIT.replace("{params!r}", repr(PARAMS))
-    done = subprocess.run([sys.executable, "-c", script, str(folder), str(torch.get_num_threads())], cwd=REPO,
-                          capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder), str(torch.get_num_threads())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 17, done.stderr[-2000:]
     state = read_file(folder / "last.pt", "checkpoint")
     assert state["epoch"] == 2 and not state["finished"]  # the last complete epoch
@@ -112,16 +116,28 @@ def test_keyboard_interrupt_keeps_the_best_weights_so_far(data, monkeypatch):
     monkeypatch.setattr(_base.HeadAccuracy, "on_epoch_end", spy)
     interrupt_at(monkeypatch, epoch=4)
     params = dict(PARAMS, max_epochs=6, lr=0.05)
-    with pytest.warns(UserWarning, match=r"interrupted \(KeyboardInterrupt\) after 3 of max_epochs=6 "
-                                         r"epochs; the estimator keeps the weights of epoch (\d)") as rec:
+    with pytest.warns(
+        UserWarning,
+        match=r"interrupted \(KeyboardInterrupt\) after 3 of max_epochs=6 "
+        r"epochs; the estimator keeps the weights of epoch (\d)",
+    ) as rec:
         clf = MultiAttributeClassifier(**params).fit(*data)
     message = next(str(w.message) for w in rec if "interrupted" in str(w.message))
     best = int(re.search(r"weights of epoch (\d)", message).group(1))
 
     # fitted, with every fitted attribute, and the incomplete 4th epoch out of the history
     check_is_fitted(clf)
-    for name in ("attributes_", "classes_", "age_binner_", "device_", "weights_", "stage_names_",
-                 "n_frozen_stages_", "used_feature_cache_", "image_size_"):
+    for name in (
+        "attributes_",
+        "classes_",
+        "age_binner_",
+        "device_",
+        "weights_",
+        "stage_names_",
+        "n_frozen_stages_",
+        "used_feature_cache_",
+        "image_size_",
+    ):
         assert hasattr(clf, name), name
     assert len(clf.history_) == 3 and all("dur" in row for row in clf.history_)
     losses = clf.history_[:, "valid_loss"]
@@ -135,9 +151,17 @@ def test_keyboard_interrupt_keeps_the_best_weights_so_far(data, monkeypatch):
     assert pred.shape == (5, 3) and all(v is not None for v in pred.ravel())
 
 
-def test_interrupted_fit_resumes_in_process_with_augmentation_and_one_cycle(data, monkeypatch, tmp_path):
-    params = dict(PARAMS, lr_schedule="onecycle", augment=FaceAugmenter(), max_epochs=4, patience=None,
-                  num_workers=0)
+def test_interrupted_fit_resumes_in_process_with_augmentation_and_one_cycle(
+    data, monkeypatch, tmp_path
+):
+    params = dict(
+        PARAMS,
+        lr_schedule="onecycle",
+        augment=FaceAugmenter(),
+        max_epochs=4,
+        patience=None,
+        num_workers=0,
+    )
     expected = MultiAttributeClassifier(**params).fit(*data)
     interrupt_at(monkeypatch, epoch=3)
     with pytest.warns(UserWarning, match="Fit again with checkpoint_dir=.* to resume"):
@@ -152,8 +176,17 @@ def test_heads_on_cached_views_resume_exactly_with_the_fused_optimizer(data, mon
     # the optimizer state, the view drawn per image and epoch and the dropout masks all resume
     from gar_sklearn.augmentation import RandomFlip
 
-    params = dict(PARAMS, freeze="backbone", augment=RandomFlip(p=0.5), cache_views=2, optimizer="adamw",
-                  head_hidden_units=8, dropout=0.3, max_epochs=4, patience=None)
+    params = dict(
+        PARAMS,
+        freeze="backbone",
+        augment=RandomFlip(p=0.5),
+        cache_views=2,
+        optimizer="adamw",
+        head_hidden_units=8,
+        dropout=0.3,
+        max_epochs=4,
+        patience=None,
+    )
     expected = MultiAttributeClassifier(**params).fit(*data)
     assert expected.used_feature_cache_
     interrupt_at(monkeypatch, epoch=3)
@@ -186,27 +219,39 @@ def test_best_checkpoint_is_a_model_file_of_the_best_epoch(data, reference, tmp_
 def test_checkpoint_of_another_fit_is_refused(data, tmp_path):
     X, y = data
     MultiAttributeClassifier(checkpoint_dir=tmp_path, **dict(PARAMS, max_epochs=1)).fit(X, y)
-    other_params = MultiAttributeClassifier(checkpoint_dir=tmp_path, **dict(PARAMS, max_epochs=1, lr=0.02))
-    with pytest.raises(ValueError, match=r"holds a checkpoint of another fit.*lr=0\.01 there, 0\.02 here"):
+    other_params = MultiAttributeClassifier(
+        checkpoint_dir=tmp_path, **dict(PARAMS, max_epochs=1, lr=0.02)
+    )
+    with pytest.raises(
+        ValueError, match=r"holds a checkpoint of another fit.*lr=0\.01 there, 0\.02 here"
+    ):
         other_params.fit(X, y)
     other_data = MultiAttributeClassifier(checkpoint_dir=tmp_path, **dict(PARAMS, max_epochs=1))
     X2 = X.copy()
     X2[0, 0, 0, 0] ^= 1
-    with pytest.raises(ValueError, match="another fit, which is not resumed: the images or labels differ"):
+    with pytest.raises(
+        ValueError, match="another fit, which is not resumed: the images or labels differ"
+    ):
         other_data.fit(X2, y)
     with pytest.raises(ValueError, match="the images or labels differ"):
         other_data.fit(X, y.assign(race=y.race[::-1].to_numpy()))
     # settings that leave the training unchanged do not count
-    MultiAttributeClassifier(checkpoint_dir=tmp_path, **dict(PARAMS, max_epochs=1, verbose=0, num_workers=0,
-                                                              image_cache=False)).fit(X, y)
+    MultiAttributeClassifier(
+        checkpoint_dir=tmp_path,
+        **dict(PARAMS, max_epochs=1, verbose=0, num_workers=0, image_cache=False),
+    ).fit(X, y)
 
 
 def test_damaged_checkpoint_is_reported(data, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(ValueError, match=r"last.pt' cannot be used to resume: .*corrupted or truncated.*Delete it"):
+    with pytest.raises(
+        ValueError, match=r"last.pt' cannot be used to resume: .*corrupted or truncated.*Delete it"
+    ):
         MultiAttributeClassifier(checkpoint_dir=tmp_path, **dict(PARAMS, max_epochs=1)).fit(*data)
 
 
 def test_checkpoint_dir_must_be_a_path(data):
-    with pytest.raises(ValueError, match=r"'checkpoint_dir' parameter must be None or a folder path. Got 3 instead"):
+    with pytest.raises(
+        ValueError, match=r"'checkpoint_dir' parameter must be None or a folder path. Got 3 instead"
+    ):
         MultiAttributeClassifier(checkpoint_dir=3, **PARAMS).fit(*data)

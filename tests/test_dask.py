@@ -23,8 +23,13 @@ db = pytest.importorskip("dask.bag")
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, worker_dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    ) as cluster:
         with distributed.Client(cluster) as client:
             yield client
 
@@ -66,13 +71,19 @@ def test_grid_search_runs_on_the_cluster_and_matches_a_local_search(client, face
     workers = {task["worker"] for task in stream.data}
     assert len(stream.data) >= 8 and workers <= set(client.scheduler_info()["workers"])
     # same seeds, same single-threaded CPU arithmetic: the same scores as the local search
-    np.testing.assert_allclose(remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        remote.cv_results_["mean_test_score"],
+        local.cv_results_["mean_test_score"],
+        rtol=0,
+        atol=1e-12,
+    )
     assert remote.best_params_ == local.best_params_
     np.testing.assert_array_equal(remote.predict(X[:8]), local.predict(X[:8]))
 
 
-def test_predict_partitions_from_a_model_file_loads_it_once_per_worker(client, model, image_files, tmp_path):
+def test_predict_partitions_from_a_model_file_loads_it_once_per_worker(
+    client, model, image_files, tmp_path
+):
     path = tmp_path / "model.pt"
     model.save(path)
     bag = db.from_sequence(image_files, npartitions=8)
@@ -89,7 +100,9 @@ def test_predict_partitions_from_a_model_file_loads_it_once_per_worker(client, m
 
 def test_predict_partitions_of_a_dataframe_keeps_its_index(client, model, image_files):
     dd = pytest.importorskip("dask.dataframe", reason="dask.dataframe needs pyarrow")
-    frame = pd.DataFrame({"id": np.arange(len(image_files)) * 10, "file": image_files}).set_index("id")
+    frame = pd.DataFrame({"id": np.arange(len(image_files)) * 10, "file": image_files}).set_index(
+        "id"
+    )
     # an estimator object, sent to the workers; a partition with no rows too
     ddf = dd.from_pandas(frame, npartitions=3)
     first = ddf[ddf["file"].str.endswith("_000.png")]  # one row: two of three partitions empty
@@ -116,9 +129,13 @@ def test_predict_partitions_skips_unreadable_files_when_asked(client, model, ima
 
 def test_predict_partitions_checks_its_arguments(model, image_files, tmp_path):
     bag = db.from_sequence(image_files[:2], npartitions=1)
-    with pytest.raises(TypeError, match="The 'paths' parameter must be a dask DataFrame, Series or Bag"):
+    with pytest.raises(
+        TypeError, match="The 'paths' parameter must be a dask DataFrame, Series or Bag"
+    ):
         predict_partitions(model, image_files)
-    with pytest.raises(TypeError, match="The 'model' parameter must be a fitted gar_sklearn estimator"):
+    with pytest.raises(
+        TypeError, match="The 'model' parameter must be a fitted gar_sklearn estimator"
+    ):
         predict_partitions(object(), bag)
     with pytest.raises(ValueError, match="which is not a file"):
         predict_partitions(str(tmp_path / "missing.pt"), bag)
@@ -126,4 +143,3 @@ def test_predict_partitions_checks_its_arguments(model, image_files, tmp_path):
         predict_partitions(model, bag, device="cpu")
     with pytest.raises(ValueError, match="The 'column' parameter applies to a DataFrame only"):
         predict_partitions(model, bag, column="path")
-

@@ -43,8 +43,9 @@ def _write_labels(folder, train=TRAIN_ROWS, val=VAL_ROWS):
 def published(tmp_path):
     """Both padding releases unzipped side by side, the CSVs next to them."""
     for margin in SIZES:
-        _image_folder(tmp_path / f"fairface-img-margin{margin}-trainval", margin,
-                      [TRAIN_ROWS, VAL_ROWS])
+        _image_folder(
+            tmp_path / f"fairface-img-margin{margin}-trainval", margin, [TRAIN_ROWS, VAL_ROWS]
+        )
     _write_labels(tmp_path)
     return tmp_path
 
@@ -58,11 +59,13 @@ def _image_size(path):
 def test_parent_folder_picks_the_padding(published, padding, margin):
     bunch = load_fairface(published, split="train", padding=padding)
 
-    expected = pd.DataFrame({
-        "age": ["50-59", "more than 70", "0-2"],
-        "gender": ["Male", "Female", "Female"],
-        "race": ["East Asian", "Latino_Hispanic", "Middle Eastern"],
-    })
+    expected = pd.DataFrame(
+        {
+            "age": ["50-59", "more than 70", "0-2"],
+            "gender": ["Male", "Female", "Female"],
+            "race": ["East Asian", "Latino_Hispanic", "Middle Eastern"],
+        }
+    )
     pd.testing.assert_frame_equal(bunch.target, expected, check_dtype=False)
     root = published / f"fairface-img-margin{margin}-trainval"
     assert list(bunch.data) == [str(root / "train" / f"{i}.jpg") for i in (1, 2, 3)]
@@ -79,7 +82,9 @@ def test_val_split_and_return_X_y(published):
     X, y = load_fairface(published, split="val", return_X_y=True)
     assert [os.path.basename(os.path.dirname(p)) for p in X] == ["val", "val"]
     assert y.to_dict("list") == {
-        "age": ["20-29", "3-9"], "gender": ["Male", "Female"], "race": ["Southeast Asian", "Black"],
+        "age": ["20-29", "3-9"],
+        "gender": ["Male", "Female"],
+        "race": ["Southeast Asian", "Black"],
     }
 
 
@@ -109,14 +114,14 @@ def test_zip_unpacked_into_a_folder_of_its_own_name(tmp_path):
 
 def test_bad_rows_are_skipped_and_counted(tmp_path):
     rows = TRAIN_ROWS + [
-        "train/4.jpg,70+,Male,White,False",           # not one of FairFace's age groups
-        "train/5.jpg,20-29,M,White,False",            # gender
-        "train/6.jpg,20-29,Male,Asian,False",         # a UTKFace race, not FairFace's
-        "train/7.jpg,20-29,Male,,False",              # empty race
-        "train/missing.jpg,20-29,Male,White,False",   # no image file
-        ",20-29,Male,White,False",                    # no file name
-        "train/1.jpg,20-29,Male,White,False,extra",   # too many fields
-        "train/2.jpg,20-29",                          # too few fields
+        "train/4.jpg,70+,Male,White,False",  # not one of FairFace's age groups
+        "train/5.jpg,20-29,M,White,False",  # gender
+        "train/6.jpg,20-29,Male,Asian,False",  # a UTKFace race, not FairFace's
+        "train/7.jpg,20-29,Male,,False",  # empty race
+        "train/missing.jpg,20-29,Male,White,False",  # no image file
+        ",20-29,Male,White,False",  # no file name
+        "train/1.jpg,20-29,Male,White,False,extra",  # too many fields
+        "train/2.jpg,20-29",  # too few fields
     ]
     root = tmp_path / "fairface-img-margin025-trainval"
     _image_folder(root, "025", [rows[:7]])
@@ -156,9 +161,13 @@ def test_csv_without_service_test(tmp_path):
 
 
 def test_parameter_errors(published):
-    with pytest.raises(ValueError, match=r"The 'split' parameter must be one of \['train', 'val'\]. Got 'test'"):
+    with pytest.raises(
+        ValueError, match=r"The 'split' parameter must be one of \['train', 'val'\]. Got 'test'"
+    ):
         load_fairface(published, split="test")
-    with pytest.raises(ValueError, match=r"The 'padding' parameter must be one of \['0.25', '1.25'\]. Got 0.5"):
+    with pytest.raises(
+        ValueError, match=r"The 'padding' parameter must be one of \['0.25', '1.25'\]. Got 0.5"
+    ):
         load_fairface(published, padding=0.5)
     with pytest.raises(FileNotFoundError, match="must be an existing folder"):
         load_fairface(published / "nowhere")

@@ -23,14 +23,31 @@ def test_race_map_covers_fairface_and_lands_in_utkface():
 
 
 def test_fairface_races_onto_utkface():
-    target = pd.DataFrame({
-        "age": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "more than 70"],
-        "gender": ["Male", "Female"] * 3 + ["Male"],
-        "race": ["White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian",
-                 "Indian", "Middle Eastern"],
-    })
+    target = pd.DataFrame(
+        {
+            "age": ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "more than 70"],
+            "gender": ["Male", "Female"] * 3 + ["Male"],
+            "race": [
+                "White",
+                "Black",
+                "Latino_Hispanic",
+                "East Asian",
+                "Southeast Asian",
+                "Indian",
+                "Middle Eastern",
+            ],
+        }
+    )
     out = harmonize_labels(target, "fairface")
-    assert out["race"].tolist() == ["White", "Black", "Others", "Asian", "Asian", "Indian", "Others"]
+    assert out["race"].tolist() == [
+        "White",
+        "Black",
+        "Others",
+        "Asian",
+        "Asian",
+        "Indian",
+        "Others",
+    ]
     assert out["age"].tolist() == target["age"].tolist()
     assert out["gender"].tolist() == target["gender"].tolist()
     assert target["race"].iloc[2] == "Latino_Hispanic"  # the input is left alone
@@ -44,8 +61,18 @@ def test_exact_ages_onto_fairface_groups():
     target = pd.DataFrame({"age": ages, "gender": ["Female"] * 12, "race": ["White"] * 12})
     out = harmonize_labels(target, "utkface")
     assert out["age"].tolist() == [
-        "0-2", "0-2", "3-9", "3-9", "10-19", "10-19", "20-29", "20-29", "40-49", "60-69",
-        "more than 70", "more than 70",
+        "0-2",
+        "0-2",
+        "3-9",
+        "3-9",
+        "10-19",
+        "10-19",
+        "20-29",
+        "20-29",
+        "40-49",
+        "60-69",
+        "more than 70",
+        "more than 70",
     ]
     pd.testing.assert_frame_equal(harmonize_labels(target, "utkface", age="exact"), target)
 
@@ -60,8 +87,15 @@ def test_imdb_wiki_has_no_race_and_aliases():
 
 
 def test_missing_race_stays_missing_and_other_columns_pass_through():
-    frame = pd.DataFrame({"path": ["a", "b"], "age": ["0-2", "20-29"], "gender": ["Male", "Male"],
-                          "race": ["East Asian", None], "service_test": [True, False]})
+    frame = pd.DataFrame(
+        {
+            "path": ["a", "b"],
+            "age": ["0-2", "20-29"],
+            "gender": ["Male", "Male"],
+            "race": ["East Asian", None],
+            "service_test": [True, False],
+        }
+    )
     out = harmonize_labels(frame, "fairface")
     assert out["race"].iloc[0] == "Asian" and pd.isna(out["race"].iloc[1])
     assert out[["path", "service_test"]].equals(frame[["path", "service_test"]])
@@ -89,7 +123,10 @@ def test_parameter_errors():
     target = pd.DataFrame({"age": [30]})
     with pytest.raises(ValueError, match=r"The 'source' parameter must be one of .* Got 'utk'"):
         harmonize_labels(target, "utk")
-    with pytest.raises(ValueError, match=r"The 'races' parameter must be one of \['utkface', 'fairface'\]. Got 'five'"):
+    with pytest.raises(
+        ValueError,
+        match=r"The 'races' parameter must be one of \['utkface', 'fairface'\]. Got 'five'",
+    ):
         harmonize_labels(target, "utkface", races="five")
     with pytest.raises(ValueError, match=r"The 'age' parameter must be one of .* Got 'groups'"):
         harmonize_labels(target, "utkface", age="groups")
@@ -102,24 +139,35 @@ def _bunch(source, **columns):
     return Bunch(frame=frame, source=source, DESCR=f"{source} licence")
 
 
-UTK = _bunch("utkface", path=["u1", "u2"], age=[8, 75], gender=["Male", "Female"],
-             race=["Asian", "Others"])
-FAIR = _bunch("fairface", path=["f1"], age=["50-59"], gender=["Female"], race=["Middle Eastern"],
-              service_test=[True])
+UTK = _bunch(
+    "utkface", path=["u1", "u2"], age=[8, 75], gender=["Male", "Female"], race=["Asian", "Others"]
+)
+FAIR = _bunch(
+    "fairface",
+    path=["f1"],
+    age=["50-59"],
+    gender=["Female"],
+    race=["Middle Eastern"],
+    service_test=[True],
+)
 WIKI = _bunch("wiki", path=["w1"], age=[41], gender=["Male"], name=["X"])
 
 
 def test_concat_common_columns():
     both = concat_datasets([UTK, FAIR])
-    expected = pd.DataFrame({
-        "path": ["u1", "u2", "f1"],
-        "age": ["3-9", "more than 70", "50-59"],
-        "gender": ["Male", "Female", "Female"],
-        "race": ["Asian", "Others", "Others"],
-        "source": ["utkface", "utkface", "fairface"],
-    })
+    expected = pd.DataFrame(
+        {
+            "path": ["u1", "u2", "f1"],
+            "age": ["3-9", "more than 70", "50-59"],
+            "gender": ["Male", "Female", "Female"],
+            "race": ["Asian", "Others", "Others"],
+            "source": ["utkface", "utkface", "fairface"],
+        }
+    )
     pd.testing.assert_frame_equal(both.frame, expected, check_dtype=False)
-    pd.testing.assert_frame_equal(both.target, expected[["age", "gender", "race"]], check_dtype=False)
+    pd.testing.assert_frame_equal(
+        both.target, expected[["age", "gender", "race"]], check_dtype=False
+    )
     assert both.data.tolist() == ["u1", "u2", "f1"]
     assert both.target_names == ["age", "gender", "race"]
     assert "utkface licence" in both.DESCR and "fairface licence" in both.DESCR
@@ -152,7 +200,9 @@ def test_concat_errors():
         concat_datasets([UTK, _bunch("mine", path=["a"], age=[1])])
     with pytest.raises(ValueError, match="Item 0 has source None"):
         concat_datasets([pd.DataFrame({"age": [1]})])
-    with pytest.raises(ValueError, match=r"The 'columns' parameter must be one of \['common', 'all'\]"):
+    with pytest.raises(
+        ValueError, match=r"The 'columns' parameter must be one of \['common', 'all'\]"
+    ):
         concat_datasets([UTK], columns="some")
 
 

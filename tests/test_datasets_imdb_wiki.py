@@ -28,7 +28,16 @@ def _cells(strings):
 
 # full_path, dob, photo_taken, gender, face_score, second_face_score, name, has image
 ROWS = [
-    ("01/nm0000001_rm124825600_1899-5-10_1968.jpg", datenum(1899, 5, 10), 1968, 1.0, 4.5, np.nan, "Fred Astaire", True),
+    (
+        "01/nm0000001_rm124825600_1899-5-10_1968.jpg",
+        datenum(1899, 5, 10),
+        1968,
+        1.0,
+        4.5,
+        np.nan,
+        "Fred Astaire",
+        True,
+    ),
     ("02/a_1970-07-15_2000.jpg", datenum(1970, 7, 15) + 0.5, 2000, 0.0, 1.0, np.nan, "Ann", True),
     ("02/noface.jpg", datenum(1980, 1, 1), 2010, 1.0, -np.inf, np.nan, "B", True),
     ("03/lowscore.jpg", datenum(1980, 1, 1), 2010, 1.0, 0.5, np.nan, "C", True),
@@ -94,7 +103,8 @@ def test_labels_and_dropped_rows(tmp_path):
     bunch, caught = _load(tmp_path, source="imdb")
 
     assert bunch.target.to_dict("list") == {
-        "age": [69, 30, 0], "gender": ["Male", "Female", "Female"],
+        "age": [69, 30, 0],
+        "gender": ["Male", "Female", "Female"],
     }
     assert bunch.target["age"].dtype == np.int64
     root = tmp_path / "imdb_crop"
@@ -111,7 +121,9 @@ def test_labels_and_dropped_rows(tmp_path):
     assert len(caught) == 1
     message = str(caught[0].message)
     assert "Skipped 9 of 12 rows of imdb.mat" in message
-    assert "'02/noface.jpg' (no face)" in message and "'06/lost.jpg' (missing image file)" in message
+    assert (
+        "'02/noface.jpg' (no face)" in message and "'06/lost.jpg' (missing image file)" in message
+    )
     for part in [
         "2 without a face (face_score -inf)",  # the row also lacking a gender counts here
         "1 with face_score below min_face_score=1.0",
@@ -157,13 +169,17 @@ def test_only_metadata_drops_every_row_without_crashing(tmp_path):
 
 def test_errors(tmp_path):
     mat = _write_dataset(tmp_path, "wiki")
-    with pytest.raises(ValueError, match=r"The 'source' parameter must be one of \['imdb', 'wiki'\]. Got 'imbd'"):
+    with pytest.raises(
+        ValueError, match=r"The 'source' parameter must be one of \['imdb', 'wiki'\]. Got 'imbd'"
+    ):
         load_imdb_wiki(tmp_path, source="imbd")
     with pytest.raises(ValueError, match="holds no struct named 'imdb'"):
         load_imdb_wiki(mat, source="imdb")
     with pytest.raises(FileNotFoundError, match=r"imdb.mat .* imdb_crop/"):
         load_imdb_wiki(tmp_path, source="imdb")
-    with pytest.raises(ValueError, match="The 'min_face_score' parameter must be a number. Got 'high'"):
+    with pytest.raises(
+        ValueError, match="The 'min_face_score' parameter must be a number. Got 'high'"
+    ):
         load_imdb_wiki(tmp_path, source="wiki", min_face_score="high")
     savemat(tmp_path / "imdb.mat", {"imdb": {"dob": np.array([1.0]), "full_path": _cells(["a"])}})
     with pytest.raises(ValueError, match=r"lacks the fields \['photo_taken'"):

@@ -39,8 +39,13 @@ def files_with_duplicates(tmp_path):
     """Five files: c copies a, e copies b, d has a's pixels in another encoding."""
     red, blue = _jpeg_bytes((255, 0, 0)), _jpeg_bytes((0, 0, 255))
     paths = []
-    for name, content in [("a.jpg", red), ("b.jpg", blue), ("c.jpg", red),
-                          ("d.jpg", _jpeg_bytes((255, 0, 0), quality=20)), ("e.jpg", blue)]:
+    for name, content in [
+        ("a.jpg", red),
+        ("b.jpg", blue),
+        ("c.jpg", red),
+        ("d.jpg", _jpeg_bytes((255, 0, 0), quality=20)),
+        ("e.jpg", blue),
+    ]:
         (tmp_path / name).write_bytes(content)
         paths.append(str(tmp_path / name))
     return paths
@@ -74,8 +79,13 @@ def test_in_memory_images_compare_pixels_and_shape():
     assert find_duplicate_groups(images).tolist() == [0, 1, 0, 1, 2]
 
     flat = np.zeros(8, dtype=np.uint8)
-    pictures = [flat.reshape(2, 4), flat.reshape(4, 2), flat.reshape(2, 4).copy(),
-                Image.fromarray(flat.reshape(2, 4)), Image.new("L", (4, 2), 1)]
+    pictures = [
+        flat.reshape(2, 4),
+        flat.reshape(4, 2),
+        flat.reshape(2, 4).copy(),
+        Image.fromarray(flat.reshape(2, 4)),
+        Image.new("L", (4, 2), 1),
+    ]
     # the same bytes in another shape are another image; PIL images compare by their pixels
     assert find_duplicate_groups(pictures).tolist() == [0, 1, 0, 0, 2]
 
@@ -135,8 +145,9 @@ def test_split_properties(group_sizes, test_size, seed):
     n = len(groups)
     index = np.arange(n)
 
-    train, test = group_train_test_split(index, groups=groups, test_size=test_size,
-                                         random_state=seed)
+    train, test = group_train_test_split(
+        index, groups=groups, test_size=test_size, random_state=seed
+    )
 
     assert sorted(np.concatenate([train, test]).tolist()) == index.tolist()
     assert not set(groups[train]) & set(groups[test])
@@ -161,8 +172,12 @@ def test_stratify_on_several_columns():
     )
     counts = y_test.value_counts().to_dict()
     assert counts == {
-        ("Male", "White"): 4, ("Female", "White"): 4, ("Male", "Black"): 5,
-        ("Female", "Black"): 5, ("Male", "Asian"): 1, ("Female", "Asian"): 1,
+        ("Male", "White"): 4,
+        ("Female", "White"): 4,
+        ("Male", "Black"): 5,
+        ("Female", "Black"): 5,
+        ("Male", "Asian"): 1,
+        ("Female", "Asian"): 1,
     }
 
 
@@ -171,8 +186,9 @@ def test_group_with_mixed_strata_counts_in_its_majority_stratum():
     groups = np.array([0, 0, 0, 1, 2, 3, 4, 5, 6, 7])
     y = np.array(["a", "a", "b", "a", "a", "a", "b", "b", "b", "b"])
     for seed in range(10):
-        _, test = group_train_test_split(np.arange(10), groups=groups, stratify=y,
-                                         test_size=0.5, random_state=seed)
+        _, test = group_train_test_split(
+            np.arange(10), groups=groups, stratify=y, test_size=0.5, random_state=seed
+        )
         assert len(set(test.tolist()) & {0, 1, 2}) in (0, 3)
 
 
@@ -224,7 +240,9 @@ def test_real_duplicates_stay_on_one_side():
     assert (listed["file"].map(digests) == listed["md5"]).all()
 
     _, X_test = group_train_test_split(
-        bunch.data, test_size=0.2, random_state=0,
+        bunch.data,
+        test_size=0.2,
+        random_state=0,
         stratify=bunch.target[["gender", "race"]],
     )
     assert abs(len(X_test) - 0.2 * len(bunch.data)) < 20

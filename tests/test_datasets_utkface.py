@@ -51,11 +51,13 @@ def test_labels_read_from_names(tmp_path):
     bunch, caught = _load_quietly(tmp_path)
 
     assert caught == []
-    expected = pd.DataFrame({
-        "age": [0, 116, 25, 3, 40],
-        "gender": ["Female", "Female", "Male", "Female", "Male"],
-        "race": ["Asian", "Indian", "White", "Others", "Black"],
-    })
+    expected = pd.DataFrame(
+        {
+            "age": [0, 116, 25, 3, 40],
+            "gender": ["Female", "Female", "Male", "Female", "Male"],
+            "race": ["Asian", "Indian", "White", "Others", "Black"],
+        }
+    )
     pd.testing.assert_frame_equal(bunch.target, expected, check_dtype=False)
     assert bunch.target["age"].dtype == np.int64
     assert bunch.data.dtype == object and bunch.data.ndim == 1
@@ -121,7 +123,9 @@ def test_many_malformed_names_are_counted_and_listed_up_to_ten(tmp_path):
     bad = [f"{age}_1_{age}.jpg.chip.jpg" for age in range(10, 25)]  # race field missing
     for name in bad:
         _jpeg(tmp_path / name)
-    with pytest.warns(SkippedRowsWarning, match=r"Skipped 15 of 16 .* 15 a label field is missing") as record:
+    with pytest.warns(
+        SkippedRowsWarning, match=r"Skipped 15 of 16 .* 15 a label field is missing"
+    ) as record:
         bunch = load_utkface(tmp_path)
     assert len(record) == 1
     message = str(record[0].message)
@@ -138,7 +142,9 @@ def test_damaged_date_or_extension_still_loads(tmp_path):
     bunch, caught = _load_quietly(tmp_path)
     assert caught == []
     assert bunch.target.to_dict("list") == {
-        "age": [24, 55], "gender": ["Male", "Male"], "race": ["Black", "White"],
+        "age": [24, 55],
+        "gender": ["Male", "Male"],
+        "race": ["Black", "White"],
     }
 
 
@@ -193,7 +199,9 @@ def test_stratified_subset_sizes(counts, fraction, seed):
 @pytest.mark.parametrize("n_samples", [0, -3, 2.5, "10", True])
 def test_bad_n_samples(tmp_path, n_samples):
     _jpeg(tmp_path / "30_0_0_1.jpg.chip.jpg")
-    with pytest.raises(ValueError, match=r"The 'n_samples' parameter must be a positive int or None"):
+    with pytest.raises(
+        ValueError, match=r"The 'n_samples' parameter must be a positive int or None"
+    ):
         load_utkface(tmp_path, n_samples=n_samples)
 
 
@@ -240,6 +248,8 @@ def test_real_utkface_matches_labels_csv():
     expected = labels[~no_race].set_index("file").sort_index()
     assert len(loaded) == len(expected) == 20143
     pd.testing.assert_frame_equal(
-        loaded.loc[expected.index, ["age", "gender", "race"]], expected,
-        check_dtype=False, check_index_type=False,
+        loaded.loc[expected.index, ["age", "gender", "race"]],
+        expected,
+        check_dtype=False,
+        check_index_type=False,
     )

@@ -12,8 +12,10 @@ import pytest
 from .conftest import REPO, UTKFACE
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(?P<marker><!--\s*(?P<kind>requires|skip):\s*(?P<what>[^>]*?)\s*-->\s*\n)?```python\n(?P<code>.*?)```",
-                   re.DOTALL)
+BLOCK = re.compile(
+    r"(?P<marker><!--\s*(?P<kind>requires|skip):\s*(?P<what>[^>]*?)\s*-->\s*\n)?```python\n(?P<code>.*?)```",
+    re.DOTALL,
+)
 
 
 def blocks(page):
@@ -45,4 +47,3 @@ def test_code_blocks_run(page, monkeypatch):
         ran += 1
     if skipped and not ran:
         pytest.skip("; ".join(skipped))
-

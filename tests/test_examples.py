@@ -20,9 +20,29 @@ def run_script(name, *args):
 @pytest.mark.realdata
 @requires_utkface
 def test_train_utkface_example(capsys):
-    clf = run_script("train_utkface.py", UTKFACE, "--n", 120, "--image-size", 32, "--epochs", 1,
-                     "--weights", "none", "--freeze", 15)
+    clf = run_script(
+        "train_utkface.py",
+        UTKFACE,
+        "--n",
+        120,
+        "--image-size",
+        32,
+        "--epochs",
+        1,
+        "--weights",
+        "none",
+        "--freeze",
+        15,
+    )
     out = capsys.readouterr().out
-    for line in ("gender accuracy", "race accuracy", "age (nine groups) accuracy", "age MAE", "wall time"):
+    for line in (
+        "gender accuracy",
+        "race accuracy",
+        "age (nine groups) accuracy",
+        "age MAE",
+        "wall time",
+    ):
         assert line in out
-    assert clf.used_feature_cache_ and clf.classes_[1].dtype.kind in "iu"  # exact ages, read out in groups
+    assert (
+        clf.used_feature_cache_ and clf.classes_[1].dtype.kind in "iu"
+    )  # exact ages, read out in groups

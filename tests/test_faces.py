@@ -101,13 +101,21 @@ def test_extract_pads_with_black_or_edges():
 
 
 boxes = st.tuples(
-    st.integers(1, 60), st.integers(1, 60), st.integers(-20, 80), st.integers(-20, 80),
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.integers(-20, 80),
+    st.integers(-20, 80),
 ).map(lambda t: (t[2], t[3], t[0], t[1]))  # (x, y, w, h) near or across the edges
 
 
 @settings(max_examples=200, deadline=None)
-@given(box=boxes, height=st.integers(1, 70), width=st.integers(1, 70),
-       margin=st.floats(0, 1.5), border=st.sampled_from(["constant", "edge"]))
+@given(
+    box=boxes,
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    margin=st.floats(0, 1.5),
+    border=st.sampled_from(["constant", "edge"]),
+)
 def test_crop_box_is_a_centred_square_holding_the_box(box, height, width, margin, border):
     x, y, w, h = box
     x0, y0, x1, y1 = _crop_box(box, (height, width), margin, border)
@@ -130,14 +138,19 @@ def test_shifted_crop_box_stays_inside(box, height, width, margin):
 
 
 @settings(max_examples=100, deadline=None)
-@given(x0=st.integers(-30, 30), y0=st.integers(-30, 30), side=st.integers(1, 40),
-       mode=st.sampled_from(["constant", "edge"]), seed=st.integers(0, 2**16))
+@given(
+    x0=st.integers(-30, 30),
+    y0=st.integers(-30, 30),
+    side=st.integers(1, 40),
+    mode=st.sampled_from(["constant", "edge"]),
+    seed=st.integers(0, 2**16),
+)
 def test_extract_matches_padding_the_whole_image(x0, y0, side, mode, seed):
     image = np.random.default_rng(seed).integers(0, 256, (12, 17, 3), dtype=np.uint8)
     if not (x0 < 17 and y0 < 12 and x0 + side > 0 and y0 + side > 0):
         return  # crops always hold the face centre, so they always overlap the image
     big = np.pad(image, ((50, 50), (50, 50), (0, 0)), mode=mode)  # independent oracle
-    expected = big[y0 + 50:y0 + side + 50, x0 + 50:x0 + side + 50]
+    expected = big[y0 + 50 : y0 + side + 50, x0 + 50 : x0 + side + 50]
     np.testing.assert_array_equal(_extract(image, (x0, y0, x0 + side, y0 + side), mode), expected)
 
 
@@ -166,10 +179,22 @@ def test_sklearn_conventions():
         ({"scale_factor": 1.0}, r"'scale_factor' parameter must be a float > 1. Got 1.0"),
         ({"min_neighbors": -1}, r"'min_neighbors' parameter must be an int >= 0. Got -1"),
         ({"detect_padding": 2}, r"'detect_padding' parameter must be a float in \[0, 1\]. Got 2"),
-        ({"border": "reflect"}, r"'border' parameter must be one of \['constant', 'edge', 'shift'\]. Got 'reflect'"),
-        ({"on_no_face": "drop"}, r"'on_no_face' parameter must be one of \['warn', 'ignore', 'raise'\]"),
-        ({"on_error": "ignore"}, r"'on_error' parameter must be one of \['raise', 'skip'\]. Got 'ignore'"),
-        ({"cascade": "no_such.xml"}, r"'cascade' parameter .*'haarcascade_frontalface_default\.xml'.* Got 'no_such.xml'"),
+        (
+            {"border": "reflect"},
+            r"'border' parameter must be one of \['constant', 'edge', 'shift'\]. Got 'reflect'",
+        ),
+        (
+            {"on_no_face": "drop"},
+            r"'on_no_face' parameter must be one of \['warn', 'ignore', 'raise'\]",
+        ),
+        (
+            {"on_error": "ignore"},
+            r"'on_error' parameter must be one of \['raise', 'skip'\]. Got 'ignore'",
+        ),
+        (
+            {"cascade": "no_such.xml"},
+            r"'cascade' parameter .*'haarcascade_frontalface_default\.xml'.* Got 'no_such.xml'",
+        ),
     ],
 )
 def test_invalid_parameters(cv2, params, match):
@@ -226,7 +251,9 @@ def test_no_face_warning_names_the_first_few(cv2, tmp_path, astronaut):
     for k in range(7):
         paths.append(tmp_path / f"grey{k}.png")
         Image.new("RGB", (64, 48), (120, 120, 120)).save(paths[-1])
-    with pytest.warns(NoFaceWarning, match=r"7 of 8 images: .*grey0.png', .*grey4.png' and 2 more") as rec:
+    with pytest.warns(
+        NoFaceWarning, match=r"7 of 8 images: .*grey0.png', .*grey4.png' and 2 more"
+    ) as rec:
         FaceCropper(size=32).transform(paths + [astronaut])
     assert "grey5" not in str(rec[0].message)
     with warnings.catch_warnings():
@@ -279,10 +306,16 @@ def test_big_photo_is_shrunk_for_detection_and_boxes_mapped_back(cv2, astronaut)
     _assert_on_her_face(crops.boxes[0], scale=2)
 
 
-@pytest.mark.parametrize("orientation, stored_as", [
-    (6, Image.Transpose.ROTATE_90),  # EXIF 6: the viewer turns the stored pixels 90 deg clockwise
-    (8, Image.Transpose.ROTATE_270),
-])
+@pytest.mark.parametrize(
+    "orientation, stored_as",
+    [
+        (
+            6,
+            Image.Transpose.ROTATE_90,
+        ),  # EXIF 6: the viewer turns the stored pixels 90 deg clockwise
+        (8, Image.Transpose.ROTATE_270),
+    ],
+)
 def test_exif_rotated_photo_is_read_upright(cv2, tmp_path, astronaut, orientation, stored_as):
     stored = Image.fromarray(astronaut).transpose(stored_as)
     # min_size: JPEG noise can add a small false face near her hand, irrelevant here
@@ -304,8 +337,13 @@ def test_unreadable_file_raises_or_is_skipped(cv2, tmp_path, astronaut):
     bad.write_bytes(b"this is not a JPEG")
     with pytest.raises(ImageLoadError, match="broken.jpg.*not a recognised image format"):
         FaceCropper().transform([astronaut, bad])
-    with pytest.warns(UserWarning, match=r"Skipped 2 unreadable images \(on_error='skip'\): '.*broken.jpg', '.*missing.png'"):
-        crops = FaceCropper(size=32, on_error="skip").transform([astronaut, bad, tmp_path / "missing.png"])
+    with pytest.warns(
+        UserWarning,
+        match=r"Skipped 2 unreadable images \(on_error='skip'\): '.*broken.jpg', '.*missing.png'",
+    ):
+        crops = FaceCropper(size=32, on_error="skip").transform(
+            [astronaut, bad, tmp_path / "missing.png"]
+        )
     assert crops.source_index.tolist() == [0]
     assert crops.failed.tolist() == [1, 2] and crops.no_face.tolist() == []
     frame = crops.to_frame()
@@ -323,7 +361,15 @@ def test_detect_table_matches_transform(cv2, astronaut, coffee):
     crops = cropper.transform([X[0], collage, X[1]])
     pd.testing.assert_frame_equal(table, crops.to_frame())
     assert table.columns.tolist() == [
-        "source_index", "source", "face_index", "face_found", "x", "y", "w", "h", "error",
+        "source_index",
+        "source",
+        "face_index",
+        "face_found",
+        "x",
+        "y",
+        "w",
+        "h",
+        "error",
     ]
     assert table.source_index.tolist() == [0, 1, 1, 2]
     assert table.face_found.tolist() == [False, True, True, True]
@@ -367,7 +413,9 @@ def _flatten(crops):
 def test_pipeline_predicts_one_row_per_face(cv2, astronaut, coffee):
     mirrored = np.ascontiguousarray(astronaut[:, ::-1])
     model = make_pipeline(
-        FaceCropper(size=24, min_size=60), FunctionTransformer(_flatten), KNeighborsClassifier(1),
+        FaceCropper(size=24, min_size=60),
+        FunctionTransformer(_flatten),
+        KNeighborsClassifier(1),
     )
     model.fit([astronaut, mirrored], ["plain", "mirrored"])  # one face each: lines up with y
     photos = [coffee, np.concatenate([mirrored, astronaut], axis=1)]
@@ -379,9 +427,14 @@ def test_pipeline_predicts_one_row_per_face(cv2, astronaut, coffee):
 
 
 def test_fitting_when_faces_do_not_line_up_with_y(cv2, astronaut, coffee):
-    model = make_pipeline(FaceCropper(size=24), FunctionTransformer(_flatten), KNeighborsClassifier(1))
-    with pytest.warns(NoFaceWarning), pytest.raises(
-        ValueError, match=r"found 1 faces in 2 images, so the crops no longer line up with y"
+    model = make_pipeline(
+        FaceCropper(size=24), FunctionTransformer(_flatten), KNeighborsClassifier(1)
+    )
+    with (
+        pytest.warns(NoFaceWarning),
+        pytest.raises(
+            ValueError, match=r"found 1 faces in 2 images, so the crops no longer line up with y"
+        ),
     ):
         model.fit([coffee, astronaut], ["a", "b"])
     assert len(FaceCropper(size=24).fit_transform([astronaut], ["a"])) == 1
@@ -397,10 +450,17 @@ def test_finds_faces_in_most_utkface_crops(cv2):
     sample = files[:: len(files) // 50][:50]  # spread over ages (names start with the age)
     table = FaceCropper(on_no_face="ignore").detect(sample)
     faces = table[table.face_found]
-    assert ((faces.x >= 0) & (faces.y >= 0) & (faces.x + faces.w <= 200) & (faces.y + faces.h <= 200)).all()
+    assert (
+        (faces.x >= 0) & (faces.y >= 0) & (faces.x + faces.w <= 200) & (faces.y + faces.h <= 200)
+    ).all()
     # a real find covers the centre of these aligned 200 x 200 crops and is at least half as wide
-    real = faces[(faces.x <= 100) & (faces.x + faces.w >= 100) & (faces.y <= 100)
-                 & (faces.y + faces.h >= 100) & (faces.w >= 100)]
+    real = faces[
+        (faces.x <= 100)
+        & (faces.x + faces.w >= 100)
+        & (faces.y <= 100)
+        & (faces.y + faces.h >= 100)
+        & (faces.w >= 100)
+    ]
     rate = real.source_index.nunique() / len(sample)
     # measured: 45 of these 50 (90%); 92.5% of another 120; 54% with detect_padding=0
     assert rate >= 0.8, rate

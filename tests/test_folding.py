@@ -62,7 +62,9 @@ def test_hand_computed_fold():
     assert folded[0].bias.item() == pytest.approx(-1.5)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0", "googlenet"])
+@pytest.mark.parametrize(
+    "name", ["mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0", "googlenet"]
+)
 def test_torchvision_networks_compute_the_same_function(name):
     torch.manual_seed(0)
     kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
@@ -103,35 +105,59 @@ class _ReorderedSequential(nn.Sequential):
 def test_what_is_not_folded():
     shared = nn.BatchNorm2d(4)
     cases = [
-        nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)),  # batch statistics
-        nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)),  # not right after the convolution
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)
+        ),  # batch statistics
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4)
+        ),  # not right after the convolution
         nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3)),  # before it (DenseNet)
         _NotSequential(),
         _ReorderedSequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)),
-        nn.Sequential(nn.Conv2d(3, 4, 3), shared, nn.Conv2d(4, 4, 1), shared),  # one BatchNorm at two places
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3), shared, nn.Conv2d(4, 4, 1), shared
+        ),  # one BatchNorm at two places
         nn.Sequential(nn.Conv1d(3, 4, 3), nn.BatchNorm2d(4)),  # dimensions differ
     ]
     for model in cases:
         model = _randomise_batch_norm(model).eval()
         folded = fold_batch_norm(model)
-        assert _count(folded, nn.modules.batchnorm._BatchNorm) == _count(model, nn.modules.batchnorm._BatchNorm)
+        assert _count(folded, nn.modules.batchnorm._BatchNorm) == _count(
+            model, nn.modules.batchnorm._BatchNorm
+        )
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    in_groups=st.integers(1, 3), out_per_group=st.integers(1, 3), groups=st.integers(1, 3),
-    kernel=st.integers(1, 3), stride=st.integers(1, 2), bias=st.booleans(), affine=st.booleans(),
-    dim=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**16),
+    in_groups=st.integers(1, 3),
+    out_per_group=st.integers(1, 3),
+    groups=st.integers(1, 3),
+    kernel=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    bias=st.booleans(),
+    affine=st.booleans(),
+    dim=st.sampled_from([1, 2, 3]),
+    seed=st.integers(0, 2**16),
 )
-def test_fold_matches_conv_then_batch_norm(in_groups, out_per_group, groups, kernel, stride, bias, affine, dim,
-                                           seed):
+def test_fold_matches_conv_then_batch_norm(
+    in_groups, out_per_group, groups, kernel, stride, bias, affine, dim, seed
+):
     torch.manual_seed(seed)
     conv_type = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim]
     bn_type = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim]
     out = out_per_group * groups
-    model = nn.Sequential(conv_type(in_groups * groups, out, kernel, stride=stride, groups=groups, bias=bias,
-                                    padding=kernel // 2),
-                          bn_type(out, affine=affine))
+    model = nn.Sequential(
+        conv_type(
+            in_groups * groups,
+            out,
+            kernel,
+            stride=stride,
+            groups=groups,
+            bias=bias,
+            padding=kernel // 2,
+        ),
+        bn_type(out, affine=affine),
+    )
     model = _randomise_batch_norm(model, seed).eval()
     folded = fold_batch_norm(model)
     assert isinstance(folded[1], nn.Identity)
@@ -142,10 +168,20 @@ def test_fold_matches_conv_then_batch_norm(in_groups, out_per_group, groups, ker
 
 def test_predict_runs_the_folded_network_and_follows_the_weights():
     X, y = make_synthetic_faces(24, image_size=32, random_state=1)
-    clf = MultiAttributeClassifier(backbone="mobilenet_v2", weights=None, image_size=32, max_epochs=1,
-                                   batch_size=8, validation_fraction=0, patience=None, random_state=0).fit(X, y)
+    clf = MultiAttributeClassifier(
+        backbone="mobilenet_v2",
+        weights=None,
+        image_size=32,
+        max_epochs=1,
+        batch_size=8,
+        validation_fraction=0,
+        patience=None,
+        random_state=0,
+    ).fit(X, y)
     net = clf.net_
-    _randomise_batch_norm(net.module_, seed=3)  # bumps the buffers' versions: the folded copy is stale
+    _randomise_batch_norm(
+        net.module_, seed=3
+    )  # bumps the buffers' versions: the folded copy is stale
 
     def unfolded_probas():
         from gar_sklearn._data import ImageDataset
@@ -172,20 +208,33 @@ def test_predict_runs_the_folded_network_and_follows_the_weights():
 
 def test_forward_hooks_see_the_network_they_were_registered_on():
     X, y = make_synthetic_faces(16, image_size=32, random_state=2)
-    clf = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=32, max_epochs=1, batch_size=8,
-                                   validation_fraction=0, patience=None, random_state=0).fit(X, y)
+    clf = MultiAttributeClassifier(
+        backbone="tiny",
+        weights=None,
+        image_size=32,
+        max_epochs=1,
+        batch_size=8,
+        validation_fraction=0,
+        patience=None,
+        random_state=0,
+    ).fit(X, y)
     net = clf.net_
     _randomise_batch_norm(net.module_, seed=4)
     folded_proba = clf.predict_proba(X)
     assert net.inference_module() is not net.module_
     seen = []
-    handle = net.module_.body.register_forward_hook(lambda module, args, out: seen.append((module, len(out))))
+    handle = net.module_.body.register_forward_hook(
+        lambda module, args, out: seen.append((module, len(out)))
+    )
     try:
         assert net.inference_module() is net.module_ and not net.module_.training
         hooked_proba = clf.predict_proba(X)
     finally:
         handle.remove()
-    assert seen == [(net.module_.body, 8), (net.module_.body, 8)]  # the registered module, batch by batch
+    assert seen == [
+        (net.module_.body, 8),
+        (net.module_.body, 8),
+    ]  # the registered module, batch by batch
     for a, b in zip(hooked_proba, folded_proba):  # unfolded and folded: the same to float rounding
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert net.inference_module() is not net.module_  # folded again once the hook is gone
@@ -196,15 +245,23 @@ def test_predict_from_cached_features_reuses_the_folded_stem(monkeypatch):
 
     X, y = make_synthetic_faces(60, image_size=16, random_state=5)
     fc.feature_cache.clear()
-    clf = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=16, freeze=2, max_epochs=1,
-                                   batch_size=16, validation_fraction=0, patience=None,
-                                   random_state=0).fit(X[:40], y.iloc[:40])
+    clf = MultiAttributeClassifier(
+        backbone="tiny",
+        weights=None,
+        image_size=16,
+        freeze=2,
+        max_epochs=1,
+        batch_size=16,
+        validation_fraction=0,
+        patience=None,
+        random_state=0,
+    ).fit(X[:40], y.iloc[:40])
     assert clf.used_feature_cache_
     folds = []
     real = fc.fold_batch_norm
     monkeypatch.setattr(fc, "fold_batch_norm", lambda module: folds.append(module) or real(module))
     for start in (40, 50):  # images not cached yet, predicted one call after another
-        clf.predict(X[start:start + 10])
+        clf.predict(X[start : start + 10])
     assert folds == []  # extracted through the inference module's stem, not a new copy per call
     # and the features are what that folded stem computes
     stem = clf.net_.inference_module().stem
@@ -212,5 +269,7 @@ def test_predict_from_cached_features_reuses_the_folded_stem(monkeypatch):
     with torch.inference_mode():
         expected = stem(clf.net_.module_.normalize(images)).half()
     source = as_image_source(X[40:60])
-    got = fc.feature_cache.get(clf.net_.module_, source, source.cache_keys(), backbone="tiny", image_size=16)
+    got = fc.feature_cache.get(
+        clf.net_.module_, source, source.cache_keys(), backbone="tiny", image_size=16
+    )
     torch.testing.assert_close(got[:, 0], expected, rtol=0, atol=0)

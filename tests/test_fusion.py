@@ -33,8 +33,12 @@ def make_fusion(epochs=1, image_size=32, age_bins="fairface", validation_fractio
     parts = {**PARTS, "image_size": image_size, "max_epochs": epochs}
     return GenderFusionClassifier(
         gender_estimator=MultiAttributeClassifier(attributes=("gender",), **parts),
-        specialist=MultiAttributeClassifier(attributes=("age", "race"), age_bins=age_bins,
-                                            validation_fraction=validation_fraction, **parts),
+        specialist=MultiAttributeClassifier(
+            attributes=("age", "race"),
+            age_bins=age_bins,
+            validation_fraction=validation_fraction,
+            **parts,
+        ),
         augment=RandomLight(p=1.0),  # no flips or crops: they would move the synthetic cues
         **{"random_state": 0, **params},
     )
@@ -44,7 +48,12 @@ def make_fusion(epochs=1, image_size=32, age_bins="fairface", validation_fractio
 def data():
     """Synthetic faces whose age and race cues mean different classes for women and men."""
     X, y = make_synthetic_faces(500, image_size=32, gender_dependent=True, random_state=0)
-    return X[:320], y.iloc[:320].reset_index(drop=True), X[320:], y.iloc[320:].reset_index(drop=True)
+    return (
+        X[:320],
+        y.iloc[:320].reset_index(drop=True),
+        X[320:],
+        y.iloc[320:].reset_index(drop=True),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +70,9 @@ def small():
 
 def accuracy(clf, X, y):
     pred, truth = clf.predict(X), clf.transform_targets(y)
-    return {a: float(np.mean(pred[:, k] == truth[a].to_numpy())) for k, a in enumerate(clf.attributes_)}
+    return {
+        a: float(np.mean(pred[:, k] == truth[a].to_numpy())) for k, a in enumerate(clf.attributes_)
+    }
 
 
 def force_gender(monkeypatch, clf, female_probability):
@@ -219,8 +230,9 @@ def test_classes_cover_labels_one_specialist_never_saw(monkeypatch):
     force_gender(monkeypatch, clf, 0.5)
     m_age, m_race = male.predict_proba(X)
     probas = clf.predict_proba(X)
-    np.testing.assert_allclose(probas[2][:, others], 0.5 * m_race[:, male.classes_[1].tolist().index("Others")],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        probas[2][:, others], 0.5 * m_race[:, male.classes_[1].tolist().index("Others")], atol=1e-6
+    )
     np.testing.assert_allclose(probas[1][:, ninety], 0.5 * m_age[:, -1], atol=1e-6)
     for p in probas:
         np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
@@ -234,8 +246,10 @@ class _NotFitted(Exception):
 @pytest.fixture
 def no_fit(monkeypatch):
     """Make any part's fit fail loudly: the errors below must come before the first fit."""
+
     def fit(self, X, y, validation_data=None):
         raise _NotFitted
+
     monkeypatch.setattr(MultiAttributeClassifier, "fit", fit)
 
 
@@ -248,23 +262,59 @@ def _women(y, n):
 @pytest.mark.parametrize(
     "change, params, match",
     [
-        (lambda y: y.assign(gender="Male"), {}, r"holds only 'Male'.*both genders \['Male', 'Female'\]"),
-        (lambda y: y.assign(gender=y["gender"].str[0]), {},
-         r"holds the value\(s\) \['[MF]', '[MF]'\], outside the 'genders' parameter \['Male', 'Female'\]"),
-        (lambda y: y.assign(gender=y["gender"].replace("Female", "Woman")), {}, r"value\(s\) \['Woman'\]"),
-        (lambda y: _women(y, 1), {},
-         r"Too few images to hold out a validation split for the 'Female' specialist: 1 image"),
-        (lambda y: y.drop(columns="race"), {}, r"y is missing the attribute column\(s\) \['race'\]"),
-        (lambda y: y, {"routing": "sideways"}, r"The 'routing' parameter must be one of \['hard', 'soft'\]"),
+        (
+            lambda y: y.assign(gender="Male"),
+            {},
+            r"holds only 'Male'.*both genders \['Male', 'Female'\]",
+        ),
+        (
+            lambda y: y.assign(gender=y["gender"].str[0]),
+            {},
+            r"holds the value\(s\) \['[MF]', '[MF]'\], outside the 'genders' parameter \['Male', 'Female'\]",
+        ),
+        (
+            lambda y: y.assign(gender=y["gender"].replace("Female", "Woman")),
+            {},
+            r"value\(s\) \['Woman'\]",
+        ),
+        (
+            lambda y: _women(y, 1),
+            {},
+            r"Too few images to hold out a validation split for the 'Female' specialist: 1 image",
+        ),
+        (
+            lambda y: y.drop(columns="race"),
+            {},
+            r"y is missing the attribute column\(s\) \['race'\]",
+        ),
+        (
+            lambda y: y,
+            {"routing": "sideways"},
+            r"The 'routing' parameter must be one of \['hard', 'soft'\]",
+        ),
         (lambda y: y, {"genders": ("Male",)}, r"The 'genders' parameter must be a sequence of two"),
         (lambda y: y, {"genders": "MF"}, r"The 'genders' parameter must be a sequence of two"),
-        (lambda y: y, {"grow_subsets": "yes"}, r"The 'grow_subsets' parameter must be True or False"),
+        (
+            lambda y: y,
+            {"grow_subsets": "yes"},
+            r"The 'grow_subsets' parameter must be True or False",
+        ),
         (lambda y: y, {"augment": "flip"}, r"The 'augment' parameter must be None or an augmenter"),
-        (lambda y: y, {"specialist": MultiAttributeClassifier(attributes=("gender", "age"))},
-         r"attributes other than the gender column 'gender'"),
-        (lambda y: y, {"gender_estimator": "resnet"}, r"The 'gender_estimator' parameter must be None"),
-        (lambda y: y, {"gender_estimator": MultiAttributeClassifier(attributes=("age",))},
-         r"The 'gender_estimator' parameter must predict the gender column 'gender'. Got attributes=\['age'\]"),
+        (
+            lambda y: y,
+            {"specialist": MultiAttributeClassifier(attributes=("gender", "age"))},
+            r"attributes other than the gender column 'gender'",
+        ),
+        (
+            lambda y: y,
+            {"gender_estimator": "resnet"},
+            r"The 'gender_estimator' parameter must be None",
+        ),
+        (
+            lambda y: y,
+            {"gender_estimator": MultiAttributeClassifier(attributes=("age",))},
+            r"The 'gender_estimator' parameter must predict the gender column 'gender'. Got attributes=\['age'\]",
+        ),
     ],
 )
 def test_bad_targets_and_parameters_fail_before_any_fit(small, no_fit, change, params, match):
@@ -284,7 +334,9 @@ def test_validation_data_without_one_gender(small, no_fit):
 def test_specialist_errors_name_the_gender(small):
     X, y = small
     clf = make_fusion(image_size=16).set_params(specialist__validation_fraction=1.5)
-    with pytest.raises(ValueError, match=r"specialist for gender='Male' .*'validation_fraction' parameter"):
+    with pytest.raises(
+        ValueError, match=r"specialist for gender='Male' .*'validation_fraction' parameter"
+    ):
         clf.fit(X, y)
 
 
@@ -299,8 +351,14 @@ def test_bad_routing_at_predict_and_predict_before_fit(fitted, data, monkeypatch
 
 # ---------------------------------------------------------------- scikit-learn API
 def test_init_stores_parameters_and_nested_parameters_reach_the_parts():
-    gender, specialist, aug = MultiAttributeClassifier(attributes=("gender",)), MultiAttributeClassifier(), object()
-    clf = GenderFusionClassifier(gender_estimator=gender, specialist=specialist, genders=["m", "f"], augment=aug)
+    gender, specialist, aug = (
+        MultiAttributeClassifier(attributes=("gender",)),
+        MultiAttributeClassifier(),
+        object(),
+    )
+    clf = GenderFusionClassifier(
+        gender_estimator=gender, specialist=specialist, genders=["m", "f"], augment=aug
+    )
     assert clf.gender_estimator is gender and clf.specialist is specialist and clf.augment is aug
     assert clf.genders == ["m", "f"]
     params = clf.get_params()
@@ -352,8 +410,11 @@ def test_default_parts_are_the_librarys_classifiers_on_one_backbone(small, monke
 
 def test_grid_search_reaches_into_the_specialist(small):
     X, y = small
-    grid = GridSearchCV(make_fusion(image_size=16), {"specialist__lr": [1e-2, 1e-3]},
-                        cv=KFold(2, shuffle=True, random_state=0)).fit(X, y)
+    grid = GridSearchCV(
+        make_fusion(image_size=16),
+        {"specialist__lr": [1e-2, 1e-3]},
+        cv=KFold(2, shuffle=True, random_state=0),
+    ).fit(X, y)
     assert sorted(grid.cv_results_["param_specialist__lr"]) == [1e-3, 1e-2]
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
     best = grid.best_estimator_
@@ -391,8 +452,15 @@ def fit_calls(monkeypatch):
     real_fit = MultiAttributeClassifier.fit
 
     def fit(self, X, y, validation_data=None):
-        calls.append(dict(attributes=self.attributes, X=X, y=y.reset_index(drop=True), valid=validation_data,
-                          checkpoint_dir=self.get_params().get("checkpoint_dir")))
+        calls.append(
+            dict(
+                attributes=self.attributes,
+                X=X,
+                y=y.reset_index(drop=True),
+                valid=validation_data,
+                checkpoint_dir=self.get_params().get("checkpoint_dir"),
+            )
+        )
         return real_fit(self, X, y, validation_data)
 
     monkeypatch.setattr(MultiAttributeClassifier, "fit", fit)
@@ -407,10 +475,14 @@ def _keys(images):
 
 @pytest.mark.parametrize("grow", [True, False])
 @pytest.mark.parametrize("validation_fraction", [0.0, 0.2])
-def test_specialists_train_on_grown_subsets_of_their_gender(small, fit_calls, grow, validation_fraction):
+def test_specialists_train_on_grown_subsets_of_their_gender(
+    small, fit_calls, grow, validation_fraction
+):
     X, y = small
     n = len(X)
-    clf = make_fusion(image_size=16, grow_subsets=grow, validation_fraction=validation_fraction).fit(X, y)
+    clf = make_fusion(
+        image_size=16, grow_subsets=grow, validation_fraction=validation_fraction
+    ).fit(X, y)
     gender_call, *specialist_calls = fit_calls
     assert gender_call["attributes"] == ("gender",) and len(gender_call["X"]) == n
     n_valid_all = round(n * validation_fraction) if validation_fraction else 0
@@ -467,22 +539,30 @@ def test_validation_data_is_split_by_gender(small, fit_calls):
         assert len(v_y) == mask.sum() and set(v_y["gender"]) == {g}
 
 
-@pytest.mark.skipif("checkpoint_dir" not in MultiAttributeClassifier().get_params(),
-                    reason="MultiAttributeClassifier has no checkpoint_dir parameter")
+@pytest.mark.skipif(
+    "checkpoint_dir" not in MultiAttributeClassifier().get_params(),
+    reason="MultiAttributeClassifier has no checkpoint_dir parameter",
+)
 def test_specialists_get_their_own_checkpoint_folders(small, fit_calls, tmp_path):
     X, y = small
-    clf = make_fusion(image_size=16).set_params(gender_estimator__checkpoint_dir=tmp_path / "gender",
-                                                specialist__checkpoint_dir=tmp_path)
+    clf = make_fusion(image_size=16).set_params(
+        gender_estimator__checkpoint_dir=tmp_path / "gender", specialist__checkpoint_dir=tmp_path
+    )
     clf.fit(X, y)
     folders = [call["checkpoint_dir"] for call in fit_calls]
-    assert folders == [tmp_path / "gender", str(tmp_path / "specialist_gender=Male"),
-                       str(tmp_path / "specialist_gender=Female")]
+    assert folders == [
+        tmp_path / "gender",
+        str(tmp_path / "specialist_gender=Male"),
+        str(tmp_path / "specialist_gender=Female"),
+    ]
     assert clf.specialist.checkpoint_dir == tmp_path  # the template is not touched
 
 
 # ---------------------------------------------------------------- the benchmark script
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("fusion_vs_multi", REPO / "benchmarks" / "fusion_vs_multi.py")
+    spec = importlib.util.spec_from_file_location(
+        "fusion_vs_multi", REPO / "benchmarks" / "fusion_vs_multi.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -494,14 +574,36 @@ def _benchmark():
 def test_benchmark_script_runs_on_a_few_real_faces(tmp_path):
     # the script's own recipe (MobileNetV2, frozen and cached prefix), random weights, 32 px
     out = tmp_path / "fusion"
-    results = _benchmark().main([
-        "--data", str(UTKFACE), "--n", "60", "--image-size", "32", "--epochs", "1", "--weights", "none",
-        "--batch-size", "16", "--bootstrap", "50", "--out", str(out), "--threads", "1",
-    ])
+    results = _benchmark().main(
+        [
+            "--data",
+            str(UTKFACE),
+            "--n",
+            "60",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--weights",
+            "none",
+            "--batch-size",
+            "16",
+            "--bootstrap",
+            "50",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved == json.loads(json.dumps(results))
     assert saved["config"]["weights_loaded"] == "None" and saved["config"]["freeze"] == 15
-    assert set(saved["models"]) == {"MultiAttributeClassifier", "GenderFusion (hard)", "GenderFusion (soft)"}
+    assert set(saved["models"]) == {
+        "MultiAttributeClassifier",
+        "GenderFusion (hard)",
+        "GenderFusion (soft)",
+    }
     assert "| GenderFusion (soft)" in out.with_suffix(".md").read_text()
     n_test = saved["data"]["n_test"]
     for model in saved["models"].values():
@@ -516,4 +618,7 @@ def test_benchmark_script_runs_on_a_few_real_faces(tmp_path):
                 assert weighted == pytest.approx(overall[metric])
         assert overall["age_mae"] >= 0
     # hard and soft routing share one fitted model
-    assert saved["models"]["GenderFusion (hard)"]["fit_seconds"] == saved["models"]["GenderFusion (soft)"]["fit_seconds"]
+    assert (
+        saved["models"]["GenderFusion (hard)"]["fit_seconds"]
+        == saved["models"]["GenderFusion (soft)"]["fit_seconds"]
+    )

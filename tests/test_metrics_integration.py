@@ -20,7 +20,8 @@ def test_group_report_on_a_fitted_multi_attribute_classifier(synthetic, fitted):
     for k, attr in enumerate(fitted.attributes_):
         assert report.overall[f"{attr}_accuracy"] == accuracy_score(targets[attr], pred[:, k])
     assert report.overall["age_mae"] == pytest.approx(
-        np.abs(fitted.predict_age(X_test) - y_test["age"].to_numpy()).mean())
+        np.abs(fitted.predict_age(X_test) - y_test["age"].to_numpy()).mean()
+    )
     assert report.summary("race")["n"].sum() == len(y_test)
 
 
@@ -34,7 +35,8 @@ def test_default_scoring_on_a_fitted_multi_attribute_classifier(synthetic, fitte
     age = fitted.attributes_.index("age")
     assert scores["age_accuracy"] == accuracy_score(targets["age"], pred[:, age])
     assert scores["neg_age_mae"] == pytest.approx(
-        -np.abs(fitted.predict_age(X_test) - y_test["age"].to_numpy()).mean())
+        -np.abs(fitted.predict_age(X_test) - y_test["age"].to_numpy()).mean()
+    )
     per_race = []
     for race in y_test["race"].unique():
         mask = (y_test["race"] == race).to_numpy()

@@ -89,12 +89,14 @@ def make_data(n_per_race=40):
         for i in range(n_per_race):
             rows.append((i % 2, 20 + i * 40 // n_per_race, r, (i + 0.5) / n_per_race))
     X = np.array(rows, dtype=float)
-    y = pd.DataFrame({
-        "gender": GENDERS[X[:, 0].astype(int)],
-        "age": X[:, 1].astype(int),
-        "race": RACES[X[:, 2].astype(int)],
-        "file": [f"{i}.jpg" for i in range(len(X))],  # extra columns are ignored
-    })
+    y = pd.DataFrame(
+        {
+            "gender": GENDERS[X[:, 0].astype(int)],
+            "age": X[:, 1].astype(int),
+            "race": RACES[X[:, 2].astype(int)],
+            "file": [f"{i}.jpg" for i in range(len(X))],  # extra columns are ignored
+        }
+    )
     return X, y
 
 
@@ -108,19 +110,27 @@ def test_default_scores_hand_computed(data):
     est = FakeGAR(corrupt=0.5, age_bias=6.0).fit(X, y)
     scores = {name: s(est, X, y) for name, s in default_scoring(min_group_size=5).items()}
     # Black: 20 of 40 age groups wrong; Asian: ages 6 years too old.
-    assert scores == pytest.approx({
-        "gender_accuracy": 1.0, "age_accuracy": 100 / 120, "race_accuracy": 1.0,
-        "neg_age_mae": -2.0, "worst_race_gender_accuracy": 1.0,
-        "worst_race_age_accuracy": 0.5,
-    })
+    assert scores == pytest.approx(
+        {
+            "gender_accuracy": 1.0,
+            "age_accuracy": 100 / 120,
+            "race_accuracy": 1.0,
+            "neg_age_mae": -2.0,
+            "worst_race_gender_accuracy": 1.0,
+            "worst_race_age_accuracy": 0.5,
+        }
+    )
 
 
-@pytest.mark.parametrize("aggregate, accuracy, mae", [
-    ("worst", 0.5, -6.0),
-    ("difference", -0.5, -6.0),
-    ("ratio", 0.5, 0.0),
-    ("mean", 2.5 / 3, -2.0),
-])
+@pytest.mark.parametrize(
+    "aggregate, accuracy, mae",
+    [
+        ("worst", 0.5, -6.0),
+        ("difference", -0.5, -6.0),
+        ("ratio", 0.5, 0.0),
+        ("mean", 2.5 / 3, -2.0),
+    ],
+)
 def test_group_scorer_aggregates(data, aggregate, accuracy, mae):
     X, y = data
     est = FakeGAR(corrupt=0.5, age_bias=6.0).fit(X, y)
@@ -146,8 +156,7 @@ def test_small_groups_are_left_out_of_the_score(data):
     est = FakeGAR(corrupt=0.5).fit(X, y)
     y_small = y.copy()
     y_small.loc[y_small.index[-3:], "race"] = "Indian"  # 3 relabelled Asian faces
-    scorer = make_group_scorer("accuracy", attribute="race", sensitive="race",
-                               min_group_size=5)
+    scorer = make_group_scorer("accuracy", attribute="race", sensitive="race", min_group_size=5)
     with pytest.warns(SmallGroupWarning, match=r"'Indian' \(n=3\)"):
         # Indian (accuracy 0: predicted Asian) is left out; the rest are all right.
         assert scorer(est, X, y_small) == 1.0
@@ -176,8 +185,11 @@ def test_estimator_without_transform_targets_compares_y_as_is(data):
 def test_scorer_errors_are_clear(data):
     X, y = data
     est = FakeGAR().fit(X, y)
-    with pytest.raises(ValueError, match=r"sensitive column 'ethnicity' is not in y; y has "
-                                         r"columns \['age', 'file', 'gender', 'race'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"sensitive column 'ethnicity' is not in y; y has "
+        r"columns \['age', 'file', 'gender', 'race'\]",
+    ):
         make_group_scorer(sensitive="ethnicity")(est, X, y)
     with pytest.raises(ValueError, match="'hair' is not predicted by FakeGAR"):
         make_attribute_scorer("hair")(est, X, y)
@@ -197,8 +209,9 @@ def test_scorers_pickle(data):
     X, y = data
     est = FakeGAR(corrupt=0.25, age_bias=3.0).fit(X, y)
     scoring = default_scoring(min_group_size=5)
-    scoring["ratio"] = make_group_scorer("mae", sensitive=("race", "gender"), aggregate="ratio",
-                                         min_group_size=5)
+    scoring["ratio"] = make_group_scorer(
+        "mae", sensitive=("race", "gender"), aggregate="ratio", min_group_size=5
+    )
     for name, scorer in scoring.items():
         clone = pickle.loads(pickle.dumps(scorer))
         assert clone(est, X, y) == scorer(est, X, y), name
@@ -223,8 +236,11 @@ def _expected_worst_race_age(X, y, corrupt, cv):
     for train, test in cv.split(X):
         est = FakeGAR(corrupt=corrupt).fit(X[train], y.iloc[train])
         y_test = y.iloc[test]
-        by = accuracy_by_group(est.transform_targets(y_test)["age"], est.predict(X[test])[:, 1],
-                               sensitive_features=y_test["race"])
+        by = accuracy_by_group(
+            est.transform_targets(y_test)["age"],
+            est.predict(X[test])[:, 1],
+            sensitive_features=y_test["race"],
+        )
         out.append(by.min())
     return np.mean(out)
 
@@ -234,21 +250,30 @@ def test_grid_search_refits_on_worst_group_accuracy(data, combined):
     X, y = data
     cv = KFold(3, shuffle=True, random_state=0)
     grid = [0.5, 0.0, 0.25]
-    search = GridSearchCV(FakeGAR(), {"corrupt": grid}, cv=cv,
-                          scoring=default_scoring(min_group_size=5, combined=combined),
-                          refit="worst_race_age_accuracy").fit(X, y)
+    search = GridSearchCV(
+        FakeGAR(),
+        {"corrupt": grid},
+        cv=cv,
+        scoring=default_scoring(min_group_size=5, combined=combined),
+        refit="worst_race_age_accuracy",
+    ).fit(X, y)
     assert search.best_params_ == {"corrupt": 0.0}
     expected = [_expected_worst_race_age(X, y, c, cv) for c in grid]
-    np.testing.assert_allclose(search.cv_results_["mean_test_worst_race_age_accuracy"],
-                               expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        search.cv_results_["mean_test_worst_race_age_accuracy"], expected, rtol=0, atol=1e-12
+    )
     np.testing.assert_array_equal(search.cv_results_["mean_test_neg_age_mae"], 0.0)
     assert search.best_estimator_.corrupt == 0.0
 
 
 def test_grid_search_in_parallel_gives_the_same_results(data):
     X, y = data
-    kwargs = {"param_grid": {"corrupt": [0.5, 0.0]}, "cv": KFold(2, shuffle=True, random_state=1),
-                  "scoring": default_scoring(min_group_size=5), "refit": "worst_race_age_accuracy"}
+    kwargs = {
+        "param_grid": {"corrupt": [0.5, 0.0]},
+        "cv": KFold(2, shuffle=True, random_state=1),
+        "scoring": default_scoring(min_group_size=5),
+        "refit": "worst_race_age_accuracy",
+    }
     serial = GridSearchCV(FakeGAR(), n_jobs=1, **kwargs).fit(X, y)
     parallel = GridSearchCV(FakeGAR(), n_jobs=2, **kwargs).fit(X, y)
     for name in default_scoring():

@@ -22,7 +22,9 @@ from .conftest import TINY
 def per_attribute_accuracy(clf, X, y):
     pred = clf.predict(X)
     truth = clf.transform_targets(y)
-    return {a: float(np.mean(pred[:, k] == truth[a].to_numpy())) for k, a in enumerate(clf.attributes_)}
+    return {
+        a: float(np.mean(pred[:, k] == truth[a].to_numpy())) for k, a in enumerate(clf.attributes_)
+    }
 
 
 # ---------------------------------------------------------------- learning
@@ -36,7 +38,9 @@ def test_learns_each_attribute_from_the_picture(fitted, synthetic):
 
 def test_learns_from_cached_features_with_frozen_prefix(synthetic):
     X, y, X_test, y_test = synthetic
-    clf = MultiAttributeClassifier(freeze=1, attributes=("gender", "race"), max_epochs=15, **TINY).fit(X, y)
+    clf = MultiAttributeClassifier(
+        freeze=1, attributes=("gender", "race"), max_epochs=15, **TINY
+    ).fit(X, y)
     assert clf.used_feature_cache_
     acc = per_attribute_accuracy(clf, X_test, y_test)
     assert acc["gender"] >= 0.9 and acc["race"] >= 0.9, acc
@@ -46,15 +50,22 @@ def test_history_records_validation_accuracy_per_head(fitted):
     row = fitted.history_[-1]
     for a in ("gender", "age", "race"):
         assert 0.0 <= row[f"valid_acc_{a}"] <= 1.0
-    assert row["valid_acc"] == pytest.approx(np.mean([row[f"valid_acc_{a}"] for a in ("gender", "age", "race")]))
+    assert row["valid_acc"] == pytest.approx(
+        np.mean([row[f"valid_acc_{a}"] for a in ("gender", "age", "race")])
+    )
 
 
 def test_early_stopping_restores_best_weights_on_unlearnable_labels():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (120, 16, 16, 3), dtype=np.uint8)
     y = rng.choice(["a", "b"], 120)  # labels unrelated to the images
-    clf = MultiAttributeClassifier(attributes=("label",), max_epochs=40, patience=3, lr_schedule=None,
-                                   **{**TINY, "image_size": 16, "lr": 0.05}).fit(X, y)
+    clf = MultiAttributeClassifier(
+        attributes=("label",),
+        max_epochs=40,
+        patience=3,
+        lr_schedule=None,
+        **{**TINY, "image_size": 16, "lr": 0.05},
+    ).fit(X, y)
     losses = clf.history_[:, "valid_loss"]
     assert len(losses) < 40
     best = int(np.argmin(losses))
@@ -87,19 +98,25 @@ def test_predict_frame_and_predict_age(fitted, synthetic):
     _, _, X_test, y_test = synthetic
     frame = fitted.predict_frame(X_test[:20], proba=True)
     assert list(frame.columns[:3]) == ["gender", "age", "race"]
-    np.testing.assert_array_equal(frame[["gender", "age", "race"]].to_numpy(), fitted.predict(X_test[:20]))
+    np.testing.assert_array_equal(
+        frame[["gender", "age", "race"]].to_numpy(), fitted.predict(X_test[:20])
+    )
     probas = fitted.predict_proba(X_test[:20])
     mids = fitted.age_binner_.midpoints_
     np.testing.assert_allclose(fitted.predict_age(X_test[:20]), probas[1] @ mids)
     np.testing.assert_allclose(frame["age_years"], probas[1] @ mids)
-    np.testing.assert_allclose(fitted.predict_age(X_test[:20], method="argmax"), mids[probas[1].argmax(1)])
+    np.testing.assert_allclose(
+        fitted.predict_age(X_test[:20], method="argmax"), mids[probas[1].argmax(1)]
+    )
     np.testing.assert_allclose(frame["gender_proba"], probas[0].max(1))
 
 
 # ---------------------------------------------------------------- scikit-learn API
 def test_init_stores_parameters_untouched_and_clone_round_trips():
     aug = object()
-    clf = MultiAttributeClassifier(backbone="resnet19", weights="nonsense", attributes=["age"], augment=aug)
+    clf = MultiAttributeClassifier(
+        backbone="resnet19", weights="nonsense", attributes=["age"], augment=aug
+    )
     assert clf.backbone == "resnet19" and clf.weights == "nonsense" and clf.attributes == ["age"]
     assert clf.augment is aug
     c2 = clone(MultiAttributeClassifier(lr=0.5, freeze="backbone"))
@@ -118,8 +135,11 @@ def test_predict_before_fit():
 def test_grid_search_over_two_backbones():
     X, y = make_synthetic_faces(60, image_size=32, random_state=1)
     grid = GridSearchCV(
-        MultiAttributeClassifier(attributes=("gender",), max_epochs=2, **{**TINY, "backbone": "tiny"}),
-        {"backbone": ["tiny", "mobilenet_v3_small"], "lr": [1e-2]}, cv=2,
+        MultiAttributeClassifier(
+            attributes=("gender",), max_epochs=2, **{**TINY, "backbone": "tiny"}
+        ),
+        {"backbone": ["tiny", "mobilenet_v3_small"], "lr": [1e-2]},
+        cv=2,
     ).fit(X, y)
     assert set(grid.cv_results_["param_backbone"]) == {"tiny", "mobilenet_v3_small"}
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
@@ -155,8 +175,14 @@ def test_a_fit_from_a_warm_feature_cache_is_the_fit_from_a_cold_one(views):
     from gar_sklearn.augmentation import RandomFlip
 
     X, y = make_synthetic_faces(40, image_size=16, random_state=2)
-    params = dict(freeze="backbone", dropout=0.3, max_epochs=2, cache_views=views,
-                  augment=RandomFlip(p=0.5) if views > 1 else None, **{**TINY, "image_size": 16})
+    params = dict(
+        freeze="backbone",
+        dropout=0.3,
+        max_epochs=2,
+        cache_views=views,
+        augment=RandomFlip(p=0.5) if views > 1 else None,
+        **{**TINY, "image_size": 16},
+    )
     feature_cache.clear()
     cold = MultiAttributeClassifier(**params).fit(X, y)
     warm = MultiAttributeClassifier(**params).fit(X, y)
@@ -190,11 +216,14 @@ def test_device_auto_uses_cpu_without_cuda(fitted):
     assert fitted.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="'device' parameter must be"):
         MultiAttributeClassifier(device="gpu0", **{k: v for k, v in TINY.items()}).fit(
-            *make_synthetic_faces(10, image_size=16, random_state=0))
+            *make_synthetic_faces(10, image_size=16, random_state=0)
+        )
 
 
 # ---------------------------------------------------------------- inputs and labels
-def test_paths_pil_images_and_grayscale_arrays_give_the_same_predictions(fitted, synthetic, tmp_path):
+def test_paths_pil_images_and_grayscale_arrays_give_the_same_predictions(
+    fitted, synthetic, tmp_path
+):
     _, _, X_test, _ = synthetic
     X = X_test[:12]
     paths = []
@@ -202,19 +231,30 @@ def test_paths_pil_images_and_grayscale_arrays_give_the_same_predictions(fitted,
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(img).save(paths[-1])
     expected = fitted.predict_proba(X)
-    for form in (paths, np.asarray(paths, dtype=object), pd.Series(paths),
-                 [Image.fromarray(img) for img in X], list(X)):
+    for form in (
+        paths,
+        np.asarray(paths, dtype=object),
+        pd.Series(paths),
+        [Image.fromarray(img) for img in X],
+        list(X),
+    ):
         for p, q in zip(expected, fitted.predict_proba(form)):
             np.testing.assert_allclose(p, q, atol=1e-6)
     gray = X.mean(axis=3).round().astype(np.uint8)
-    for p, q in zip(fitted.predict_proba(gray), fitted.predict_proba(np.repeat(gray[..., None], 3, axis=3))):
+    for p, q in zip(
+        fitted.predict_proba(gray), fitted.predict_proba(np.repeat(gray[..., None], 3, axis=3))
+    ):
         np.testing.assert_allclose(p, q, atol=1e-6)
 
 
 def test_integer_labels_and_2d_array_y():
     X, y = make_synthetic_faces(120, image_size=16, random_state=3)
-    codes = np.column_stack([(y.gender == "Female").astype(int), pd.factorize(y.race, sort=True)[0]])
-    clf = MultiAttributeClassifier(attributes=("g", "r"), max_epochs=2, **{**TINY, "image_size": 16}).fit(X, codes)
+    codes = np.column_stack(
+        [(y.gender == "Female").astype(int), pd.factorize(y.race, sort=True)[0]]
+    )
+    clf = MultiAttributeClassifier(
+        attributes=("g", "r"), max_epochs=2, **{**TINY, "image_size": 16}
+    ).fit(X, codes)
     assert [c.tolist() for c in clf.classes_] == [[0, 1], sorted(set(codes[:, 1]))]
     pred = clf.predict(X)
     assert pred.shape == (120, 2) and set(pred[:, 0]) <= {0, 1}
@@ -229,7 +269,9 @@ def test_attribute_subset_only_gender_and_age(synthetic):
 
 def test_one_dimensional_y_gives_one_dimensional_predictions():
     X, y = make_synthetic_faces(60, image_size=16, random_state=4)
-    clf = MultiAttributeClassifier(attributes=("gender",), max_epochs=1, **{**TINY, "image_size": 16})
+    clf = MultiAttributeClassifier(
+        attributes=("gender",), max_epochs=1, **{**TINY, "image_size": 16}
+    )
     clf.fit(X, y.gender.to_numpy())
     assert clf.predict(X).shape == (60,) and clf.predict_proba(X).shape == (60, 2)
     assert clf.classes_.tolist() == ["Female", "Male"]
@@ -237,8 +279,12 @@ def test_one_dimensional_y_gives_one_dimensional_predictions():
 
 def test_age_interval_one_is_exact_age_classification():
     X, y = make_synthetic_faces(60, image_size=16, random_state=5)
-    a = MultiAttributeClassifier(attributes=("age",), age_bins=1, max_epochs=2, **{**TINY, "image_size": 16}).fit(X, y)
-    b = MultiAttributeClassifier(attributes=("age",), age_bins=None, max_epochs=2, **{**TINY, "image_size": 16}).fit(X, y)
+    a = MultiAttributeClassifier(
+        attributes=("age",), age_bins=1, max_epochs=2, **{**TINY, "image_size": 16}
+    ).fit(X, y)
+    b = MultiAttributeClassifier(
+        attributes=("age",), age_bins=None, max_epochs=2, **{**TINY, "image_size": 16}
+    ).fit(X, y)
     assert a.classes_[0].tolist() == list(range(y.age.max() + 1))
     assert set(b.classes_[0].tolist()) <= set(a.classes_[0].tolist())
     assert set(a.predict(X)[:, 0]) <= set(range(90))
@@ -250,7 +296,10 @@ def test_age_interval_one_is_exact_age_classification():
     [
         (lambda y: y.drop(columns="race"), r"missing the attribute column\(s\) \['race'\]"),
         (lambda y: y.iloc[:-1], "X has 30 images, y has 29 rows"),
-        (lambda y: y.assign(gender=y.gender.where(y.index != 3)), r"1 missing label\(s\) in column 'gender' \(rows \[3\]"),
+        (
+            lambda y: y.assign(gender=y.gender.where(y.index != 3)),
+            r"1 missing label\(s\) in column 'gender' \(rows \[3\]",
+        ),
         (lambda y: y.to_numpy()[:, :2], r"expected shape \(n_samples, 3\), got \(30, 2\)"),
         (lambda y: y.gender.to_numpy(), "y is 1-D, so it holds one attribute"),
         (lambda y: y.assign(age=y.age.astype(str) + " years"), "needs numeric ages"),
@@ -288,12 +337,18 @@ def test_bad_images_are_reported(X, match):
         ("on_error", "ignore", "'on_error' parameter must be one of"),
         ("precision", "fp8", "'precision' parameter must be one of"),
         ("augment", "flip", "'augment' parameter must be None or an augmenter"),
-        ("loss_weights", {"height": 2}, "'loss_weights' parameter must be a dict keyed by attributes"),
+        (
+            "loss_weights",
+            {"height": 2},
+            "'loss_weights' parameter must be a dict keyed by attributes",
+        ),
     ],
 )
 def test_bad_parameters_fail_in_fit_with_a_clear_message(param, value, match):
     X, y = make_synthetic_faces(20, image_size=16, random_state=0)
-    clf = MultiAttributeClassifier(max_epochs=1, **{**TINY, "image_size": 16}).set_params(**{param: value})
+    clf = MultiAttributeClassifier(max_epochs=1, **{**TINY, "image_size": 16}).set_params(
+        **{param: value}
+    )
     with pytest.raises(ValueError, match=match):
         clf.fit(X, y)
 
@@ -344,16 +399,30 @@ def test_unfreeze_after_n_epochs_trains_the_backbone_from_then_on(monkeypatch):
 
     def spy(self, net, **kwargs):
         original(self, net, **kwargs)
-        snapshots.append((len(net.history), net.module_.stem_frozen,
-                          [p.detach().clone() for p in net.module_.stem.parameters()]))
+        snapshots.append(
+            (
+                len(net.history),
+                net.module_.stem_frozen,
+                [p.detach().clone() for p in net.module_.stem.parameters()],
+            )
+        )
 
     monkeypatch.setattr(_base.Unfreeze, "on_epoch_begin", spy)
-    MultiAttributeClassifier(freeze="backbone", unfreeze_after=2, max_epochs=4, patience=None,
-                             **{**TINY, "image_size": 16}).fit(X, y)
+    MultiAttributeClassifier(
+        freeze="backbone",
+        unfreeze_after=2,
+        max_epochs=4,
+        patience=None,
+        **{**TINY, "image_size": 16},
+    ).fit(X, y)
     frozen = [s[1] for s in snapshots]
     assert frozen == [True, True, False, False]
-    assert all(torch.equal(a, b) for a, b in zip(snapshots[0][2], snapshots[2][2]))  # epochs 1-2: fixed
-    assert not all(torch.equal(a, b) for a, b in zip(snapshots[2][2], snapshots[3][2]))  # epoch 3 trained it
+    assert all(
+        torch.equal(a, b) for a, b in zip(snapshots[0][2], snapshots[2][2])
+    )  # epochs 1-2: fixed
+    assert not all(
+        torch.equal(a, b) for a, b in zip(snapshots[2][2], snapshots[3][2])
+    )  # epoch 3 trained it
 
 
 # ---------------------------------------------------------------- feature cache
@@ -369,7 +438,9 @@ def test_feature_cache_is_reused_across_clones_and_invalidated_by_config(monkeyp
 
     monkeypatch.setattr(FeatureCache, "_compute", staticmethod(counting))
     feature_cache.clear()
-    base = MultiAttributeClassifier(freeze=2, max_epochs=1, validation_fraction=0, **{**TINY, "image_size": 16})
+    base = MultiAttributeClassifier(
+        freeze=2, max_epochs=1, validation_fraction=0, **{**TINY, "image_size": 16}
+    )
     base.fit(X, y)
     assert computed == [60]
     clone(base).set_params(lr=0.1, dropout=0.5).fit(X, y)  # a head-only change reuses the cache
@@ -417,13 +488,17 @@ def test_feature_batches_are_fetched_at_once_with_each_images_view_drawn_per_epo
         assert x["features"].dtype == torch.float32
         assert torch.equal(x["features"], torch.stack([s[0]["features"] for s in singles]))
         assert torch.equal(y, torch.as_tensor(targets))
-        views.append((x["features"][:, 0] - 6 * torch.arange(50)) / 2)  # the view index of each image
+        views.append(
+            (x["features"][:, 0] - 6 * torch.arange(50)) / 2
+        )  # the view index of each image
     views = torch.stack(views)
     assert set(views.unique().tolist()) == {0.0, 1.0, 2.0}
     assert not torch.equal(views[0], views[1])  # a new draw every epoch...
     ds.set_epoch(1)
     again = collate_batch(ds.__getitems__(list(range(50))))[0]["features"]
-    assert torch.equal((again[:, 0] - 6 * torch.arange(50)) / 2, views[1])  # ... that the epoch reproduces
+    assert torch.equal(
+        (again[:, 0] - 6 * torch.arange(50)) / 2, views[1]
+    )  # ... that the epoch reproduces
     # validation: the un-augmented view 0, through a DataLoader with the collate function
     loader = DataLoader(FeatureDataset(features, targets), batch_size=16, collate_fn=collate_batch)
     got = torch.cat([x["features"] for x, _ in loader])
@@ -460,7 +535,13 @@ def test_predict_reads_frozen_features_from_the_cache(flip):
     X, y = make_synthetic_faces(80, image_size=16, random_state=10)
     X_train, y_train, X_val = X[:50], y.iloc[:50], X[50:]
     feature_cache.clear()
-    params = dict(freeze=2, max_epochs=1, validation_fraction=0, test_time_flip=flip, **{**TINY, "image_size": 16})
+    params = dict(
+        freeze=2,
+        max_epochs=1,
+        validation_fraction=0,
+        test_time_flip=flip,
+        **{**TINY, "image_size": 16},
+    )
     first = MultiAttributeClassifier(**params).fit(X_train, y_train)
     calls = _stem_calls(first)
     proba = first.predict_proba(X_val)
@@ -476,7 +557,9 @@ def test_predict_reads_frozen_features_from_the_cache(flip):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_predict_streams_past_the_cache_bound_for_unreadable_images_and_unfrozen_stems(monkeypatch, tmp_path):
+def test_predict_streams_past_the_cache_bound_for_unreadable_images_and_unfrozen_stems(
+    monkeypatch, tmp_path
+):
     from gar_sklearn import _multi_attribute
 
     X, y = make_synthetic_faces(40, image_size=16, random_state=11)
@@ -521,20 +604,27 @@ def test_predict_streams_past_the_cache_bound_for_unreadable_images_and_unfrozen
 
 def test_age_label_distributions_with_age_sigma():
     X, y = make_synthetic_faces(120, image_size=16, random_state=9)
-    clf = MultiAttributeClassifier(attributes=("gender", "age"), age_bins=1, age_sigma=2.0, max_epochs=2,
-                                   **{**TINY, "image_size": 16}).fit(X, y)
+    clf = MultiAttributeClassifier(
+        attributes=("gender", "age"),
+        age_bins=1,
+        age_sigma=2.0,
+        max_epochs=2,
+        **{**TINY, "image_size": 16},
+    ).fit(X, y)
     Q = clf.net_.soft_targets[1].numpy()
     ages = clf.classes_[1].astype(float)
     i = int(np.searchsorted(ages, 30))
-    expected = np.exp(-((ages - 30) ** 2) / (2 * 2.0 ** 2))
+    expected = np.exp(-((ages - 30) ** 2) / (2 * 2.0**2))
     np.testing.assert_allclose(Q[i], expected / expected.sum(), rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(Q.sum(axis=1), 1, rtol=1e-5)
     # the loss of a batch is the cross-entropy against those rows, plus the gender head's
     logits = (torch.randn(4, 2), torch.randn(4, len(ages)))
     target = torch.tensor([[0, i], [1, i], [0, 0], [1, len(ages) - 1]])
     soft = torch.as_tensor(Q)[target[:, 1]]
-    manual = torch.nn.functional.cross_entropy(logits[0], target[:, 0]) - (
-        soft * torch.log_softmax(logits[1], dim=1)).sum(1).mean()
+    manual = (
+        torch.nn.functional.cross_entropy(logits[0], target[:, 0])
+        - (soft * torch.log_softmax(logits[1], dim=1)).sum(1).mean()
+    )
     assert clf.net_.get_loss(logits, target).item() == pytest.approx(manual.item(), rel=1e-5)
     with pytest.raises(ValueError, match="'age_sigma' parameter must be None or a positive float"):
         clf.set_params(age_sigma=0).fit(X, y)
@@ -563,8 +653,11 @@ def test_age_groups_without_an_age_head_fail_before_a_pass_over_X(synthetic, mon
     X, y, X_test, _ = synthetic
     clf = MultiAttributeClassifier(attributes=("gender",), max_epochs=1, **TINY).fit(X, y)
     monkeypatch.setattr(type(clf), "_predict_probas", lambda *a: pytest.fail("predicted first"))
-    for call in (lambda: clf.predict_frame(X_test, age_groups="fairface"),
-                 lambda: clf.predict_age_group(X_test), lambda: clf.predict_age(X_test)):
+    for call in (
+        lambda: clf.predict_frame(X_test, age_groups="fairface"),
+        lambda: clf.predict_age_group(X_test),
+        lambda: clf.predict_age(X_test),
+    ):
         with pytest.raises(ValueError, match=r"predicts \['gender'\], not 'age'"):
             call()
 
@@ -609,8 +702,13 @@ def test_training_mode_is_set_only_when_it_changes(monkeypatch):
         return original(self, mode)
 
     monkeypatch.setattr(MultiHeadNetwork, "train", spy)
-    clf = MultiAttributeClassifier(freeze=1, max_epochs=3, validation_fraction=0.25, patience=None,
-                                   **{**TINY, "image_size": 16, "batch_size": 8}).fit(X, y)
+    clf = MultiAttributeClassifier(
+        freeze=1,
+        max_epochs=3,
+        validation_fraction=0.25,
+        patience=None,
+        **{**TINY, "image_size": 16, "batch_size": 8},
+    ).fit(X, y)
     # 6 training and 2 validation batches an epoch, 24 in all: set before each, the mode would be
     # set 24 times or more; it is set when it flips (twice an epoch), plus around feature extraction
     assert 6 <= len(modes) <= 12, modes
@@ -631,20 +729,34 @@ def test_named_adam_optimizers_use_torchs_fused_kernel_with_the_same_steps(monke
             def __init__(self, params, **kwargs):
                 made.append(kwargs.get("fused"))
                 super().__init__(params, **kwargs)
+
         return Recording
 
-    monkeypatch.setattr(_multi_attribute, "_OPTIMIZERS",
-                        {k: recording(v) for k, v in _multi_attribute._OPTIMIZERS.items()})
+    monkeypatch.setattr(
+        _multi_attribute,
+        "_OPTIMIZERS",
+        {k: recording(v) for k, v in _multi_attribute._OPTIMIZERS.items()},
+    )
     X, y = make_synthetic_faces(48, image_size=16, random_state=13)
-    params = dict(max_epochs=3, validation_fraction=0, patience=None, freeze="backbone", head_hidden_units=8,
-                  **{**TINY, "image_size": 16, "batch_size": 16})
+    params = dict(
+        max_epochs=3,
+        validation_fraction=0,
+        patience=None,
+        freeze="backbone",
+        head_hidden_units=8,
+        **{**TINY, "image_size": 16, "batch_size": 16},
+    )
     for name, cls in (("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
         made.clear()
         fused = MultiAttributeClassifier(optimizer=name, **params).fit(X, y)
-        plain = MultiAttributeClassifier(optimizer=recording(cls), **params).fit(X, y)  # a class: as given
+        plain = MultiAttributeClassifier(optimizer=recording(cls), **params).fit(
+            X, y
+        )  # a class: as given
         assert made == [True, None]
         # the same updates, up to float rounding
-        np.testing.assert_allclose(fused.history_[:, "train_loss"], plain.history_[:, "train_loss"], rtol=1e-4)
+        np.testing.assert_allclose(
+            fused.history_[:, "train_loss"], plain.history_[:, "train_loss"], rtol=1e-4
+        )
     made.clear()
     MultiAttributeClassifier(optimizer="sgd", **params).fit(X, y)
     # channels-last convolutions in training (the fused kernel would mix up their resumed state's layout)

@@ -32,8 +32,13 @@ def data():
 
 @pytest.fixture(scope="module")
 def model(data):
-    clf = MultiAttributeClassifier(age_bins="fairface", augment=FaceAugmenter(flip_p=0.3), num_workers=0,
-                                   optimizer=torch.optim.SGD, **SMALL)
+    clf = MultiAttributeClassifier(
+        age_bins="fairface",
+        augment=FaceAugmenter(flip_p=0.3),
+        num_workers=0,
+        optimizer=torch.optim.SGD,
+        **SMALL,
+    )
     return clf.fit(*data)
 
 
@@ -56,13 +61,21 @@ def test_load_gives_identical_predictions_and_attributes(model, saved, data):
     loaded = gar_sklearn.load(saved)
     assert type(loaded) is MultiAttributeClassifier
     assert_same_predictions(model, loaded, X)
-    pd.testing.assert_frame_equal(model.predict_frame(X, proba=True), loaded.predict_frame(X, proba=True))
+    pd.testing.assert_frame_equal(
+        model.predict_frame(X, proba=True), loaded.predict_frame(X, proba=True)
+    )
     assert loaded.attributes_ == ("gender", "age", "race")
     for a, b in zip(model.classes_, loaded.classes_):
         assert a.dtype == b.dtype and a.tolist() == b.tolist()
     np.testing.assert_array_equal(loaded.age_binner_.midpoints_, model.age_binner_.midpoints_)
     np.testing.assert_array_equal(loaded.age_binner_.edges_, model.age_binner_.edges_)
-    for name in ("weights_", "stage_names_", "n_frozen_stages_", "image_size_", "used_feature_cache_"):
+    for name in (
+        "weights_",
+        "stage_names_",
+        "n_frozen_stages_",
+        "image_size_",
+        "used_feature_cache_",
+    ):
         assert getattr(loaded, name) == getattr(model, name), name
     # the whole training history, batch records included
     assert list(loaded.history_) == list(model.history_)
@@ -94,7 +107,9 @@ def test_load_needs_no_weights_file_and_keeps_the_random_state(tmp_path, data):
     X, y = data
     weights = tmp_path / "tiny.pth"
     torch.save(TinyConvNet().state_dict(), weights)
-    clf = MultiAttributeClassifier(attributes=("gender",), **dict(SMALL, weights=str(weights), max_epochs=1)).fit(X, y)
+    clf = MultiAttributeClassifier(
+        attributes=("gender",), **dict(SMALL, weights=str(weights), max_epochs=1)
+    ).fit(X, y)
     clf.save(tmp_path / "m.pt")
     os.remove(weights)
     torch.manual_seed(5)
@@ -125,9 +140,12 @@ def test_parameters_that_are_not_data_are_dropped_with_a_warning(data, tmp_path)
         def augment(self, image, rng):
             return image[:, ::-1]
 
-    clf = MultiAttributeClassifier(attributes=("gender",), augment=Mirror(), num_workers=0,
-                                   **dict(SMALL, max_epochs=1)).fit(*data)
-    with pytest.warns(UserWarning, match=r"not data and are not saved: \{'augment': '<.*Mirror object"):
+    clf = MultiAttributeClassifier(
+        attributes=("gender",), augment=Mirror(), num_workers=0, **dict(SMALL, max_epochs=1)
+    ).fit(*data)
+    with pytest.warns(
+        UserWarning, match=r"not data and are not saved: \{'augment': '<.*Mirror object"
+    ):
         clf.save(tmp_path / "m.pt")
     loaded = gar_sklearn.load(tmp_path / "m.pt")
     assert loaded.augment is None  # the default; augmenters never run at predict time
@@ -197,10 +215,19 @@ def test_loading_never_runs_code_from_the_file(tmp_path):
 @pytest.mark.parametrize(
     "config, match",
     [
-        ({"__estimator__": "os:system", "state": {}}, "only classes of gar_sklearn and torch.optim are loaded"),
-        ({"__object__": "builtins:eval", "params": {}, "fitted": {}}, "only classes of gar_sklearn"),
+        (
+            {"__estimator__": "os:system", "state": {}},
+            "only classes of gar_sklearn and torch.optim are loaded",
+        ),
+        (
+            {"__object__": "builtins:eval", "params": {}, "fitted": {}},
+            "only classes of gar_sklearn",
+        ),
         ({"__class__": "torch.optim.lr_scheduler:LambdaLR"}, "which is not loaded"),
-        ({"__estimator__": "gar_sklearn._nowhere:Model", "state": {}}, "which this version of gar_sklearn does not have"),
+        (
+            {"__estimator__": "gar_sklearn._nowhere:Model", "state": {}},
+            "which this version of gar_sklearn does not have",
+        ),
         ({"weights": 1}, "holds no estimator"),
     ],
 )
@@ -213,20 +240,30 @@ def test_files_naming_other_code_are_refused(tmp_path, config, match):
 def test_files_that_are_not_gar_sklearn_models(tmp_path, model):
     state = tmp_path / "state_dict.pt"
     torch.save(TinyConvNet().state_dict(), state)
-    with pytest.raises(ValueError, match="is not a gar_sklearn file: it holds a dict without the gar_sklearn header"):
+    with pytest.raises(
+        ValueError,
+        match="is not a gar_sklearn file: it holds a dict without the gar_sklearn header",
+    ):
         gar_sklearn.load(state)
     pickled = tmp_path / "model.pkl"
     pickled.write_bytes(pickle.dumps(model))
-    with pytest.raises(ValueError, match="not a gar_sklearn file but a Python pickle.*unpickle only files you trust"):
+    with pytest.raises(
+        ValueError,
+        match="not a gar_sklearn file but a Python pickle.*unpickle only files you trust",
+    ):
         gar_sklearn.load(pickled)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="notes.txt' is not a gar_sklearn file, or it is corrupted or truncated"):
+    with pytest.raises(
+        ValueError, match="notes.txt' is not a gar_sklearn file, or it is corrupted or truncated"
+    ):
         gar_sklearn.load(text)
     with pytest.raises(FileNotFoundError, match="No such gar_sklearn file"):
         gar_sklearn.load(tmp_path / "absent.pt")
     write_checkpoint(tmp_path / "last.pt", {"epoch": 1})
-    with pytest.raises(ValueError, match="holds a training checkpoint, not a fitted estimator.*checkpoint_dir"):
+    with pytest.raises(
+        ValueError, match="holds a training checkpoint, not a fitted estimator.*checkpoint_dir"
+    ):
         gar_sklearn.load(tmp_path / "last.pt")
 
 
@@ -239,8 +276,16 @@ def test_truncated_and_corrupted_files(saved, tmp_path):
     # flip one bit inside the largest tensor's bytes: only the checksum notices
     buf = bytearray(blob)
     with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-    offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.file_size // 2
+        info = max(
+            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
+        )
+    offset = (
+        info.header_offset
+        + 30
+        + len(info.filename.encode())
+        + len(info.extra)
+        + info.file_size // 2
+    )
     buf[offset] ^= 0x10
     corrupted = tmp_path / "corrupted.pt"
     corrupted.write_bytes(bytes(buf))
@@ -252,8 +297,11 @@ def test_file_of_another_format_version(tmp_path, monkeypatch, model):
     monkeypatch.setattr(_persistence, "FORMAT_VERSION", 2)
     model.save(tmp_path / "future.pt")
     monkeypatch.undo()
-    with pytest.raises(ValueError, match=rf"written by gar_sklearn {gar_sklearn.__version__} in file format "
-                                         r"version 2; this gar_sklearn .* reads format version 1 only"):
+    with pytest.raises(
+        ValueError,
+        match=rf"written by gar_sklearn {gar_sklearn.__version__} in file format "
+        r"version 2; this gar_sklearn .* reads format version 1 only",
+    ):
         gar_sklearn.load(tmp_path / "future.pt")
 
 
@@ -289,7 +337,8 @@ def test_gender_fusion_model_saves_and_loads(tmp_path):
     model = GenderFusionClassifier(
         MultiAttributeClassifier(attributes=("gender",), **part),
         MultiAttributeClassifier(attributes=("age", "race"), age_bins="fairface", **part),
-        routing="soft", random_state=0,
+        routing="soft",
+        random_state=0,
     ).fit(X, y)
     model.save(tmp_path / "fusion.gar")
     loaded = gar_sklearn.load(tmp_path / "fusion.gar")

@@ -21,7 +21,9 @@ def _pillow_only(monkeypatch):
 def _photo(h, w, seed=0):
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
-    return np.repeat(np.repeat(small, 4, axis=0), 4, axis=1)[:h, :w].copy()  # blocks: a photo, not noise
+    return np.repeat(np.repeat(small, 4, axis=0), 4, axis=1)[
+        :h, :w
+    ].copy()  # blocks: a photo, not noise
 
 
 def _jpeg(path, array, mode="RGB", orientation=None):
@@ -40,7 +42,9 @@ def _jpeg(path, array, mode="RGB", orientation=None):
 def test_jpegs_decode_to_pillows_pixels_turned_upright(tmp_path, monkeypatch, mode, orientation):
     path = _jpeg(tmp_path / "face.jpg", _photo(37, 23), mode, orientation)
     fast = read_jpeg(path, 16, _images._HUGE_PIXELS)
-    assert fast is not None and fast.flags.c_contiguous  # a plain JPEG: the torch path, turned in memory
+    assert (
+        fast is not None and fast.flags.c_contiguous
+    )  # a plain JPEG: the torch path, turned in memory
     got_read, got_load = read_image(path, 16), load_image(path, 16)
     _pillow_only(monkeypatch)
     np.testing.assert_array_equal(fast, read_image(path, 16))  # identical decoding and orientation
@@ -71,7 +75,6 @@ def test_pillow_reads_what_the_torch_path_declines(tmp_path):
         load_image(str(tmp_path / "missing.jpg"), 16)
 
 
-
 def _jpeg_bytes(array, mode="RGB", **options):
     buffer = io.BytesIO()
     Image.fromarray(array).convert(mode).save(buffer, "JPEG", quality=90, **options)
@@ -82,8 +85,16 @@ def _segment(marker, payload):
     return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
-@pytest.mark.parametrize("mode, options", [("RGB", {}), ("L", {}), ("RGB", {"progressive": True}),
-                                           ("RGB", {"subsampling": 0}), ("RGB", {"exif": b"Exif\x00\x00MM"})])
+@pytest.mark.parametrize(
+    "mode, options",
+    [
+        ("RGB", {}),
+        ("L", {}),
+        ("RGB", {"progressive": True}),
+        ("RGB", {"subsampling": 0}),
+        ("RGB", {"exif": b"Exif\x00\x00MM"}),
+    ],
+)
 def test_jpeg_frame_reads_the_size_and_bands_pillow_reads(mode, options):
     data = _jpeg_bytes(_photo(37, 23, 1), mode, **options)
     with Image.open(io.BytesIO(data)) as img:
@@ -106,16 +117,23 @@ def test_jpeg_frame_leaves_everything_but_plain_jpegs_to_pillow():
     sof = _sof_position(data)
 
     def patched(offset, value):
-        return data[:offset] + bytes([value]) + data[offset + 1:]
+        return data[:offset] + bytes([value]) + data[offset + 1 :]
 
     assert jpeg_frame(patched(sof + 1, 0xC9)) is None  # arithmetic coding
     assert jpeg_frame(patched(sof + 1, 0xC3)) is None  # lossless
     assert jpeg_frame(patched(sof + 4, 12)) is None  # 12-bit samples
-    assert jpeg_frame(patched(sof + 5, 0)[:sof + 6] + b"\x00" + data[sof + 7:]) is None  # height 0
-    assert jpeg_frame(data[:2] + _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00") + data[2:]) is None
-    assert jpeg_frame(_jpeg_bytes(_photo(20, 30, 2), "CMYK")) is None  # Pillow writes Adobe's marker
+    assert (
+        jpeg_frame(patched(sof + 5, 0)[: sof + 6] + b"\x00" + data[sof + 7 :]) is None
+    )  # height 0
+    assert (
+        jpeg_frame(data[:2] + _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00") + data[2:])
+        is None
+    )
+    assert (
+        jpeg_frame(_jpeg_bytes(_photo(20, 30, 2), "CMYK")) is None
+    )  # Pillow writes Adobe's marker
     assert jpeg_frame(data[:sof]) is None  # cut before the frame header
-    assert jpeg_frame(data[:sof + 6]) is None  # cut inside it
+    assert jpeg_frame(data[: sof + 6]) is None  # cut inside it
     assert jpeg_frame(b"\xff\xd8\xff\xda\x00\x08" + data[sof:]) is None  # a scan before any frame
     assert jpeg_frame(b"GIF89a") is None and jpeg_frame(b"") is None
     assert jpeg_frame(data[:2] + b"\x00" + data[2:]) is None  # garbage where a marker belongs
@@ -135,10 +153,14 @@ def test_progressive_and_unsubsampled_jpegs_decode_to_pillows_pixels(tmp_path, m
 
 
 @settings(max_examples=80, deadline=None)
-@given(h=st.integers(1, 90), w=st.integers(1, 90), size=st.integers(1, 70), seed=st.integers(0, 2**16))
+@given(
+    h=st.integers(1, 90), w=st.integers(1, 90), size=st.integers(1, 70), seed=st.integers(0, 2**16)
+)
 def test_resizing_gives_pillows_bilinear_within_two(h, w, size, seed):
     image = _photo(h, w, seed)
-    expected = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)).astype(int)
+    expected = np.asarray(
+        Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
+    ).astype(int)
     got = resize_images([image], size)[0].permute(1, 2, 0).numpy().astype(int)
     assert np.abs(got - expected).max() <= 2
 
@@ -146,7 +168,9 @@ def test_resizing_gives_pillows_bilinear_within_two(h, w, size, seed):
 @pytest.mark.parametrize("size", [128, 224])
 def test_resizing_a_face_differs_from_pillow_in_few_pixels(size):
     image = _photo(200, 200, 7)
-    expected = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)).astype(int)
+    expected = np.asarray(
+        Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR)
+    ).astype(int)
     diff = np.abs(resize_images([image], size)[0].permute(1, 2, 0).numpy().astype(int) - expected)
     assert diff.max() <= 1 and diff.mean() < 0.01
 
@@ -158,13 +182,17 @@ def test_a_batch_of_mixed_sizes_keeps_its_order_and_is_channels_last():
     assert batch.is_contiguous(memory_format=torch.channels_last)
     for image, got in zip(images, batch):
         torch.testing.assert_close(got, resize_images([image], 16)[0], rtol=0, atol=0)
-    np.testing.assert_array_equal(batch[1].permute(1, 2, 0).numpy(), images[1])  # already 16 px: as is
+    np.testing.assert_array_equal(
+        batch[1].permute(1, 2, 0).numpy(), images[1]
+    )  # already 16 px: as is
     assert resize_images([images[0]], 16).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_load_image_of_an_array_resizes_like_a_batch():
     image = _photo(50, 60, 5)
-    np.testing.assert_array_equal(load_image(image, 24), resize_images([image], 24)[0].permute(1, 2, 0).numpy())
+    np.testing.assert_array_equal(
+        load_image(image, 24), resize_images([image], 24)[0].permute(1, 2, 0).numpy()
+    )
     out = load_image(image, 24)
     assert out.flags.writeable and out.flags.c_contiguous
 
@@ -175,7 +203,9 @@ def test_the_decoder_falls_back_to_torchvisions_wrapper_without_its_operator(mon
 
     data = _jpeg_bytes(_photo(30, 20, 3))
     direct = _pixels._torch_decoder()(data)
-    monkeypatch.setattr(_pixels, "_jpeg_operator", lambda: None)  # a torchvision that registers it otherwise
+    monkeypatch.setattr(
+        _pixels, "_jpeg_operator", lambda: None
+    )  # a torchvision that registers it otherwise
     wrapped = _pixels._torch_decoder()(data)
     torch.testing.assert_close(wrapped, direct, rtol=0, atol=0)
     assert wrapped.shape == (3, 30, 20)

@@ -44,11 +44,15 @@ def predictions():
     n = 300
     race = rng.choice(["White", "Black", "Asian"], n, p=[0.5, 0.4, 0.1])
     gender = rng.choice(["Male", "Female"], n)
-    y_true = pd.DataFrame({"gender": gender, "race": race,
-                           "age": rng.choice(["0-2", "3-9", "20-29"], n)})
+    y_true = pd.DataFrame(
+        {"gender": gender, "race": race, "age": rng.choice(["0-2", "3-9", "20-29"], n)}
+    )
     y_pred = y_true.copy()
-    for col, choices in [("gender", ["Male", "Female"]), ("race", ["White", "Black", "Asian"]),
-                         ("age", ["0-2", "3-9", "20-29"])]:
+    for col, choices in [
+        ("gender", ["Male", "Female"]),
+        ("race", ["White", "Black", "Asian"]),
+        ("age", ["0-2", "3-9", "20-29"]),
+    ]:
         flip = rng.random(n) < np.where(race == "Black", 0.35, 0.15)
         y_pred.loc[flip, col] = rng.choice(choices, flip.sum())
     age_true = rng.uniform(0, 80, n)
@@ -67,8 +71,9 @@ def test_plotting_imports_and_explains_without_matplotlib():
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "plot_age_error needs matplotlib" in result.stdout
     assert "pip install 'gar-sklearn[plot]'" in result.stdout
@@ -78,12 +83,17 @@ def test_group_bars_heights_and_intervals(plt, predictions, tmp_path):
     from gar_sklearn.plotting import plot_group_metric
 
     y_true, y_pred, _, _ = predictions
-    kwargs = {"sensitive_features": y_true["race"], "n_boot": 300, "random_state": 0,
-                  "min_group_size": 50}
+    kwargs = {
+        "sensitive_features": y_true["race"],
+        "n_boot": 300,
+        "random_state": 0,
+        "min_group_size": 50,
+    }
     with pytest.warns(SmallGroupWarning, match="'Asian'"):
         ax = plot_group_metric(y_true["gender"], y_pred["gender"], **kwargs)
-    expected = accuracy_by_group(y_true["gender"], y_pred["gender"],
-                                 sensitive_features=y_true["race"])
+    expected = accuracy_by_group(
+        y_true["gender"], y_pred["gender"], sensitive_features=y_true["race"]
+    )
     with pytest.warns(SmallGroupWarning):
         ci = bootstrap_by_group("accuracy", y_true["gender"], y_pred["gender"], **kwargs)
     bars = bar_container(ax)
@@ -107,8 +117,15 @@ def test_group_bars_intersectional_on_a_given_axes(plt, predictions, tmp_path):
     y_true, y_pred, _, _ = predictions
     fig, ax = plt.subplots()
     sf = y_true[["race", "gender"]]
-    out = plot_group_metric(y_true["age"], y_pred["age"], sensitive_features=sf, n_boot=100,
-                            random_state=0, min_group_size=1, ax=ax)
+    out = plot_group_metric(
+        y_true["age"],
+        y_pred["age"],
+        sensitive_features=sf,
+        n_boot=100,
+        random_state=0,
+        min_group_size=1,
+        ax=ax,
+    )
     assert out is ax
     expected = accuracy_by_group(y_true["age"], y_pred["age"], sensitive_features=sf)
     assert [b.get_height() for b in bar_container(ax)] == pytest.approx(expected.tolist())
@@ -128,7 +145,8 @@ def test_confusion_matrices_per_attribute(plt, predictions, tmp_path):
         labels = age_order if attr == "age" else sorted(set(y_true[attr]))
         np.testing.assert_allclose(
             disp.confusion_matrix,
-            confusion_matrix(y_true[attr], y_pred[attr], labels=labels, normalize="true"))
+            confusion_matrix(y_true[attr], y_pred[attr], labels=labels, normalize="true"),
+        )
         assert disp.ax_.get_title() == attr
     assert [t.get_text() for t in displays["age"].ax_.get_xticklabels()] == age_order
     path = tmp_path / "confusion.png"
@@ -136,11 +154,11 @@ def test_confusion_matrices_per_attribute(plt, predictions, tmp_path):
     assert_png(path)
 
     _fig, axes = plt.subplots(1, 2)
-    counts = plot_confusion_matrix(y_true["gender"], y_pred["gender"], normalize=None,
-                                   ax=axes[0])
+    counts = plot_confusion_matrix(y_true["gender"], y_pred["gender"], normalize=None, ax=axes[0])
     assert counts.ax_ is axes[0]
-    np.testing.assert_array_equal(counts.confusion_matrix,
-                                  confusion_matrix(y_true["gender"], y_pred["gender"]))
+    np.testing.assert_array_equal(
+        counts.confusion_matrix, confusion_matrix(y_true["gender"], y_pred["gender"])
+    )
     with pytest.raises(ValueError, match=r"one Axes per attribute \(3\)\. Got 2 instead"):
         plot_confusion_matrices(y_true, y_pred, ax=axes)
     with pytest.raises(TypeError, match="use plot_confusion_matrix for one attribute"):
@@ -161,8 +179,17 @@ def test_age_error_by_true_age_group(plt, predictions, tmp_path):
     signed = next(line for line in ax.lines if line.get_label().startswith("mean signed"))
     assert signed.get_ydata() == pytest.approx(bias.tolist())
     labels = [t.get_text().split("\n")[0] for t in ax.get_xticklabels()]
-    assert labels == ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69",
-                      "more than 70"]
+    assert labels == [
+        "0-2",
+        "3-9",
+        "10-19",
+        "20-29",
+        "30-39",
+        "40-49",
+        "50-59",
+        "60-69",
+        "more than 70",
+    ]
     path = tmp_path / "age_error.png"
     ax.figure.savefig(path)
     assert_png(path)

@@ -7,13 +7,33 @@ from hypothesis import strategies as st
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from gar_sklearn.preprocessing import FAIRFACE_AGE_GROUPS, AgeBinner, ImageLoader, age_group_midpoints
+from gar_sklearn.preprocessing import (
+    FAIRFACE_AGE_GROUPS,
+    AgeBinner,
+    ImageLoader,
+    age_group_midpoints,
+)
 
 
 def test_fairface_groups_by_hand():
     ages = [0, 2, 3, 9, 10, 19, 20, 29, 30, 45, 59, 60, 69, 70, 116]
-    expected = ["0-2", "0-2", "3-9", "3-9", "10-19", "10-19", "20-29", "20-29", "30-39", "40-49",
-                "50-59", "60-69", "60-69", "more than 70", "more than 70"]
+    expected = [
+        "0-2",
+        "0-2",
+        "3-9",
+        "3-9",
+        "10-19",
+        "10-19",
+        "20-29",
+        "20-29",
+        "30-39",
+        "40-49",
+        "50-59",
+        "60-69",
+        "60-69",
+        "more than 70",
+        "more than 70",
+    ]
     assert AgeBinner().fit_transform(ages).tolist() == expected
     assert AgeBinner().fit(ages).classes_.tolist() == list(FAIRFACE_AGE_GROUPS)
 
@@ -47,8 +67,14 @@ def test_every_age_lands_in_the_group_whose_edges_hold_it(ages, interval):
         assert lo <= age < hi
 
 
-@pytest.mark.parametrize("bins, match", [("decades", "'bins' parameter must be"), (0, "positive int"),
-                                         ([10, 5], "strictly increasing")])
+@pytest.mark.parametrize(
+    "bins, match",
+    [
+        ("decades", "'bins' parameter must be"),
+        (0, "positive int"),
+        ([10, 5], "strictly increasing"),
+    ],
+)
 def test_bad_bins(bins, match):
     with pytest.raises(ValueError, match=match):
         AgeBinner(bins=bins).fit([1, 2])
@@ -64,7 +90,9 @@ def test_bad_ages():
 
 
 def test_midpoints_of_labels():
-    np.testing.assert_allclose(age_group_midpoints(["3-9", "70+", "more than 70", "12", 4.5]), [6, 75, 75, 12, 4.5])
+    np.testing.assert_allclose(
+        age_group_midpoints(["3-9", "70+", "more than 70", "12", 4.5]), [6, 75, 75, 12, 4.5]
+    )
     with pytest.raises(ValueError, match="Cannot read an age from the class label 'old'"):
         age_group_midpoints(["old"])
 
@@ -76,7 +104,9 @@ def test_image_loader_in_a_pipeline(tmp_path):
     for i, value in enumerate([0, 128, 255]):
         paths.append(tmp_path / f"{i}.png")
         Image.new("L", (20, 10), value).save(paths[-1])
-    pipe = make_pipeline(ImageLoader(size=4), FunctionTransformer(lambda X: X.reshape(len(X), -1).mean(axis=1)))
+    pipe = make_pipeline(
+        ImageLoader(size=4), FunctionTransformer(lambda X: X.reshape(len(X), -1).mean(axis=1))
+    )
     np.testing.assert_allclose(pipe.fit_transform(paths), [0, 128, 255])
 
 

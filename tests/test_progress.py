@@ -51,15 +51,18 @@ def fake_terminal(monkeypatch):
 
 
 # ---------------------------------------------------------------- the rule
-@pytest.mark.parametrize("verbose, stream, expected", [
-    (0, Terminal(), False),        # asked to be quiet: even on a terminal
-    (1, Terminal(), True),
-    (1, io.StringIO(), False),     # piped or redirected
-    (1, KernelStream(), True),     # a Jupyter kernel's output
-    (2, io.StringIO(), True),      # explicitly asked for
-    (True, Terminal(), True),
-    (None, Terminal(), False),
-])
+@pytest.mark.parametrize(
+    "verbose, stream, expected",
+    [
+        (0, Terminal(), False),  # asked to be quiet: even on a terminal
+        (1, Terminal(), True),
+        (1, io.StringIO(), False),  # piped or redirected
+        (1, KernelStream(), True),  # a Jupyter kernel's output
+        (2, io.StringIO(), True),  # explicitly asked for
+        (True, Terminal(), True),
+        (None, Terminal(), False),
+    ],
+)
 def test_show_progress_rule(verbose, stream, expected):
     assert show_progress(verbose, stream) is expected
 
@@ -121,7 +124,9 @@ def test_verbose_1_not_a_terminal_prints_epoch_lines_and_no_bars(data, capsys):
     assert [r[0] for r in rows] == ["1", "2", "3"]
     # the printed losses are the history's, without colour codes
     column = header.index("valid_loss")
-    assert [float(r[column]) for r in rows] == pytest.approx(clf.history_[:, "valid_loss"], abs=1e-4)
+    assert [float(r[column]) for r in rows] == pytest.approx(
+        clf.history_[:, "valid_loss"], abs=1e-4
+    )
     assert "\x1b[" not in out
     assert not BAR.search(err) and "\r" not in err
 
@@ -130,8 +135,11 @@ def test_the_epoch_that_stops_training_early_is_printed(data, capsys):
     X, y = data
     clf = MultiAttributeClassifier(max_epochs=30, patience=1, lr=0.5, verbose=1, **TINY).fit(X, y)
     assert len(clf.history_) < 30  # stopped early
-    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()
-            if line.strip() and line.split()[0].isdigit()]
+    rows = [
+        line.split()[0]
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip() and line.split()[0].isdigit()
+    ]
     assert rows == [str(e) for e in clf.history_[:, "epoch"]]
 
 
@@ -145,7 +153,7 @@ def test_verbose_1_on_a_terminal_draws_feature_epoch_and_predict_bars(data, monk
     bars = terminal.getvalue()
     n_train, n_valid = 36, 4  # validation_fraction=0.1 of 40
     assert "features:   0%|" in bars and f"0/{n_train}" in bars  # the training images' features
-    assert f"0/{n_valid}" in bars                                 # then the validation images'
+    assert f"0/{n_valid}" in bars  # then the validation images'
     n_batches = -(-n_train // 16) + -(-n_valid // 16)
     for epoch in (1, 2):
         assert f"epoch {epoch}:   0%|" in bars

@@ -19,17 +19,21 @@ from gar_sklearn.preprocessing import AgeBinner
 ATTRS = ["gender", "age", "race"]
 
 # Eight faces: race W (4), B (3), A (1). Exact ages, their FairFace groups, predictions.
-Y = pd.DataFrame({
-    "gender": ["M", "F", "M", "F", "M", "F", "M", "F"],
-    "age": [25, 35, 25, 35, 25, 35, 25, 35],
-    "race": ["W", "W", "W", "W", "B", "B", "B", "A"],
-})
+Y = pd.DataFrame(
+    {
+        "gender": ["M", "F", "M", "F", "M", "F", "M", "F"],
+        "age": [25, 35, 25, 35, 25, 35, 25, 35],
+        "race": ["W", "W", "W", "W", "B", "B", "B", "A"],
+    }
+)
 Y_TRUE = Y.assign(age=AgeBinner().fit_transform(Y["age"]))[ATTRS]
-Y_PRED = pd.DataFrame({
-    "gender": ["M", "F", "M", "F", "F", "F", "M", "F"],           # wrong: 4
-    "age": ["20-29", "30-39", "30-39", "30-39", "20-29", "30-39", "20-29", "20-29"],  # 2, 7
-    "race": ["W", "W", "W", "W", "B", "B", "W", "A"],             # wrong: 6
-})
+Y_PRED = pd.DataFrame(
+    {
+        "gender": ["M", "F", "M", "F", "F", "F", "M", "F"],  # wrong: 4
+        "age": ["20-29", "30-39", "30-39", "30-39", "20-29", "30-39", "20-29", "20-29"],  # 2, 7
+        "race": ["W", "W", "W", "W", "B", "B", "W", "A"],  # wrong: 6
+    }
+)
 AGE_PRED = Y["age"].to_numpy() + np.array([0, 0, 0, 0, 2, 2, 2, 10])
 
 
@@ -45,17 +49,32 @@ class LookupEstimator:
         return AGE_PRED[np.asarray(X)].astype(float)
 
     def transform_targets(self, y):
-        y = pd.DataFrame(np.asarray(y, dtype=object), columns=ATTRS) if isinstance(
-            y, np.ndarray) else y
+        y = (
+            pd.DataFrame(np.asarray(y, dtype=object), columns=ATTRS)
+            if isinstance(y, np.ndarray)
+            else y
+        )
         return y.assign(age=AgeBinner().fit_transform(y["age"]))[ATTRS]
 
 
 def test_summary_by_group_hand_computed():
     with pytest.warns(SmallGroupWarning, match=r"'A' \(n=1\)"):
-        table = summary_by_group(Y_TRUE, Y_PRED, sensitive_features=Y["race"], age_true=Y["age"],
-                                 age_pred=AGE_PRED, min_group_size=2)
-    assert table.columns.tolist() == ["gender_accuracy", "age_accuracy", "race_accuracy",
-                                      "age_mae", "n", "small"]
+        table = summary_by_group(
+            Y_TRUE,
+            Y_PRED,
+            sensitive_features=Y["race"],
+            age_true=Y["age"],
+            age_pred=AGE_PRED,
+            min_group_size=2,
+        )
+    assert table.columns.tolist() == [
+        "gender_accuracy",
+        "age_accuracy",
+        "race_accuracy",
+        "age_mae",
+        "n",
+        "small",
+    ]
     assert table.index.tolist() == ["A", "B", "W"]
     expected = {
         "A": [1.0, 0.0, 1.0, 10.0, 1, True],
@@ -68,61 +87,85 @@ def test_summary_by_group_hand_computed():
 
 def test_classification_report_text_is_sklearns_per_group():
     with pytest.warns(SmallGroupWarning):
-        text = classification_report_by_group(Y_TRUE, Y_PRED, sensitive_features=Y["race"],
-                                              digits=3, min_group_size=2)
+        text = classification_report_by_group(
+            Y_TRUE, Y_PRED, sensitive_features=Y["race"], digits=3, min_group_size=2
+        )
     for attr in ATTRS:
         classes = sorted(set(Y_TRUE[attr]) | set(Y_PRED[attr]))
         for race in ["A", "B", "W"]:
             mask = (Y["race"] == race).to_numpy()
             expected = classification_report(
-                Y_TRUE[attr][mask], Y_PRED[attr][mask], labels=classes, digits=3,
-                zero_division=np.nan)
+                Y_TRUE[attr][mask],
+                Y_PRED[attr][mask],
+                labels=classes,
+                digits=3,
+                zero_division=np.nan,
+            )
             flag = ", fewer than 2: flagged" if race == "A" else ""
             assert f"{attr} | race = {race} (n={mask.sum()}{flag})\n{expected}" in text
 
 
 def test_classification_report_frame_is_sklearns_output_dict():
-    frame = classification_report_by_group(Y_TRUE, Y_PRED, sensitive_features=Y["race"],
-                                           min_group_size=1, as_frame=True)
+    frame = classification_report_by_group(
+        Y_TRUE, Y_PRED, sensitive_features=Y["race"], min_group_size=1, as_frame=True
+    )
     assert frame.index.names == ["attribute", "race", "label"]
     assert frame.columns.tolist() == ["precision", "recall", "f1-score", "support"]
     mask = (Y["race"] == "B").to_numpy()
-    ref = classification_report(Y_TRUE["gender"][mask], Y_PRED["gender"][mask],
-                                labels=["F", "M"], output_dict=True, zero_division=np.nan)
+    ref = classification_report(
+        Y_TRUE["gender"][mask],
+        Y_PRED["gender"][mask],
+        labels=["F", "M"],
+        output_dict=True,
+        zero_division=np.nan,
+    )
     got = frame.loc[("gender", "B")]
     for label in ["F", "M", "macro avg", "weighted avg"]:
         assert got.loc[label].tolist() == pytest.approx(
-            [ref[label][k] for k in ["precision", "recall", "f1-score", "support"]])
+            [ref[label][k] for k in ["precision", "recall", "f1-score", "support"]]
+        )
     assert got.loc["accuracy", "f1-score"] == pytest.approx(2 / 3)
     assert got.loc["accuracy", "support"] == 3
 
 
 def test_class_absent_from_a_group_has_zero_support_and_undefined_recall():
-    frame = classification_report_by_group(Y_TRUE, Y_PRED, sensitive_features=Y["race"],
-                                           min_group_size=1, as_frame=True)
+    frame = classification_report_by_group(
+        Y_TRUE, Y_PRED, sensitive_features=Y["race"], min_group_size=1, as_frame=True
+    )
     # Group A has one woman: "M" is absent (never true, never predicted).
     absent = frame.loc[("gender", "A", "M")]
     assert absent["support"] == 0
     assert np.isnan(absent["recall"]) and np.isnan(absent["precision"])
     # The macro average leaves the undefined class out: F alone, all right.
     assert frame.loc[("gender", "A", "macro avg"), "recall"] == 1.0
-    zero = classification_report_by_group(Y_TRUE, Y_PRED, sensitive_features=Y["race"],
-                                          min_group_size=1, as_frame=True, zero_division=0.0)
+    zero = classification_report_by_group(
+        Y_TRUE,
+        Y_PRED,
+        sensitive_features=Y["race"],
+        min_group_size=1,
+        as_frame=True,
+        zero_division=0.0,
+    )
     assert zero.loc[("gender", "A", "M"), "recall"] == 0.0
     assert zero.loc[("gender", "A", "macro avg"), "recall"] == 0.5
 
 
 def test_classification_report_intersectional_index():
-    frame = classification_report_by_group(Y_TRUE["gender"], Y_PRED["gender"],
-                                           sensitive_features=Y[["race", "gender"]],
-                                           min_group_size=1, as_frame=True)
+    frame = classification_report_by_group(
+        Y_TRUE["gender"],
+        Y_PRED["gender"],
+        sensitive_features=Y[["race", "gender"]],
+        min_group_size=1,
+        as_frame=True,
+    )
     assert frame.index.names == ["attribute", "race", "gender", "label"]
     assert frame.loc[("gender", "B", "M", "accuracy"), "f1-score"] == 0.5
 
 
 def _report(**kwargs):
-    return group_report(y=Y, y_pred=Y_PRED, y_true=Y_TRUE, age_pred=AGE_PRED,
-                        min_group_size=2, **kwargs)
+    return group_report(
+        y=Y, y_pred=Y_PRED, y_true=Y_TRUE, age_pred=AGE_PRED, min_group_size=2, **kwargs
+    )
 
 
 def test_group_report_from_predictions():
@@ -130,36 +173,64 @@ def test_group_report_from_predictions():
         report = _report(by=("race", "gender", ("race", "gender")))
     assert isinstance(report, GroupReport)
     assert report.attributes == tuple(ATTRS)
-    assert report.overall.to_dict() == pytest.approx({
-        "gender_accuracy": 7 / 8, "age_accuracy": 6 / 8, "race_accuracy": 7 / 8,
-        "age_mae": 2.0, "n": 8})
+    assert report.overall.to_dict() == pytest.approx(
+        {
+            "gender_accuracy": 7 / 8,
+            "age_accuracy": 6 / 8,
+            "race_accuracy": 7 / 8,
+            "age_mae": 2.0,
+            "n": 8,
+        }
+    )
     assert list(report.summaries) == ["race", "gender", "race x gender"]
     with pytest.warns(SmallGroupWarning):
         pd.testing.assert_frame_equal(
             report.summary("race"),
-            summary_by_group(Y_TRUE, Y_PRED, sensitive_features=Y["race"], age_true=Y["age"],
-                             age_pred=AGE_PRED, min_group_size=2))
+            summary_by_group(
+                Y_TRUE,
+                Y_PRED,
+                sensitive_features=Y["race"],
+                age_true=Y["age"],
+                age_pred=AGE_PRED,
+                min_group_size=2,
+            ),
+        )
     assert report.summary("gender")["gender_accuracy"].to_dict() == {"F": 1.0, "M": 0.75}
     assert report.summary(("race", "gender")).index.names == ["race", "gender"]
     # Disparities leave out the flagged group A.
     d = report.disparities.loc["race"]
     assert d.loc["gender_accuracy", ["worst_group", "best_group"]].tolist() == ["B", "W"]
     assert d.loc["gender_accuracy", ["difference", "ratio"]].tolist() == pytest.approx(
-        [1 / 3, 2 / 3])
+        [1 / 3, 2 / 3]
+    )
     assert d.loc["age_accuracy", ["worst_group", "worst", "difference"]].tolist() == [
-        "W", 0.75, 0.25]
+        "W",
+        0.75,
+        0.25,
+    ]
     assert d.loc["age_mae", ["worst_group", "worst", "best_group", "ratio"]].tolist() == [
-        "B", 2.0, "W", 0.0]
+        "B",
+        2.0,
+        "W",
+        0.0,
+    ]
     assert d.loc["age_mae", "n_flagged"] == 1
     with pytest.warns(SmallGroupWarning):
         assert report.parity.loc[("race", "age"), "demographic_parity_difference"] == (
-            demographic_parity_difference(Y_TRUE["age"], Y_PRED["age"],
-                                          sensitive_features=Y["race"], min_group_size=2))
+            demographic_parity_difference(
+                Y_TRUE["age"], Y_PRED["age"], sensitive_features=Y["race"], min_group_size=2
+            )
+        )
     with pytest.warns(SmallGroupWarning):
         assert report.parity.loc[("race", "gender"), "equalized_odds_difference"] == (
-            equalized_odds_difference(Y_TRUE["gender"], Y_PRED["gender"],
-                                      sensitive_features=Y["race"], zero_division=np.nan,
-                                      min_group_size=2))
+            equalized_odds_difference(
+                Y_TRUE["gender"],
+                Y_PRED["gender"],
+                sensitive_features=Y["race"],
+                zero_division=np.nan,
+                min_group_size=2,
+            )
+        )
 
 
 def test_group_report_text_and_frames():
@@ -167,8 +238,15 @@ def test_group_report_text_and_frames():
         report = _report()
     text = str(report)
     assert text == report.to_text()
-    for part in ["Group report: 8 samples", "Overall", "By race", "By gender", "Disparities",
-                 "Parity", "fewer than 2 samples are marked *"]:
+    for part in [
+        "Group report: 8 samples",
+        "Overall",
+        "By race",
+        "By gender",
+        "Disparities",
+        "Parity",
+        "fewer than 2 samples are marked *",
+    ]:
         assert part in text
     race_table = text.split("By race\n")[1].split("\n\n")[0].splitlines()
     assert [line.split()[0] for line in race_table[1:]] == ["A*", "B", "W"]
@@ -193,8 +271,9 @@ def test_group_report_from_an_estimator_equals_from_predictions():
     pd.testing.assert_series_equal(from_est.overall, from_pred.overall)
     for key in from_pred.summaries:
         pd.testing.assert_frame_equal(from_est.summaries[key], from_pred.summaries[key])
-        pd.testing.assert_frame_equal(from_est.classification_reports[key],
-                                      from_pred.classification_reports[key])
+        pd.testing.assert_frame_equal(
+            from_est.classification_reports[key], from_pred.classification_reports[key]
+        )
     pd.testing.assert_frame_equal(from_est.disparities, from_pred.disparities)
     # y as a 2-D array in attributes_ order gives the same report.
     with pytest.warns(SmallGroupWarning):
@@ -206,7 +285,12 @@ def test_group_report_without_exact_ages_has_no_mae():
     report = group_report(y=Y_TRUE, y_pred=Y_PRED, by="gender", min_group_size=1)
     assert "age_mae" not in report.overall
     assert report.summary("gender").columns.tolist() == [
-        "gender_accuracy", "age_accuracy", "race_accuracy", "n", "small"]
+        "gender_accuracy",
+        "age_accuracy",
+        "race_accuracy",
+        "n",
+        "small",
+    ]
     with pytest.raises(ValueError, match="exact ages in years .* such as '20-29'"):
         group_report(y=Y_TRUE, y_pred=Y_PRED, age_pred=AGE_PRED, by="gender")
 
@@ -231,6 +315,8 @@ def test_group_report_errors():
 def test_report_when_every_attribute_is_also_a_grouping():
     # gender predictions grouped by gender: parity is meaningless, the table stays empty
     y = pd.DataFrame({"gender": ["Male", "Female"] * 20})
-    report = group_report(y=y, y_pred=pd.DataFrame({"gender": ["Male"] * 40}), by=("gender",), min_group_size=0)
+    report = group_report(
+        y=y, y_pred=pd.DataFrame({"gender": ["Male"] * 40}), by=("gender",), min_group_size=0
+    )
     assert report.parity.empty and list(report.parity.index.names) == ["by", "attribute"]
     assert report.summary("gender")["gender_accuracy"].to_dict() == {"Female": 0.0, "Male": 1.0}

@@ -79,8 +79,10 @@ def test_fit_with_corrupt_files_raises_naming_it_before_training(files, monkeypa
     calls = []
     monkeypatch.setattr("gar_sklearn._base.MultiHeadNet.initialize", lambda self: calls.append(1))
     with pytest.raises(ImageLoadError, match="truncated.jpg"):
-        MultiAttributeClassifier(**SMALL).fit(paths[:10] + [bad["truncated"]] + paths[10:],
-                                              pd.concat([y.iloc[:10], y.iloc[:1], y.iloc[10:]]))
+        MultiAttributeClassifier(**SMALL).fit(
+            paths[:10] + [bad["truncated"]] + paths[10:],
+            pd.concat([y.iloc[:10], y.iloc[:1], y.iloc[10:]]),
+        )
     assert calls == []  # no training time was spent
 
 
@@ -88,9 +90,14 @@ def test_fit_skips_unreadable_files_with_one_warning_listing_them(files):
     X, y, paths, bad = files
     mixed = paths[:12] + [bad["corrupt"], bad["missing"]] + paths[12:]
     labels = pd.concat([y.iloc[:12], y.iloc[:2].assign(race="Martian"), y.iloc[12:]])
-    with pytest.warns(UserWarning, match=r"Skipped 2 unreadable images \(on_error='skip'\): "
-                                         r"'.*corrupt.jpg', '.*missing.png'\.") as record:
-        clf = MultiAttributeClassifier(on_error="skip", **SMALL).fit(mixed, labels.reset_index(drop=True))
+    with pytest.warns(
+        UserWarning,
+        match=r"Skipped 2 unreadable images \(on_error='skip'\): "
+        r"'.*corrupt.jpg', '.*missing.png'\.",
+    ) as record:
+        clf = MultiAttributeClassifier(on_error="skip", **SMALL).fit(
+            mixed, labels.reset_index(drop=True)
+        )
     assert sum("Skipped" in str(w.message) for w in record) == 1
     # the labels of unreadable images are not classes
     assert "Martian" not in clf.classes_[2].tolist()
@@ -99,9 +106,13 @@ def test_fit_skips_unreadable_files_with_one_warning_listing_them(files):
 
 def test_predict_skips_unreadable_files_and_keeps_the_others(files):
     X, y, paths, bad = files
-    clf = MultiAttributeClassifier(on_error="skip", attributes=("gender", "race"), **SMALL).fit(X, y)
+    clf = MultiAttributeClassifier(on_error="skip", attributes=("gender", "race"), **SMALL).fit(
+        X, y
+    )
     mixed = paths[:3] + [bad["truncated"]] + paths[3:5] + [bad["text"]]
-    with pytest.warns(UserWarning, match=r"Skipped 2 unreadable images.*truncated.jpg', '.*notes.png'"):
+    with pytest.warns(
+        UserWarning, match=r"Skipped 2 unreadable images.*truncated.jpg', '.*notes.png'"
+    ):
         proba = clf.predict_proba(mixed)
     with pytest.warns(UserWarning, match="Skipped 2"):
         pred = clf.predict(mixed)
@@ -133,7 +144,12 @@ def test_file_modes_are_converted_to_rgb(tmp_path):
     cases = [
         (Image.fromarray(np.full((4, 4), 100, np.uint8)), "L", "png", (100, 100, 100)),
         (Image.fromarray(np.full((4, 4), True)), "1", "png", (255, 255, 255)),
-        (Image.fromarray(np.full((4, 4), 32896, np.uint16)), "I;16", "png", (128, 128, 128)),  # 32896/257
+        (
+            Image.fromarray(np.full((4, 4), 32896, np.uint16)),
+            "I;16",
+            "png",
+            (128, 128, 128),
+        ),  # 32896/257
         (palette, "P", "png", (10, 20, 30)),
         (Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "CMYK", "jpg", (255, 0, 0)),  # print red
     ]
@@ -150,7 +166,13 @@ def test_file_modes_are_converted_to_rgb(tmp_path):
     out = load_image(write_png(tmp_path / "rgba.png", rgba))
     assert (out[:, :2] == 255).all()
     half = 128 / 255
-    assert np.abs(out[:, 2:].astype(float) - (200 * half + 255 * (1 - half), 255 * (1 - half), 255 * (1 - half))).max() <= 1
+    assert (
+        np.abs(
+            out[:, 2:].astype(float)
+            - (200 * half + 255 * (1 - half), 255 * (1 - half), 255 * (1 - half))
+        ).max()
+        <= 1
+    )
 
 
 @pytest.mark.parametrize("orientation, turn", [(3, 2), (6, -1), (8, 1)])
@@ -188,15 +210,28 @@ def test_one_pixel_and_ten_thousand_pixel_images(tmp_path):
 def test_images_beyond_the_decompression_bomb_limit(tmp_path, monkeypatch):
     path = write_png(tmp_path / "bomb.png", np.zeros((100, 100), np.uint8))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4_000)  # 10,000 pixels > 2 x 4,000
-    with pytest.raises(ImageLoadError, match=r"bomb.png': too large to decode safely .* 8000 pixels: "
-                                             r"raise PIL.Image.MAX_IMAGE_PIXELS"):
+    with pytest.raises(
+        ImageLoadError,
+        match=r"bomb.png': too large to decode safely .* 8000 pixels: "
+        r"raise PIL.Image.MAX_IMAGE_PIXELS",
+    ):
         load_image(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6_000)  # between the two limits: read
     assert load_image(path).shape == (100, 100, 3)
 
 
 # ---------------------------------------------------------------- property tests of the input handling
-DTYPES = [np.uint8, np.int8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64, np.bool_]
+DTYPES = [
+    np.uint8,
+    np.int8,
+    np.uint16,
+    np.int32,
+    np.int64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.bool_,
+]
 
 
 def expected_rgb(arr):
@@ -212,12 +247,18 @@ def expected_rgb(arr):
 
 
 def is_valid_image_array(arr):
-    return (arr.dtype == np.uint8 and arr.ndim in (2, 3) and min(arr.shape[:2]) >= 1
-            and (arr.ndim == 2 or arr.shape[2] in (1, 3, 4)))
+    return (
+        arr.dtype == np.uint8
+        and arr.ndim in (2, 3)
+        and min(arr.shape[:2]) >= 1
+        and (arr.ndim == 2 or arr.shape[2] in (1, 3, 4))
+    )
 
 
 arrays = st.sampled_from(DTYPES).flatmap(
-    lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5))
+    lambda dtype: hnp.arrays(
+        dtype, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5)
+    )
 )
 
 
@@ -242,8 +283,25 @@ def test_load_image_on_any_array(arr, size):
         assert (load_image(const, size=size) == want).all()  # a plain colour stays that colour
 
 
-PIL_MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV",
-             "I", "I;16", "F"]
+PIL_MODES = [
+    "1",
+    "L",
+    "LA",
+    "La",
+    "P",
+    "PA",
+    "RGB",
+    "RGBA",
+    "RGBa",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "I;16",
+    "F",
+]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -253,16 +311,24 @@ def test_load_image_on_any_pillow_mode(mode, w, h, data):
     raw = data.draw(st.binary(min_size=n_bytes, max_size=n_bytes))
     img = Image.frombytes(mode, (w, h), raw)
     if mode == "F":  # finite values: NaN pixels have no colour
-        img = Image.fromarray(np.nan_to_num(np.asarray(img), nan=0.0, posinf=1.0, neginf=0.0).astype(np.float32))
+        img = Image.fromarray(
+            np.nan_to_num(np.asarray(img), nan=0.0, posinf=1.0, neginf=0.0).astype(np.float32)
+        )
     out = load_image(img)
     assert out.dtype == np.uint8 and out.shape == (h, w, 3)
     if mode in ("L", "1", "I", "I;16", "F"):
-        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()  # gray stays gray
+        assert (out[..., 0] == out[..., 1]).all() and (
+            out[..., 1] == out[..., 2]
+        ).all()  # gray stays gray
         values = np.asarray(img, dtype=float).ravel()
         order = np.argsort(values, kind="stable")
-        assert (np.diff(out[..., 0].ravel()[order].astype(int)) >= 0).all()  # brighter stays brighter
+        assert (
+            np.diff(out[..., 0].ravel()[order].astype(int)) >= 0
+        ).all()  # brighter stays brighter
     elif mode in ("RGB", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P"):
-        np.testing.assert_array_equal(out, np.asarray(img.convert("RGB")))  # Pillow's own conversion
+        np.testing.assert_array_equal(
+            out, np.asarray(img.convert("RGB"))
+        )  # Pillow's own conversion
     else:  # alpha modes: on white, so never darker than the colour itself
         rgba = np.asarray(img.convert("RGBA"), dtype=float) if mode != "La" else None
         if rgba is not None:
@@ -271,14 +337,27 @@ def test_load_image_on_any_pillow_mode(mode, w, h, data):
 
 items = st.one_of(
     hnp.arrays(np.uint8, st.tuples(st.integers(1, 4), st.integers(1, 4), st.sampled_from([3]))),
-    hnp.arrays(st.sampled_from([np.float32, np.int64]), st.tuples(st.integers(1, 3), st.integers(1, 3))),
-    st.integers(), st.none(), st.floats(), st.just(b"bytes"), st.just("/no/such/file.png"),
+    hnp.arrays(
+        st.sampled_from([np.float32, np.int64]), st.tuples(st.integers(1, 3), st.integers(1, 3))
+    ),
+    st.integers(),
+    st.none(),
+    st.floats(),
+    st.just(b"bytes"),
+    st.just("/no/such/file.png"),
 )
 
 
 @settings(max_examples=100, deadline=None)
-@given(X=st.one_of(st.lists(items, max_size=4), arrays.map(lambda a: a[None] if a.ndim == 3 else a),
-                   st.dictionaries(st.text(max_size=2), st.integers(), max_size=2), st.integers(), st.none()))
+@given(
+    X=st.one_of(
+        st.lists(items, max_size=4),
+        arrays.map(lambda a: a[None] if a.ndim == 3 else a),
+        st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+        st.integers(),
+        st.none(),
+    )
+)
 def test_as_image_source_accepts_or_explains(X):
     try:
         source = as_image_source(X)
@@ -303,15 +382,25 @@ def test_as_image_source_accepts_or_explains(X):
 def test_bad_in_memory_items_are_named():
     good = np.zeros((8, 8, 3), np.uint8)
     y = ["a", "b", "a"]
-    with pytest.raises(ValueError, match=r"X\[2\]: Images given as arrays must have dtype uint8 \(values 0-255\); got dtype float32"):
-        MultiAttributeClassifier(attributes=("label",), **SMALL).fit([good, good, good.astype(np.float32)], y)
-    with pytest.raises(TypeError, match=r"X\[1\]: Each image must be a file path, a PIL.Image.Image or a uint8 "
-                                        r"ndarray; got int"):
+    with pytest.raises(
+        ValueError,
+        match=r"X\[2\]: Images given as arrays must have dtype uint8 \(values 0-255\); got dtype float32",
+    ):
+        MultiAttributeClassifier(attributes=("label",), **SMALL).fit(
+            [good, good, good.astype(np.float32)], y
+        )
+    with pytest.raises(
+        TypeError,
+        match=r"X\[1\]: Each image must be a file path, a PIL.Image.Image or a uint8 "
+        r"ndarray; got int",
+    ):
         MultiAttributeClassifier(attributes=("label",), **SMALL).fit([good, 7, good], y)
     with pytest.raises(TypeError, match="got a dict, which has no order"):
         MultiAttributeClassifier(attributes=("label",), **SMALL).fit({"a": good}, ["a"])
     with pytest.raises(ValueError, match=r"at least one pixel; got X of shape \(3, 0, 8, 3\)"):
-        MultiAttributeClassifier(attributes=("label",), **SMALL).fit(np.zeros((3, 0, 8, 3), np.uint8), y)
+        MultiAttributeClassifier(attributes=("label",), **SMALL).fit(
+            np.zeros((3, 0, 8, 3), np.uint8), y
+        )
 
 
 # ---------------------------------------------------------------- labels
@@ -335,8 +424,11 @@ def test_missing_labels_in_arrays_and_lists(faces):
 def test_validation_labels_unseen_in_training(faces):
     X, y = faces
     y_val = y.iloc[:5].assign(race="Martian")
-    with pytest.raises(ValueError, match=r"y\['race'\] holds the label 'Martian', which was not seen in fit; "
-                                         r"known labels: \['Asian'"):
+    with pytest.raises(
+        ValueError,
+        match=r"y\['race'\] holds the label 'Martian', which was not seen in fit; "
+        r"known labels: \['Asian'",
+    ):
         MultiAttributeClassifier(**SMALL).fit(X, y, validation_data=(X[:5], y_val))
 
 
@@ -344,8 +436,12 @@ def test_a_class_seen_once_and_an_attribute_with_one_class(faces):
     X, y = faces
     y = y.assign(gender=["Other"] + y.gender.tolist()[1:], race="White")
     # the split is stratified on gender, which a single "Other" cannot be: training still runs
-    clf = MultiAttributeClassifier(attributes=("gender", "race"), **dict(SMALL, max_epochs=2)).fit(X, y)
-    assert clf.classes_[0].tolist() == ["Female", "Male", "Other"] and clf.classes_[1].tolist() == ["White"]
+    clf = MultiAttributeClassifier(attributes=("gender", "race"), **dict(SMALL, max_epochs=2)).fit(
+        X, y
+    )
+    assert clf.classes_[0].tolist() == ["Female", "Male", "Other"] and clf.classes_[1].tolist() == [
+        "White"
+    ]
     proba = clf.predict_proba(X)
     assert proba[0].shape == (30, 3)
     np.testing.assert_array_equal(proba[1], 1.0)
@@ -355,26 +451,38 @@ def test_a_class_seen_once_and_an_attribute_with_one_class(faces):
 # ---------------------------------------------------------------- backbones and weights
 def test_unknown_backbone_and_weights_names(faces, tmp_path):
     X, y = faces
-    with pytest.raises(ValueError, match=r"'backbone' parameter must be one of \[.*'tiny'.*Got 'resnet19'"):
+    with pytest.raises(
+        ValueError, match=r"'backbone' parameter must be one of \[.*'tiny'.*Got 'resnet19'"
+    ):
         MultiAttributeClassifier(**dict(SMALL, backbone="resnet19")).fit(X, y)
-    with pytest.raises(ValueError, match=r"'weights' parameter must be None, a file path or one of "
-                                         r"\['DEFAULT', 'IMAGENET1K_V1'\].*Got 'IMAGENET9K'"):
-        MultiAttributeClassifier(**dict(SMALL, backbone="mobilenet_v3_small", weights="IMAGENET9K")).fit(X, y)
+    with pytest.raises(
+        ValueError,
+        match=r"'weights' parameter must be None, a file path or one of "
+        r"\['DEFAULT', 'IMAGENET1K_V1'\].*Got 'IMAGENET9K'",
+    ):
+        MultiAttributeClassifier(
+            **dict(SMALL, backbone="mobilenet_v3_small", weights="IMAGENET9K")
+        ).fit(X, y)
     other = tmp_path / "linear.pth"
     torch.save(nn.Linear(3, 2).state_dict(), other)
-    with pytest.raises(ValueError, match=r"do not fit backbone 'tiny'.*Pass weights for this architecture"):
+    with pytest.raises(
+        ValueError, match=r"do not fit backbone 'tiny'.*Pass weights for this architecture"
+    ):
         MultiAttributeClassifier(**dict(SMALL, weights=str(other))).fit(X, y)
 
 
-@pytest.mark.parametrize("call", [
-    lambda clf, X, y: clf.predict_proba(X),
-    lambda clf, X, y: clf.predict_frame(X),
-    lambda clf, X, y: clf.predict_age(X),
-    lambda clf, X, y: clf.score(X, y),
-    lambda clf, X, y: clf.transform_targets(y),
-    lambda clf, X, y: clf.history_,
-    lambda clf, X, y: clf.save("model.pt"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda clf, X, y: clf.predict_proba(X),
+        lambda clf, X, y: clf.predict_frame(X),
+        lambda clf, X, y: clf.predict_age(X),
+        lambda clf, X, y: clf.score(X, y),
+        lambda clf, X, y: clf.transform_targets(y),
+        lambda clf, X, y: clf.history_,
+        lambda clf, X, y: clf.save("model.pt"),
+    ],
+)
 def test_every_prediction_method_before_fit(faces, call):
     with pytest.raises(NotFittedError):
         call(MultiAttributeClassifier(), *faces)
@@ -387,7 +495,9 @@ def history_without_time(clf):
 
 def test_same_seed_same_fit_with_augmentation_and_any_number_of_workers():
     X, y = make_synthetic_faces(40, image_size=16, random_state=6)
-    params = dict(TINY, image_size=16, batch_size=8, max_epochs=3, augment=FaceAugmenter(), random_state=3)
+    params = dict(
+        TINY, image_size=16, batch_size=8, max_epochs=3, augment=FaceAugmenter(), random_state=3
+    )
     fits = [MultiAttributeClassifier(num_workers=w, **params).fit(X, y) for w in (0, 2, 0)]
     reference = fits[0]
     for other in fits[1:]:
@@ -409,8 +519,16 @@ def test_each_epoch_gets_fresh_augmentation_and_order_seeded_by_epoch(monkeypatc
         return original(self, index)
 
     monkeypatch.setattr(ImageDataset, "_read", spy)
-    params = dict(TINY, image_size=16, batch_size=4, max_epochs=3, augment=FaceAugmenter(), num_workers=0,
-                  validation_fraction=0, random_state=1)
+    params = dict(
+        TINY,
+        image_size=16,
+        batch_size=4,
+        max_epochs=3,
+        augment=FaceAugmenter(),
+        num_workers=0,
+        validation_fraction=0,
+        random_state=1,
+    )
 
     def orders():
         seen.clear()
@@ -462,14 +580,23 @@ def test_batches_load_with_the_items_of_single_loads(tmp_path, monkeypatch):
         # by default (a loader's dataset, read between forward passes): in the calling thread
         serial = ImageDataset(source, 16, augmenter=FaceAugmenter(), seed=5, on_error="skip")
         serial.set_epoch(2)
-        torch.testing.assert_close(serial.__getitems__(indices)[0]["images"], batch[0]["images"], rtol=0, atol=0)
+        torch.testing.assert_close(
+            serial.__getitems__(indices)[0]["images"], batch[0]["images"], rtol=0, atol=0
+        )
         assert threads == {threading.get_ident()}
-        views = _ViewDataset(source, [(0, 0), (0, 1), (5, 1)], [f"face{i}" for i in range(len(paths))], 16,
-                                 FaceAugmenter())  # fixed keys: the views do not depend on tmp_path
+        views = _ViewDataset(
+            source,
+            [(0, 0), (0, 1), (5, 1)],
+            [f"face{i}" for i in range(len(paths))],
+            16,
+            FaceAugmenter(),
+        )  # fixed keys: the views do not depend on tmp_path
         (got,) = views.__getitems__([0, 1, 2])
         torch.testing.assert_close(got, torch.stack([views[0], views[1], views[2]]), rtol=0, atol=0)
         assert not torch.equal(got[0], got[1])  # view 1 is augmented
-        torch.testing.assert_close(got[0].permute(1, 2, 0).numpy(), load_image(paths[0], 16), rtol=0, atol=0)
+        torch.testing.assert_close(
+            got[0].permute(1, 2, 0).numpy(), load_image(paths[0], 16), rtol=0, atol=0
+        )
         assert map_in_threads(lambda v: v * v, list(range(50))) == [v * v for v in range(50)]
     finally:
         torch.set_num_threads(previous)
@@ -483,14 +610,19 @@ def test_batches_load_with_the_items_of_single_loads(tmp_path, monkeypatch):
     assert x["images"][0].sum() == 0  # the unreadable file: zeros, flag 0
 
 
-@pytest.mark.parametrize("cores, threads, daemon, expected", [
-    (2, 2, False, 0),  # every core computes: decode in threads between forward passes
-    (2, 1, False, 1),
-    (8, 2, False, 4),  # at most 4
-    (4, 2, False, 2),
-    (8, 2, True, 0),  # a daemonic process may not start workers
-])
-def test_default_workers_are_the_cores_torch_leaves_spare(monkeypatch, cores, threads, daemon, expected):
+@pytest.mark.parametrize(
+    "cores, threads, daemon, expected",
+    [
+        (2, 2, False, 0),  # every core computes: decode in threads between forward passes
+        (2, 1, False, 1),
+        (8, 2, False, 4),  # at most 4
+        (4, 2, False, 2),
+        (8, 2, True, 0),  # a daemonic process may not start workers
+    ],
+)
+def test_default_workers_are_the_cores_torch_leaves_spare(
+    monkeypatch, cores, threads, daemon, expected
+):
     import multiprocessing
 
     from gar_sklearn import _data

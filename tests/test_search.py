@@ -24,8 +24,15 @@ def test_grid_search_in_parallel_over_backbone_augmentation_and_epochs(faces):
     scoring = default_scoring(min_group_size=0)
     grid = GridSearchCV(
         MultiAttributeClassifier(age_bins="fairface", augment=FaceAugmenter(), **TINY),
-        {"backbone": ["tiny", "mobilenet_v3_small"], "augment__flip_p": [0.0, 1.0], "max_epochs": [2]},
-        scoring=scoring, refit="worst_race_age_accuracy", cv=KFold(2, shuffle=True, random_state=0), n_jobs=2,
+        {
+            "backbone": ["tiny", "mobilenet_v3_small"],
+            "augment__flip_p": [0.0, 1.0],
+            "max_epochs": [2],
+        },
+        scoring=scoring,
+        refit="worst_race_age_accuracy",
+        cv=KFold(2, shuffle=True, random_state=0),
+        n_jobs=2,
     ).fit(X, y)
     results = grid.cv_results_
     assert len(results["params"]) == 4
@@ -49,8 +56,11 @@ def test_randomized_search_over_weights_and_learning_rate(faces, tmp_path):
     search = RandomizedSearchCV(
         MultiAttributeClassifier(attributes=("gender", "race"), max_epochs=2, **TINY),
         {"weights": [None, str(path)], "lr": loguniform(1e-3, 3e-2)},
-        n_iter=3, scoring=default_scoring(("gender", "race"), min_group_size=0),
-        refit="gender_accuracy", cv=KFold(2, shuffle=True, random_state=0), random_state=0,
+        n_iter=3,
+        scoring=default_scoring(("gender", "race"), min_group_size=0),
+        refit="gender_accuracy",
+        cv=KFold(2, shuffle=True, random_state=0),
+        random_state=0,
     ).fit(X, y)
     lrs = [p["lr"] for p in search.cv_results_["params"]]
     assert len(set(lrs)) == 3 and all(1e-3 <= lr <= 3e-2 for lr in lrs)

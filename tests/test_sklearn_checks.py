@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.validation import validate_data
 from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import validate_data
 
 from gar_sklearn import MultiAttributeClassifier
 
@@ -40,8 +40,16 @@ class RowsToImages(TransformerMixin, BaseEstimator):
 def image_pipeline():
     return make_pipeline(
         RowsToImages(),
-        MultiAttributeClassifier(backbone="tiny", weights=None, attributes=("label",), image_size=8,
-                                 max_epochs=3, lr=0.05, validation_fraction=0, random_state=0),
+        MultiAttributeClassifier(
+            backbone="tiny",
+            weights=None,
+            attributes=("label",),
+            image_size=8,
+            max_epochs=3,
+            lr=0.05,
+            validation_fraction=0,
+            random_state=0,
+        ),
     )
 
 
@@ -60,12 +68,15 @@ def test_sklearn_compatible_through_an_image_pipeline(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("check", [
-    estimator_checks.check_no_attributes_set_in_init,
-    estimator_checks.check_parameters_default_constructible,
-    estimator_checks.check_get_params_invariance,
-    estimator_checks.check_set_params,
-])
+@pytest.mark.parametrize(
+    "check",
+    [
+        estimator_checks.check_no_attributes_set_in_init,
+        estimator_checks.check_parameters_default_constructible,
+        estimator_checks.check_get_params_invariance,
+        estimator_checks.check_set_params,
+    ],
+)
 def test_api_checks_on_the_bare_estimator(check):
     check("MultiAttributeClassifier", MultiAttributeClassifier())
 
@@ -75,8 +86,15 @@ def test_fit_changes_no_parameter_of_the_bare_estimator():
     from gar_sklearn.datasets import make_synthetic_faces
 
     X, y = make_synthetic_faces(40, image_size=16, random_state=0)
-    est = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=16, max_epochs=1,
-                                   augment=FaceAugmenter(), age_bins="fairface", random_state=0)
+    est = MultiAttributeClassifier(
+        backbone="tiny",
+        weights=None,
+        image_size=16,
+        max_epochs=1,
+        augment=FaceAugmenter(),
+        age_bins="fairface",
+        random_state=0,
+    )
     params = joblib.hash(est.get_params(deep=True))
     public = {k for k in vars(est) if not k.startswith("_")}
     est.fit(X, y)

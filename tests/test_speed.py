@@ -26,7 +26,9 @@ MB = 2**20
 
 
 def _speed_module():
-    spec = importlib.util.spec_from_file_location("speed_benchmark", REPO / "benchmarks" / "speed.py")
+    spec = importlib.util.spec_from_file_location(
+        "speed_benchmark", REPO / "benchmarks" / "speed.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -64,25 +66,47 @@ print(json.dumps({"growth": peak - base,
 
 
 def _predict_in_subprocess(model_path, files_path, n, threads):
-    out = subprocess.run([sys.executable, "-c", _PREDICT_AND_MEASURE, str(model_path), str(files_path), str(n),
-                          str(threads)],
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PREDICT_AND_MEASURE,
+            str(model_path),
+            str(files_path),
+            str(n),
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
-                    reason="needs Linux's /proc/self/clear_refs to measure the peak memory of one call")
+@pytest.mark.skipif(
+    not os.access("/proc/self/clear_refs", os.W_OK),
+    reason="needs Linux's /proc/self/clear_refs to measure the peak memory of one call",
+)
 # one torch thread leaves a core spare here: a DataLoader worker decodes; with every core
 # computing (where the machine has 2), the main process decodes each batch itself
-@pytest.mark.parametrize("threads", [1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2])
+@pytest.mark.parametrize(
+    "threads", [1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2]
+)
 def test_predict_streams_paths_in_memory_that_does_not_grow_with_their_number(tmp_path, threads):
     pytest.importorskip("psutil")
     size, n = 96, 2000
     files, y = _write_faces(tmp_path, 100, size)
     X = np.stack([np.asarray(Image.open(p)) for p in files])
-    est = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=size, age_bins="fairface",
-                                   max_epochs=1, random_state=0).fit(X, y)
+    est = MultiAttributeClassifier(
+        backbone="tiny",
+        weights=None,
+        image_size=size,
+        age_bins="fairface",
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, y)
     model_path = tmp_path / "model.pt"
     est.save(model_path)
     files_path = tmp_path / "files.json"
@@ -103,9 +127,19 @@ def test_hand_written_loops_compute_what_the_library_computes(tmp_path):
     """The benchmark compares like with like: same network, weights, images and outputs."""
     speed = _speed_module()
     paths, frame = _write_faces(tmp_path, 24, 40)
-    spec = dict(model="mobilenet_v2", size=32, batch_size=8, threads=1, workers=0, workers_param=0,
-                device="cpu", precision="float32", frame=frame,
-                hand_weights=str(tmp_path / "hand.pt"), lib_model=str(tmp_path / "lib.pkl"))
+    spec = dict(
+        model="mobilenet_v2",
+        size=32,
+        batch_size=8,
+        threads=1,
+        workers=0,
+        workers_param=0,
+        device="cpu",
+        precision="float32",
+        frame=frame,
+        hand_weights=str(tmp_path / "hand.pt"),
+        lib_model=str(tmp_path / "lib.pkl"),
+    )
     codes = speed.encode(frame)
     spec["n_classes"] = speed.child_prepare(spec, paths, codes)["n_classes"]
     assert spec["n_classes"][0] == 2
@@ -130,17 +164,44 @@ def test_hand_written_loops_compute_what_the_library_computes(tmp_path):
 def test_speed_benchmark_runs_on_utkface(tmp_path):
     out = tmp_path / "speed"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--data", str(UTKFACE), "--n", "24",
-         "--batch-size", "8", "--models", "mobilenet_v2", "--sizes", "128", "--repeats", "1",
-         "--threads", "1", "--pairs", "2", "--skip-fit", "--memory-n", "16", "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "speed.py"),
+            "--data",
+            str(UTKFACE),
+            "--n",
+            "24",
+            "--batch-size",
+            "8",
+            "--models",
+            "mobilenet_v2",
+            "--sizes",
+            "128",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--pairs",
+            "2",
+            "--skip-fit",
+            "--memory-n",
+            "16",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.with_suffix(".json").read_text())
     (row,) = result["rows"]
     assert row["agreement"] == 1.0
     assert row["predict_per_s"] > 0 and row["predict_vs_hand"] > 0
-    assert row["predict_vs_pure_each"] == [pytest.approx(row["predict_vs_pure"])]  # one repeat: its median
+    assert row["predict_vs_pure_each"] == [
+        pytest.approx(row["predict_vs_pure"])
+    ]  # one repeat: its median
     (paired,) = row["runs"]["paired_predict"]
     assert len(paired["ratios"]) == 2 and all(r > 0 for r in paired["ratios"])
     assert row["predict_vs_pure_paired"] == pytest.approx(float(np.median(paired["ratios"])))

@@ -31,7 +31,7 @@ def _crop_resize(image, rng, scale):
     if (crop_h, crop_w) == (height, width):
         return image.copy()
     # crop first: resize(box=...) would let the filter reach pixels outside the region
-    region = Image.fromarray(np.ascontiguousarray(image[top:top + crop_h, left:left + crop_w]))
+    region = Image.fromarray(np.ascontiguousarray(image[top : top + crop_h, left : left + crop_w]))
     return np.array(region.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 

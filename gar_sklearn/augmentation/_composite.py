@@ -48,7 +48,12 @@ class FaceAugmenter(BaseAugmenter):
     """
 
     def __init__(
-        self, crop_p=0.5, crop_scale=(0.8, 1.0), flip_p=0.5, light_p=0.5, brightness=0.2,
+        self,
+        crop_p=0.5,
+        crop_scale=(0.8, 1.0),
+        flip_p=0.5,
+        light_p=0.5,
+        brightness=0.2,
         contrast=0.2,
     ):
         self.crop_p = crop_p
@@ -184,7 +189,8 @@ class AugmentationPipeline(BaseAugmenter):
             ):
                 got = (
                     f"dtype {out.dtype} and shape {out.shape}"
-                    if isinstance(out, np.ndarray) else f"a {type(out).__name__}"
+                    if isinstance(out, np.ndarray)
+                    else f"a {type(out).__name__}"
                 )
                 raise ValueError(
                     f"Step {name if name is not None else position!r} of AugmentationPipeline "

@@ -170,7 +170,8 @@ class AugmentedImages(Sequence):
         originals = self._source.cache_keys()
         token = _augmenter_token(self.augmenter)
         return [
-            originals[origin] if copy_number < 0
+            originals[origin]
+            if copy_number < 0
             else f"{originals[origin]}|aug:{token}:{self.seed}:{copy_number}"
             for origin, copy_number in zip(self._origins.tolist(), self._copies.tolist())
         ]

@@ -28,8 +28,10 @@ def _block_pairs():
     subclass may compute something else.
     """
     # by module path: torchvision.models.googlenet etc. are also the builder functions' names
-    resnet, googlenet, inception = (importlib.import_module(f"torchvision.models.{name}")
-                                    for name in ("resnet", "googlenet", "inception"))
+    resnet, googlenet, inception = (
+        importlib.import_module(f"torchvision.models.{name}")
+        for name in ("resnet", "googlenet", "inception")
+    )
     return {
         resnet.ResNet: (("conv1", "bn1"),),
         resnet.BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
@@ -121,7 +123,9 @@ def _fold_into(conv, bn, shared):
     if conv.bias is not None:
         bias = bias + conv.bias.double() * scale
     shape = (-1,) + (1,) * (conv.weight.dim() - 1)
-    conv.weight.mul_(scale.to(conv.weight.dtype).view(shape))  # in place: keeps channels-last memory
+    conv.weight.mul_(
+        scale.to(conv.weight.dtype).view(shape)
+    )  # in place: keeps channels-last memory
     conv.bias = nn.Parameter(bias.to(device=conv.weight.device, dtype=conv.weight.dtype))
     return True
 

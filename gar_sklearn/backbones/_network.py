@@ -12,7 +12,9 @@ class Normalize(nn.Module):
     def __init__(self, mean, std, channels_last=False):
         super().__init__()
         self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std).view(1, 3, 1, 1)))
-        self.register_buffer("shift", torch.tensor(mean).view(1, 3, 1, 1) / torch.tensor(std).view(1, 3, 1, 1))
+        self.register_buffer(
+            "shift", torch.tensor(mean).view(1, 3, 1, 1) / torch.tensor(std).view(1, 3, 1, 1)
+        )
         self.channels_last = channels_last
 
     def forward(self, x):
@@ -22,7 +24,9 @@ class Normalize(nn.Module):
         # one pass from uint8 to the normalised floats (half the time of a float copy
         # scaled in place), laid out as the network reads them
         out = torch.addcmul(-self.shift, x, self.scale)
-        return out if out.is_contiguous(memory_format=layout) else out.contiguous(memory_format=layout)
+        return (
+            out if out.is_contiguous(memory_format=layout) else out.contiguous(memory_format=layout)
+        )
 
 
 class Dropout(nn.Dropout):
@@ -100,8 +104,9 @@ class MultiHeadNetwork(nn.Module):
     Returns a tuple of logits, one tensor per attribute.
     """
 
-    def __init__(self, backbone, n_classes, n_frozen=0, hidden_units=None, dropout=0.0,
-                 channels_last=False):
+    def __init__(
+        self, backbone, n_classes, n_frozen=0, hidden_units=None, dropout=0.0, channels_last=False
+    ):
         super().__init__()
         stages = backbone.stages
         self.normalize = Normalize(backbone.mean, backbone.std, channels_last=channels_last)

@@ -9,8 +9,8 @@ import warnings
 from dataclasses import dataclass, field
 
 from torch import nn
-from torchvision.models import get_model, list_models
 from torchvision import models as tv_models
+from torchvision.models import get_model, list_models
 
 from ._tiny import TinyConvNet
 from ._weights import (
@@ -166,8 +166,15 @@ def _torchvision_entry(arch, split):
     return _Entry(build=build, split=split, arch=arch)
 
 
-for _arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-              "resnext50_32x4d", "wide_resnet50_2"):
+for _arch in (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+):
     _REGISTRY[_arch] = _torchvision_entry(_arch, _split_resnet)
 _REGISTRY["mobilenet_v2"] = _torchvision_entry("mobilenet_v2", _split_mobilenet_v2)
 _REGISTRY["mobilenet_v3_large"] = _torchvision_entry("mobilenet_v3_large", _split_mobilenet_v3)
@@ -261,8 +268,9 @@ def build_backbone(name, weights="DEFAULT"):
                 " Pass weights for this architecture (a state_dict of the full torchvision model)."
             ) from exc
     stages, n_features = entry.split(model)
-    return BackboneFeatures(stages=stages, n_features=int(n_features), mean=mean, std=std,
-                            weights=description)
+    return BackboneFeatures(
+        stages=stages, n_features=int(n_features), mean=mean, std=std, weights=description
+    )
 
 
 def _is_file_weights(weights):
@@ -273,4 +281,3 @@ def _summarise_mismatch(exc):
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = " ".join(lines[1:]) if len(lines) > 1 else lines[0] if lines else str(exc)
     return text[:600] + ("..." if len(text) > 600 else "")
-

@@ -10,7 +10,12 @@ import torch
 from torchvision.models import get_model_weights
 from torchvision.models._api import WeightsEnum
 
-__all__ = ["WeightsUnavailableError", "resolve_weights", "load_state_dict_file", "hub_checkpoint_path"]
+__all__ = [
+    "WeightsUnavailableError",
+    "resolve_weights",
+    "load_state_dict_file",
+    "hub_checkpoint_path",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,7 +36,9 @@ def looks_like_path(weights):
     if isinstance(weights, os.PathLike):
         return True
     return isinstance(weights, str) and (
-        os.sep in weights or weights.lower().endswith(_WEIGHT_FILE_SUFFIXES) or os.path.exists(weights)
+        os.sep in weights
+        or weights.lower().endswith(_WEIGHT_FILE_SUFFIXES)
+        or os.path.exists(weights)
     )
 
 
@@ -60,11 +67,18 @@ def _ensure_cached(member):
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-            match = torch.hub.HASH_REGEX.search(target.name)  # torchvision's names carry a hash prefix
+            match = torch.hub.HASH_REGEX.search(
+                target.name
+            )  # torchvision's names carry a hash prefix
             torch.hub.download_url_to_file(
-                member.url, str(target), hash_prefix=match.group(1) if match else None, progress=False
+                member.url,
+                str(target),
+                hash_prefix=match.group(1) if match else None,
+                progress=False,
             )
-    except Exception as exc:  # URLError, timeouts, HTTP errors, disk errors: all mean "not available"
+    except (
+        Exception
+    ) as exc:  # URLError, timeouts, HTTP errors, disk errors: all mean "not available"
         raise WeightsUnavailableError(
             f"The pretrained weights {member} could not be downloaded from {member.url} ({exc}). "
             f"Either put the file {target.name} into {target.parent} (the folder of torch's hub "

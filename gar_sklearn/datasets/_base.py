@@ -19,7 +19,12 @@ GENDERS = ("Male", "Female")
 UTKFACE_RACES = ("White", "Black", "Asian", "Indian", "Others")
 #: FairFace's seven race labels, spelt as in its published label files.
 FAIRFACE_RACES = (
-    "White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "Indian",
+    "White",
+    "Black",
+    "Latino_Hispanic",
+    "East Asian",
+    "Southeast Asian",
+    "Indian",
     "Middle Eastern",
 )
 
@@ -84,7 +89,9 @@ def _check_dir(path, param="path"):
             "instead."
         ) from exc
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"The '{param}' parameter must be an existing folder. Got {path!r}.")
+        raise FileNotFoundError(
+            f"The '{param}' parameter must be an existing folder. Got {path!r}."
+        )
     return path
 
 
@@ -111,4 +118,3 @@ def _existing(root, relpaths):
             listings[folder] = _list_files(os.path.join(root, folder))
         mask[i] = name in listings[folder]
     return mask
-

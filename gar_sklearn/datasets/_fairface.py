@@ -85,9 +85,7 @@ def _find_labels(path, root, split):
         candidate = os.path.join(place, name)
         if os.path.isfile(candidate):
             return candidate
-    raise FileNotFoundError(
-        f"The FairFace label file {name} was not found in any of {places}."
-    )
+    raise FileNotFoundError(f"The FairFace label file {name} was not found in any of {places}.")
 
 
 def load_fairface(path, split="train", padding="0.25", *, return_X_y=False):
@@ -159,12 +157,17 @@ def load_fairface(path, split="train", padding="0.25", *, return_X_y=False):
     """
     path = _check_dir(path)
     if split not in _SPLITS:
-        raise ValueError(f"The 'split' parameter must be one of ['train', 'val']. Got {split!r} instead.")
+        raise ValueError(
+            f"The 'split' parameter must be one of ['train', 'val']. Got {split!r} instead."
+        )
     padding = _check_padding(padding)
     root = _find_image_root(path, split, padding)
     malformed = []  # lines with too many fields: counted, not fatal
     labels = pd.read_csv(
-        _find_labels(path, root, split), dtype=str, keep_default_na=False, engine="python",
+        _find_labels(path, root, split),
+        dtype=str,
+        keep_default_na=False,
+        engine="python",
         on_bad_lines=lambda line: malformed.append(",".join(line)),
     )
     missing = {"file", "age", "gender", "race"} - set(labels.columns)
@@ -191,19 +194,23 @@ def load_fairface(path, split="train", padding="0.25", *, return_X_y=False):
     _warn_skipped(
         f"rows of fairface_label_{split}.csv",
         len(labels) + len(malformed),
-        {"malformed CSV lines (too many fields)": len(malformed),
-         "with an age, gender or race outside FairFace's labels": int(bad_label.sum()),
-         "whose image file is missing": int(no_file.sum())},
+        {
+            "malformed CSV lines (too many fields)": len(malformed),
+            "with an age, gender or race outside FairFace's labels": int(bad_label.sum()),
+            "whose image file is missing": int(no_file.sum()),
+        },
         skipped,
     )
 
     kept = labels[keep]
-    frame = pd.DataFrame({
-        "path": [os.path.join(root, *f.replace("\\", "/").split("/")) for f in kept["file"]],
-        "age": kept["age"].to_numpy(),
-        "gender": kept["gender"].to_numpy(),
-        "race": kept["race"].to_numpy(),
-    }).astype("str")
+    frame = pd.DataFrame(
+        {
+            "path": [os.path.join(root, *f.replace("\\", "/").split("/")) for f in kept["file"]],
+            "age": kept["age"].to_numpy(),
+            "gender": kept["gender"].to_numpy(),
+            "race": kept["race"].to_numpy(),
+        }
+    ).astype("str")
     if "service_test" in kept.columns:
         frame["service_test"] = kept["service_test"].str.lower().eq("true").to_numpy()
     descr = FAIRFACE_DESCR.format(split=split, padding=padding)

@@ -32,7 +32,9 @@ _RACE_SETS = {"utkface": UTKFACE_RACES, "fairface": FAIRFACE_RACES}
 
 def _check_choice(value, name, allowed):
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead.")
+        raise ValueError(
+            f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead."
+        )
     return value
 
 
@@ -104,8 +106,9 @@ def harmonize_labels(target, source, *, races="utkface", age="fairface_groups"):
         raise TypeError(
             f"The 'target' parameter must be a pandas DataFrame. Got {type(target).__name__} instead."
         )
-    family = _check_choice(_ALIASES.get(source, source), "source",
-                           ("utkface", "fairface", "imdb_wiki", "imdb", "wiki"))
+    family = _check_choice(
+        _ALIASES.get(source, source), "source", ("utkface", "fairface", "imdb_wiki", "imdb", "wiki")
+    )
     _check_choice(races, "races", ("utkface", "fairface"))
     _check_choice(age, "age", ("fairface_groups", "exact"))
     own_races, own_age = _FAMILIES[family]
@@ -113,7 +116,9 @@ def harmonize_labels(target, source, *, races="utkface", age="fairface_groups"):
 
     if "race" in out.columns:
         if own_races is None:
-            raise ValueError(f"IMDB-WIKI has no race labels, but the target given as source={source!r} has a 'race' column.")
+            raise ValueError(
+                f"IMDB-WIKI has no race labels, but the target given as source={source!r} has a 'race' column."
+            )
         unknown = _unknown(out["race"], _RACE_SETS[own_races])
         if unknown:
             raise ValueError(
@@ -148,8 +153,9 @@ def harmonize_labels(target, source, *, races="utkface", age="fairface_groups"):
     return out
 
 
-def concat_datasets(datasets, *, races="utkface", age="fairface_groups", columns="common",
-                    return_X_y=False):
+def concat_datasets(
+    datasets, *, races="utkface", age="fairface_groups", columns="common", return_X_y=False
+):
     """Stack loaded data sets into one, on a common label set.
 
     Each data set's labels go through :func:`harmonize_labels` (read its

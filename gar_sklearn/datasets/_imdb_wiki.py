@@ -47,8 +47,10 @@ def _find_mat(path, source):
         ) from exc
     if os.path.isfile(path):
         return path
-    candidates = [os.path.join(path, f"{source}.mat"),
-                  os.path.join(path, f"{source}_crop", f"{source}.mat")]
+    candidates = [
+        os.path.join(path, f"{source}.mat"),
+        os.path.join(path, f"{source}_crop", f"{source}.mat"),
+    ]
     for candidate in candidates:
         if os.path.isfile(candidate):
             return candidate
@@ -85,8 +87,12 @@ def _read_struct(mat_path, source):
 
 def _cell_strings(cells):
     """A MATLAB cell array of strings (as loadmat returns it) as a list of str ('' when empty)."""
-    return [str(c.ravel()[0]) if isinstance(c, np.ndarray) and c.size else
-            ("" if isinstance(c, np.ndarray) else str(c)) for c in cells]
+    return [
+        str(c.ravel()[0])
+        if isinstance(c, np.ndarray) and c.size
+        else ("" if isinstance(c, np.ndarray) else str(c))
+        for c in cells
+    ]
 
 
 def _birth_years(datenums):
@@ -169,7 +175,9 @@ def load_imdb_wiki(path, source="imdb", *, min_face_score=1.0, return_X_y=False)
     0   25  Female
     """
     if source not in _SOURCES:
-        raise ValueError(f"The 'source' parameter must be one of ['imdb', 'wiki']. Got {source!r} instead.")
+        raise ValueError(
+            f"The 'source' parameter must be one of ['imdb', 'wiki']. Got {source!r} instead."
+        )
     if not isinstance(min_face_score, numbers.Real) or np.isnan(min_face_score):
         raise ValueError(
             f"The 'min_face_score' parameter must be a number. Got {min_face_score!r} instead."
@@ -195,13 +203,19 @@ def load_imdb_wiki(path, source="imdb", *, min_face_score=1.0, return_X_y=False)
     # each row is counted under the first reason it meets
     checks = [  # (reason in the count, reason next to a listed name, rows meeting it)
         ("without a face (face_score -inf)", "no face", ~(face_score > -np.inf)),
-        (f"with face_score below min_face_score={min_face_score}", "low face score",
-         face_score < min_face_score),
+        (
+            f"with face_score below min_face_score={min_face_score}",
+            "low face score",
+            face_score < min_face_score,
+        ),
         ("with a second face", "second face", ~np.isnan(second)),
         ("with an unknown gender", "unknown gender", ~np.isin(gender, (0.0, 1.0))),
         ("with a missing or invalid date of birth", "invalid dob", birth_year < 1),
-        (f"with an age outside {_MIN_AGE}-{_MAX_AGE}", "age out of range",
-         ~((age >= _MIN_AGE) & (age <= _MAX_AGE))),
+        (
+            f"with an age outside {_MIN_AGE}-{_MAX_AGE}",
+            "age out of range",
+            ~((age >= _MIN_AGE) & (age <= _MAX_AGE)),
+        ),
     ]
     keep = np.ones(n, dtype=bool)
     reasons, skipped = {}, []
@@ -220,17 +234,24 @@ def load_imdb_wiki(path, source="imdb", *, min_face_score=1.0, return_X_y=False)
     _warn_skipped(f"rows of {os.path.basename(mat_path)}", n, reasons, skipped)
 
     idx = np.flatnonzero(keep)
-    frame = pd.DataFrame({
-        "path": pd.Series([os.path.join(root, *full_path[i].split("/")) for i in idx], dtype="str"),
-        "age": age[idx].astype("int64"),
-        "gender": pd.Series(np.asarray(GENDERS, dtype=object)[(gender[idx] == 0).astype(int)],
-                            dtype="str"),
-        "name": pd.Series(_cell_strings(fields["name"][idx]) if "name" in fields else [""] * len(idx),
-                          dtype="str"),
-        "photo_taken": photo_taken[idx].astype("int64"),
-        "birth_year": birth_year[idx].astype("int64"),
-        "face_score": face_score[idx],
-    })
+    frame = pd.DataFrame(
+        {
+            "path": pd.Series(
+                [os.path.join(root, *full_path[i].split("/")) for i in idx], dtype="str"
+            ),
+            "age": age[idx].astype("int64"),
+            "gender": pd.Series(
+                np.asarray(GENDERS, dtype=object)[(gender[idx] == 0).astype(int)], dtype="str"
+            ),
+            "name": pd.Series(
+                _cell_strings(fields["name"][idx]) if "name" in fields else [""] * len(idx),
+                dtype="str",
+            ),
+            "photo_taken": photo_taken[idx].astype("int64"),
+            "birth_year": birth_year[idx].astype("int64"),
+            "face_score": face_score[idx],
+        }
+    )
     if "celeb_id" in fields and len(fields["celeb_id"]) == n:
         frame["celeb_id"] = fields["celeb_id"][idx].astype("int64")
     descr = IMDB_WIKI_DESCR.format(source=source, min_face_score=min_face_score)

@@ -115,8 +115,9 @@ sequence of arrays or PIL images, or DataFrame with a ``path`` column
     """
     digests = _hash_images(X)
     ids = {}
-    return np.fromiter((ids.setdefault(d, len(ids)) for d in digests), dtype=np.int64,
-                       count=len(digests))
+    return np.fromiter(
+        (ids.setdefault(d, len(ids)) for d in digests), dtype=np.int64, count=len(digests)
+    )
 
 
 def _n_samples(a):
@@ -150,7 +151,11 @@ def _check_test_size(test_size, n):
                 f"{n} samples. Got {test_size} instead."
             )
         return int(test_size)
-    if isinstance(test_size, numbers.Real) and not isinstance(test_size, bool) and 0 < test_size < 1:
+    if (
+        isinstance(test_size, numbers.Real)
+        and not isinstance(test_size, bool)
+        and 0 < test_size < 1
+    ):
         return int(np.ceil(test_size * n))
     raise ValueError(
         "The 'test_size' parameter must be a float in (0, 1) or an int in [1, n_samples - 1]. "
@@ -165,8 +170,9 @@ def _group_test_mask(group_ids, strata, n_test, rng):
     n_groups = len(group_sizes)
     # a group belongs to the stratum most of its members have (ties: the first one seen)
     n_strata = strata.max() + 1
-    pairs, first, counts = np.unique(group_ids * n_strata + strata, return_index=True,
-                                     return_counts=True)
+    pairs, first, counts = np.unique(
+        group_ids * n_strata + strata, return_index=True, return_counts=True
+    )
     pair_group = pairs // n_strata
     order = np.lexsort((first, -counts, pair_group))
     best = order[np.r_[True, np.diff(pair_group[order]) != 0]]
@@ -200,8 +206,9 @@ def _group_test_mask(group_ids, strata, n_test, rng):
     return test_groups[group_ids]
 
 
-def group_train_test_split(X, *arrays, test_size=0.2, random_state=None, groups=None,
-                           stratify=None):
+def group_train_test_split(
+    X, *arrays, test_size=0.2, random_state=None, groups=None, stratify=None
+):
     """Split images and labels into train and test sets, keeping duplicates together.
 
     Like :func:`sklearn.model_selection.train_test_split`, but every group of

@@ -11,8 +11,16 @@ _AGE_EDGES = (0, 3, 10, 20, 30, 40, 50, 60, 70, 90)  # FairFace's nine groups, c
 _COLOURS = np.array([[220, 60, 60], [60, 200, 60], [60, 60, 220], [220, 200, 60], [180, 60, 200]])
 
 
-def make_synthetic_faces(n_samples=200, *, image_size=32, n_age_groups=9, n_races=5,
-                         gender_dependent=False, noise=20.0, random_state=None):
+def make_synthetic_faces(
+    n_samples=200,
+    *,
+    image_size=32,
+    n_age_groups=9,
+    n_races=5,
+    gender_dependent=False,
+    noise=20.0,
+    random_state=None,
+):
     """Images in which gender, age group and race are each visible.
 
     Gender sets which half of the image holds a bright vertical bar (left:
@@ -72,15 +80,17 @@ def make_synthetic_faces(n_samples=200, *, image_size=32, n_age_groups=9, n_race
     band = max(1, (s // 2) // 9)
     for i in range(n_samples):
         x0 = s // 2 if female[i] else 0
-        X[i, :, x0 + s // 8: x0 + s // 8 + s // 8] = 230.0
+        X[i, :, x0 + s // 8 : x0 + s // 8 + s // 8] = 230.0
         row = s // 2 + age_cue[i] * band
-        X[i, row: row + band, :] = 20.0
+        X[i, row : row + band, :] = 20.0
         X[i, : s // 3, : s // 3] = _COLOURS[race_cue[i]]
     X += rng.normal(0.0, noise, X.shape)
     X = np.clip(X, 0, 255).round().astype(np.uint8)
-    y = pd.DataFrame({
-        "gender": np.where(female, "Female", "Male"),
-        "age": ages,
-        "race": np.asarray(_RACES)[race],
-    })
+    y = pd.DataFrame(
+        {
+            "gender": np.where(female, "Female", "Male"),
+            "age": ages,
+            "race": np.asarray(_RACES)[race],
+        }
+    )
     return X, y

@@ -82,7 +82,8 @@ def _stratified_subset(strata, n_samples, rng):
         alloc[order[:short]] += 1
     chosen = [
         rng.choice(np.flatnonzero(inverse == k), size=alloc[k], replace=False)
-        for k in range(len(keys)) if alloc[k]
+        for k in range(len(keys))
+        if alloc[k]
     ]
     return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=int)
 
@@ -180,7 +181,9 @@ def load_utkface(path, *, n_samples=None, random_state=None, return_X_y=False):
         reasons[reason] = reasons.get(reason, 0) + 1
     _warn_skipped(
         "image files whose names do not hold valid UTKFace labels (age_gender_race_...)",
-        len(files), reasons, skipped,
+        len(files),
+        reasons,
+        skipped,
     )
 
     frame = pd.DataFrame(rows, columns=["path", "age", "gender", "race"])

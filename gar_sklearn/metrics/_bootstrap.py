@@ -38,9 +38,17 @@ def _draws(rng, n, n_boot):
         yield rng.randint(0, n, size=(min(rows, n_boot - start), n))
 
 
-def bootstrap_by_group(metric, y_true, y_pred, *, sensitive_features, n_boot=1000,
-                       confidence_level=0.95, random_state=None,
-                       min_group_size=DEFAULT_MIN_GROUP_SIZE):
+def bootstrap_by_group(
+    metric,
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    n_boot=1000,
+    confidence_level=0.95,
+    random_state=None,
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
     """Percentile bootstrap confidence interval of a metric on each group.
 
     Each group is resampled on its own (with replacement, keeping its size),

@@ -143,8 +143,9 @@ class GroupMetrics:
     (0.5, 0.5)
     """
 
-    def __init__(self, metrics, y_true, y_pred, *, sensitive_features,
-                 min_group_size=DEFAULT_MIN_GROUP_SIZE):
+    def __init__(
+        self, metrics, y_true, y_pred, *, sensitive_features, min_group_size=DEFAULT_MIN_GROUP_SIZE
+    ):
         self._single = not isinstance(metrics, dict)
         specs = {None: metrics} if self._single else metrics
         if not specs:
@@ -163,8 +164,9 @@ class GroupMetrics:
         self.sensitive_names = groups.names
         self.labels = groups.labels
         self.sizes = pd.Series(groups.sizes, index=groups.index, name="n")
-        self.small = pd.Series(groups.small_mask(self.min_group_size), index=groups.index,
-                               name="small")
+        self.small = pd.Series(
+            groups.small_mask(self.min_group_size), index=groups.index, name="small"
+        )
         groups.warn_small(self.min_group_size)
 
         overall = {}
@@ -300,8 +302,9 @@ def metric_by_group(metric, y_true, y_pred, *, sensitive_features):
     {1: 0.5, 2: 1.0}
     """
     resolve_metric(metric)
-    return GroupMetrics(metric, y_true, y_pred, sensitive_features=sensitive_features,
-                        min_group_size=0).by_group
+    return GroupMetrics(
+        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=0
+    ).by_group
 
 
 def accuracy_by_group(y_true, y_pred, *, sensitive_features):
@@ -324,8 +327,7 @@ def accuracy_by_group(y_true, y_pred, *, sensitive_features):
     ...                   sensitive_features=["White", "White", "Black"]).to_dict()
     {'Black': 1.0, 'White': 0.5}
     """
-    return metric_by_group(accuracy_score, y_true, y_pred,
-                           sensitive_features=sensitive_features)
+    return metric_by_group(accuracy_score, y_true, y_pred, sensitive_features=sensitive_features)
 
 
 def mae_by_group(y_true, y_pred, *, sensitive_features):
@@ -347,8 +349,9 @@ def mae_by_group(y_true, y_pred, *, sensitive_features):
     >>> mae_by_group([20, 30, 40], [22, 30, 35], sensitive_features=["a", "a", "b"]).to_dict()
     {'a': 1.0, 'b': 5.0}
     """
-    return metric_by_group(mean_absolute_error, y_true, y_pred,
-                           sensitive_features=sensitive_features)
+    return metric_by_group(
+        mean_absolute_error, y_true, y_pred, sensitive_features=sensitive_features
+    )
 
 
 def group_sizes(sensitive_features):
@@ -378,8 +381,15 @@ def group_sizes(sensitive_features):
     return pd.Series(groups.sizes, index=groups.index, name="n")
 
 
-def group_difference(metric, y_true, y_pred, *, sensitive_features, method="between_groups",
-                     min_group_size=DEFAULT_MIN_GROUP_SIZE):
+def group_difference(
+    metric,
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    method="between_groups",
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
     """Largest gap in a metric between groups, or between a group and all samples.
 
     Parameters
@@ -406,12 +416,20 @@ def group_difference(metric, y_true, y_pred, *, sensitive_features, method="betw
     0.5
     """
     resolve_metric(metric)
-    return GroupMetrics(metric, y_true, y_pred, sensitive_features=sensitive_features,
-                        min_group_size=min_group_size).difference(method)
+    return GroupMetrics(
+        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=min_group_size
+    ).difference(method)
 
 
-def group_ratio(metric, y_true, y_pred, *, sensitive_features, method="between_groups",
-                min_group_size=DEFAULT_MIN_GROUP_SIZE):
+def group_ratio(
+    metric,
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    method="between_groups",
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
     """Smallest ratio of a metric between groups (smallest over largest), at most 1.
 
     Parameters
@@ -438,12 +456,20 @@ def group_ratio(metric, y_true, y_pred, *, sensitive_features, method="between_g
     0.5
     """
     resolve_metric(metric)
-    return GroupMetrics(metric, y_true, y_pred, sensitive_features=sensitive_features,
-                        min_group_size=min_group_size).ratio(method)
+    return GroupMetrics(
+        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=min_group_size
+    ).ratio(method)
 
 
-def worst_group_value(metric, y_true, y_pred, *, sensitive_features, greater_is_better=None,
-                      min_group_size=DEFAULT_MIN_GROUP_SIZE):
+def worst_group_value(
+    metric,
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    greater_is_better=None,
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
     """The metric on the worst-off group.
 
     Parameters
@@ -473,5 +499,6 @@ def worst_group_value(metric, y_true, y_pred, *, sensitive_features, greater_is_
     """
     _, _, inferred = resolve_metric(metric)
     greater = inferred if greater_is_better is None else bool(greater_is_better)
-    return GroupMetrics(metric, y_true, y_pred, sensitive_features=sensitive_features,
-                        min_group_size=min_group_size).worst(greater)
+    return GroupMetrics(
+        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=min_group_size
+    ).worst(greater)

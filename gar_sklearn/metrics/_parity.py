@@ -83,10 +83,16 @@ def _prepare(y_true, y_pred, sensitive_features, method, labels, class_agg, min_
     return y_true, y_pred, groups, _classes(y_true, y_pred, labels), eligible
 
 
-def demographic_parity_difference(y_true, y_pred, *, sensitive_features,
-                                  method="between_groups", labels=None,
-                                  class_agg="worst_case",
-                                  min_group_size=DEFAULT_MIN_GROUP_SIZE):
+def demographic_parity_difference(
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    method="between_groups",
+    labels=None,
+    class_agg="worst_case",
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
     """Demographic parity difference of multiclass predictions, one class vs the rest.
 
     For each class ``c`` the prediction is binarised as "predicted ``c``", and
@@ -135,7 +141,8 @@ def demographic_parity_difference(y_true, y_pred, *, sensitive_features,
     {'a': 0.3333, 'b': 0.3333}
     """
     y_true, y_pred, groups, classes, eligible = _prepare(
-        y_true, y_pred, sensitive_features, method, labels, class_agg, min_group_size)
+        y_true, y_pred, sensitive_features, method, labels, class_agg, min_group_size
+    )
     hit = _one_hot(y_pred, classes)
     rates = _group_sums(groups.codes, len(groups.sizes), hit) / groups.sizes[:, None]
     per_class = _disparity(rates[eligible], hit.mean(axis=0), method)
@@ -145,8 +152,10 @@ def demographic_parity_difference(y_true, y_pred, *, sensitive_features,
 def _check_zero_division(zero_division):
     if isinstance(zero_division, str) and zero_division == "warn":
         return zero_division
-    if isinstance(zero_division, numbers.Real) and not isinstance(zero_division, bool) and (
-        np.isnan(zero_division) or zero_division in (0, 1)
+    if (
+        isinstance(zero_division, numbers.Real)
+        and not isinstance(zero_division, bool)
+        and (np.isnan(zero_division) or zero_division in (0, 1))
     ):
         return float(zero_division)
     raise ValueError(
@@ -165,8 +174,9 @@ def _rates(hits, totals, zero_division):
 def _warn_undefined(what, totals, classes, labels):
     rows, cols = np.nonzero(totals == 0)
     if len(rows):
-        pairs = ", ".join(f"class {classes[c]!r} in '{labels[r]}'" for r, c in
-                          list(zip(rows, cols))[:5])
+        pairs = ", ".join(
+            f"class {classes[c]!r} in '{labels[r]}'" for r, c in list(zip(rows, cols))[:5]
+        )
         warnings.warn(
             f"The {what} is undefined for {len(rows)} (class, group) pair(s) with no "
             f"samples to measure it on ({pairs}{' ...' if len(rows) > 5 else ''}); it is "
@@ -176,10 +186,18 @@ def _warn_undefined(what, totals, classes, labels):
         )
 
 
-def equalized_odds_difference(y_true, y_pred, *, sensitive_features,
-                              method="between_groups", labels=None, agg="worst_case",
-                              class_agg="worst_case", zero_division="warn",
-                              min_group_size=DEFAULT_MIN_GROUP_SIZE):
+def equalized_odds_difference(
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    method="between_groups",
+    labels=None,
+    agg="worst_case",
+    class_agg="worst_case",
+    zero_division="warn",
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
     """Equalized odds difference of multiclass predictions, one class vs the rest.
 
     For each class ``c``, labels and predictions are binarised as "is ``c``"
@@ -235,7 +253,8 @@ def equalized_odds_difference(y_true, y_pred, *, sensitive_features,
     _check_agg(agg, "agg")
     zero_division = _check_zero_division(zero_division)
     y_true, y_pred, groups, classes, eligible = _prepare(
-        y_true, y_pred, sensitive_features, method, labels, class_agg, min_group_size)
+        y_true, y_pred, sensitive_features, method, labels, class_agg, min_group_size
+    )
     pos = _one_hot(y_true, classes)
     hit = _one_hot(y_pred, classes)
     n_groups = len(groups.sizes)
@@ -248,10 +267,12 @@ def equalized_odds_difference(y_true, y_pred, *, sensitive_features,
         labels_ = [label for label, ok in zip(groups.labels, eligible) if ok]
         if method == "to_overall":
             labels_ = labels_ + ["all samples"]
-            _warn_undefined("true positive rate", np.vstack([n_pos[eligible], all_pos]),
-                            classes, labels_)
-            _warn_undefined("false positive rate", np.vstack([n_neg[eligible], all_neg]),
-                            classes, labels_)
+            _warn_undefined(
+                "true positive rate", np.vstack([n_pos[eligible], all_pos]), classes, labels_
+            )
+            _warn_undefined(
+                "false positive rate", np.vstack([n_neg[eligible], all_neg]), classes, labels_
+            )
         else:
             _warn_undefined("true positive rate", n_pos[eligible], classes, labels_)
             _warn_undefined("false positive rate", n_neg[eligible], classes, labels_)

@@ -44,8 +44,11 @@ def _label_frames(y_true, y_pred):
         if isinstance(values, pd.DataFrame):
             frames.append(values.reset_index(drop=True))
         elif isinstance(values, pd.Series):
-            frames.append(values.reset_index(drop=True).to_frame(
-                "label" if values.name is None else str(values.name)))
+            frames.append(
+                values.reset_index(drop=True).to_frame(
+                    "label" if values.name is None else str(values.name)
+                )
+            )
         else:
             arr = np.asarray(values, dtype=object)
             if arr.ndim == 1:
@@ -81,8 +84,9 @@ def _summary(groups, y_true, y_pred, age_true, age_pred, min_group_size):
         yt, yp = y_true[attr].to_numpy(), y_pred[attr].to_numpy()
         columns[f"{attr}_accuracy"] = [accuracy_score(yt[p], yp[p]) for p in groups.positions]
     if age_true is not None:
-        columns["age_mae"] = [mean_absolute_error(age_true[p], age_pred[p])
-                              for p in groups.positions]
+        columns["age_mae"] = [
+            mean_absolute_error(age_true[p], age_pred[p]) for p in groups.positions
+        ]
     frame = pd.DataFrame(columns, index=groups.index)
     frame["n"] = groups.sizes
     frame["small"] = groups.small_mask(min_group_size)
@@ -90,8 +94,10 @@ def _summary(groups, y_true, y_pred, age_true, age_pred, min_group_size):
 
 
 def _overall(y_true, y_pred, age_true, age_pred):
-    values = {f"{a}_accuracy": accuracy_score(y_true[a].to_numpy(), y_pred[a].to_numpy())
-              for a in y_true.columns}
+    values = {
+        f"{a}_accuracy": accuracy_score(y_true[a].to_numpy(), y_pred[a].to_numpy())
+        for a in y_true.columns
+    }
     if age_true is not None:
         values["age_mae"] = mean_absolute_error(age_true, age_pred)
     values["n"] = len(y_true)
@@ -109,8 +115,15 @@ def _check_ages(age_true, age_pred, n):
     return age_true, age_pred
 
 
-def summary_by_group(y_true, y_pred, *, sensitive_features, age_true=None, age_pred=None,
-                     min_group_size=DEFAULT_MIN_GROUP_SIZE):
+def summary_by_group(
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    age_true=None,
+    age_pred=None,
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
     """A table with one row per group: accuracy per attribute, age MAE, size, flag.
 
     Parameters
@@ -202,25 +215,30 @@ def _classification(groups, y_true, y_pred, digits, zero_division, min_group_siz
         yt, yp = y_true[attr].to_numpy(), y_pred[attr].to_numpy()
         classes = _classes(yt, yp)
         labels += [str(c) for c in classes if str(c) not in labels]
-        for key, label, pos, is_small in zip(groups.index, groups.labels, groups.positions,
-                                             small):
+        for key, label, pos, is_small in zip(groups.index, groups.labels, groups.positions, small):
             text, rows = _report_rows(yt[pos], yp[pos], classes, digits, zero_division)
             flag = f", fewer than {min_group_size}: flagged" if is_small else ""
             texts.append(f"{attr} | {by} = {label} (n={len(pos)}{flag})\n{text}")
             key = key if isinstance(key, tuple) else (key,)
             tuples += [(attr, *key, row) for row in rows]
             values += list(rows.values())
-    labels += [r for r in ("accuracy", "micro avg", "macro avg", "weighted avg")
-               if r not in labels]
+    labels += [r for r in ("accuracy", "micro avg", "macro avg", "weighted avg") if r not in labels]
     index = _lexsorted_index(tuples, ["attribute", *groups.names, "label"], labels)
     frame = pd.DataFrame(values, index=index, columns=_REPORT_COLUMNS)
     frame["support"] = frame["support"].astype(int)
     return "\n".join(texts), frame
 
 
-def classification_report_by_group(y_true, y_pred, *, sensitive_features, digits=2,
-                                   zero_division=np.nan, min_group_size=DEFAULT_MIN_GROUP_SIZE,
-                                   as_frame=False):
+def classification_report_by_group(
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    digits=2,
+    zero_division=np.nan,
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    as_frame=False,
+):
     """scikit-learn's classification report for each group and each attribute.
 
     Every group's report lists every class of the attribute (those seen in
@@ -278,8 +296,11 @@ def _groupings(by):
         by = (by,)
     out = []
     for item in by:
-        names = (item,) if isinstance(item, str) else (
-            tuple(item) if isinstance(item, (tuple, list)) else None)
+        names = (
+            (item,)
+            if isinstance(item, str)
+            else (tuple(item) if isinstance(item, (tuple, list)) else None)
+        )
         if not names or not all(isinstance(n, str) for n in names):
             raise ValueError(
                 "The 'by' parameter must hold column names or tuples of column names, e.g. "
@@ -330,9 +351,23 @@ class GroupReport:
     min_group_size : int
     """
 
-    def __init__(self, *, attributes, overall, summaries, classification_reports,
-                 classification_texts, disparities, parity, y_true, y_pred, age_true,
-                 age_pred, sensitive, min_group_size):
+    def __init__(
+        self,
+        *,
+        attributes,
+        overall,
+        summaries,
+        classification_reports,
+        classification_texts,
+        disparities,
+        parity,
+        y_true,
+        y_pred,
+        age_true,
+        age_pred,
+        sensitive,
+        min_group_size,
+    ):
         self.attributes = attributes
         self.overall = overall
         self.summaries = summaries
@@ -353,7 +388,8 @@ class GroupReport:
         key = by if isinstance(by, str) else _key(tuple(by))
         if key not in table:
             raise ValueError(
-                f"The 'by' parameter must be one of {list(table)}. Got {by!r} instead.")
+                f"The 'by' parameter must be one of {list(table)}. Got {by!r} instead."
+            )
         return table[key]
 
     def summary(self, by=None):
@@ -374,8 +410,10 @@ class GroupReport:
         frame = next(iter(self.classification_reports.values())) if found is None else found
         if attribute is not None:
             if attribute not in self.attributes:
-                raise ValueError(f"The 'attribute' parameter must be one of "
-                                 f"{list(self.attributes)}. Got {attribute!r} instead.")
+                raise ValueError(
+                    f"The 'attribute' parameter must be one of "
+                    f"{list(self.attributes)}. Got {attribute!r} instead."
+                )
             frame = frame.xs(attribute, level="attribute", drop_level=False)
         return frame
 
@@ -385,7 +423,8 @@ class GroupReport:
         for key, table in self.summaries.items():
             t = table.copy()
             t.index = pd.MultiIndex.from_tuples(
-                [(key, group_label(k)) for k in table.index], names=["by", "group"])
+                [(key, group_label(k)) for k in table.index], names=["by", "group"]
+            )
             frames.append(t)
         return pd.concat(frames)
 
@@ -401,23 +440,34 @@ class GroupReport:
         fmt = f"{{:.{digits}f}}".format
         ages = "; age MAE in years from exact ages." if self.age_true is not None else "."
         lines = [
-            (f"Group report: {int(self.overall['n'])} samples; attributes "
-             f"{', '.join(self.attributes)}{ages}"),
-            (f"Groups with fewer than {self.min_group_size} samples are marked * and left "
-             "out of the disparities."),
+            (
+                f"Group report: {int(self.overall['n'])} samples; attributes "
+                f"{', '.join(self.attributes)}{ages}"
+            ),
+            (
+                f"Groups with fewer than {self.min_group_size} samples are marked * and left "
+                "out of the disparities."
+            ),
             "",
             "Overall",
             self.overall.to_frame().T.to_string(index=False, float_format=fmt),
         ]
         for key, table in self.summaries.items():
             shown = table.drop(columns="small")
-            shown.index = [group_label(k) + ("*" if s else "")
-                           for k, s in zip(table.index, table["small"])]
+            shown.index = [
+                group_label(k) + ("*" if s else "") for k, s in zip(table.index, table["small"])
+            ]
             lines += ["", f"By {key}", shown.to_string(float_format=fmt)]
-        lines += ["", "Disparities (unflagged groups; difference = largest - smallest)",
-                  self.disparities.to_string(float_format=fmt)]
-        lines += ["", "Parity (one class vs the rest, worst class; undefined rates left out)",
-                  self.parity.to_string(float_format=fmt)]
+        lines += [
+            "",
+            "Disparities (unflagged groups; difference = largest - smallest)",
+            self.disparities.to_string(float_format=fmt),
+        ]
+        lines += [
+            "",
+            "Parity (one class vs the rest, worst class; undefined rates left out)",
+            self.parity.to_string(float_format=fmt),
+        ]
         if details:
             for key, text in self.classification_texts.items():
                 lines += ["", f"Classification reports by {key}", "", text]
@@ -427,8 +477,10 @@ class GroupReport:
         return self.to_text()
 
     def __repr__(self):
-        return (f"GroupReport(n={int(self.overall['n'])}, attributes={self.attributes}, "
-                f"by={list(self.summaries)})")
+        return (
+            f"GroupReport(n={int(self.overall['n'])}, attributes={self.attributes}, "
+            f"by={list(self.summaries)})"
+        )
 
 
 def _disparities(key, table):
@@ -445,19 +497,36 @@ def _disparities(key, table):
             best_g = values.idxmin() if loss else values.idxmax()
             worst, best = values[worst_g], values[best_g]
             worst_g, best_g = group_label(worst_g), group_label(best_g)
-        rows.append({
-            "by": key, "metric": metric, "worst_group": worst_g, "worst": worst,
-            "best_group": best_g, "best": best,
-            "difference": values.max() - values.min(),
-            "ratio": values.min() / values.max(),
-            "n_groups": len(table), "n_flagged": int(table["small"].sum()),
-        })
+        rows.append(
+            {
+                "by": key,
+                "metric": metric,
+                "worst_group": worst_g,
+                "worst": worst,
+                "best_group": best_g,
+                "best": best,
+                "difference": values.max() - values.min(),
+                "ratio": values.min() / values.max(),
+                "n_groups": len(table),
+                "n_flagged": int(table["small"].sum()),
+            }
+        )
     return rows
 
 
-def group_report(estimator=None, X=None, y=None, *, y_pred=None, y_true=None, age_pred=None,
-                 by=("race", "gender"), min_group_size=DEFAULT_MIN_GROUP_SIZE, digits=2,
-                 zero_division=np.nan):
+def group_report(
+    estimator=None,
+    X=None,
+    y=None,
+    *,
+    y_pred=None,
+    y_true=None,
+    age_pred=None,
+    by=("race", "gender"),
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    digits=2,
+    zero_division=np.nan,
+):
     """The whole per-group report in one call, from a fitted estimator or predictions.
 
     With an estimator: ``y_pred = estimator.predict(X)`` (columns
@@ -531,8 +600,7 @@ def group_report(estimator=None, X=None, y=None, *, y_pred=None, y_true=None, ag
                 age_pred = predicted_ages(estimator, X)
     else:
         if y_pred is None:
-            raise ValueError("group_report needs a fitted 'estimator' (with X and y) or "
-                             "'y_pred'.")
+            raise ValueError("group_report needs a fitted 'estimator' (with X and y) or 'y_pred'.")
         if y is None and y_true is None:
             raise ValueError("group_report needs y (or y_true) to compare the predictions with.")
         names = list(y.columns) if isinstance(y, pd.DataFrame) else None
@@ -542,12 +610,13 @@ def group_report(estimator=None, X=None, y=None, *, y_pred=None, y_true=None, ag
             pred_frame = target_frame(y_pred, names, name="y_pred")
         attributes = tuple(pred_frame.columns)
         raw = None if y is None else target_frame(y, attributes)
-        true_frame = (target_frame(y_true, attributes, name="y_true") if y_true is not None
-                      else raw)
+        true_frame = target_frame(y_true, attributes, name="y_true") if y_true is not None else raw
         missing = [a for a in attributes if a not in true_frame.columns]
         if missing:
-            raise ValueError(f"y has no column for the predicted attribute(s) {missing}; it "
-                             f"has {list(true_frame.columns)}.")
+            raise ValueError(
+                f"y has no column for the predicted attribute(s) {missing}; it "
+                f"has {list(true_frame.columns)}."
+            )
         true_frame = true_frame[list(attributes)]
     n = check_lengths(y_true=true_frame, y_pred=pred_frame)
     age_true = None
@@ -561,16 +630,19 @@ def group_report(estimator=None, X=None, y=None, *, y_pred=None, y_true=None, ag
     sensitive_cols = {}
     for names in _groupings(by):
         key = _key(names)
-        frame = sensitive_frame(pd.DataFrame(
-            {s: column([true_frame, raw], s, "sensitive").to_numpy() for s in names}))
+        frame = sensitive_frame(
+            pd.DataFrame({s: column([true_frame, raw], s, "sensitive").to_numpy() for s in names})
+        )
         for s in names:
             sensitive_cols[s] = frame[s]
         groups = Groups.from_features(frame, n)
         groups.warn_small(min_group_size)
-        summaries[key] = _summary(groups, true_frame, pred_frame, age_true, age_pred,
-                                  min_group_size)
-        texts[key], reports[key] = _classification(groups, true_frame, pred_frame, digits,
-                                                   zero_division, min_group_size)
+        summaries[key] = _summary(
+            groups, true_frame, pred_frame, age_true, age_pred, min_group_size
+        )
+        texts[key], reports[key] = _classification(
+            groups, true_frame, pred_frame, digits, zero_division, min_group_size
+        )
         disparity_rows += _disparities(key, summaries[key])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SmallGroupWarning)  # already warned above
@@ -579,13 +651,18 @@ def group_report(estimator=None, X=None, y=None, *, y_pred=None, y_true=None, ag
                     continue
                 kwargs = {"sensitive_features": frame, "min_group_size": min_group_size}
                 yt, yp = true_frame[attr].to_numpy(), pred_frame[attr].to_numpy()
-                parity_rows.append({
-                    "by": key, "attribute": attr,
-                    "demographic_parity_difference":
-                        demographic_parity_difference(yt, yp, **kwargs),
-                    "equalized_odds_difference":
-                        equalized_odds_difference(yt, yp, zero_division=np.nan, **kwargs),
-                })
+                parity_rows.append(
+                    {
+                        "by": key,
+                        "attribute": attr,
+                        "demographic_parity_difference": demographic_parity_difference(
+                            yt, yp, **kwargs
+                        ),
+                        "equalized_odds_difference": equalized_odds_difference(
+                            yt, yp, zero_division=np.nan, **kwargs
+                        ),
+                    }
+                )
     return GroupReport(
         attributes=attributes,
         overall=_overall(true_frame, pred_frame, age_true, age_pred),
@@ -593,8 +670,15 @@ def group_report(estimator=None, X=None, y=None, *, y_pred=None, y_true=None, ag
         classification_reports=reports,
         classification_texts=texts,
         disparities=pd.DataFrame(disparity_rows).set_index(["by", "metric"]),
-        parity=pd.DataFrame(parity_rows, columns=["by", "attribute", "demographic_parity_difference",
-                                                  "equalized_odds_difference"]).set_index(["by", "attribute"]),
+        parity=pd.DataFrame(
+            parity_rows,
+            columns=[
+                "by",
+                "attribute",
+                "demographic_parity_difference",
+                "equalized_odds_difference",
+            ],
+        ).set_index(["by", "attribute"]),
         y_true=true_frame,
         y_pred=pred_frame,
         age_true=age_true,

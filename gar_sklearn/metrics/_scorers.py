@@ -83,8 +83,9 @@ class AttributeScorer(_Scorer):
         _, targets = true_targets(pred.estimator, y, pred.attributes)
         name, func, greater = resolve_metric(self.metric)
         try:
-            value = float(func(targets[self.attribute].to_numpy(),
-                               pred.labels[self.attribute].to_numpy()))
+            value = float(
+                func(targets[self.attribute].to_numpy(), pred.labels[self.attribute].to_numpy())
+            )
         except ValueError as exc:
             raise ValueError(
                 f"Scoring {name} of {self.attribute!r} failed (do y's {self.attribute!r} "
@@ -105,8 +106,7 @@ class AgeMAEScorer(_Scorer):
 class GroupScorer(_Scorer):
     """A metric per group, aggregated to one score; made by :func:`make_group_scorer`."""
 
-    def __init__(self, metric, attribute, sensitive, aggregate, min_group_size,
-                 greater_is_better):
+    def __init__(self, metric, attribute, sensitive, aggregate, min_group_size, greater_is_better):
         self.metric = metric
         self.attribute = attribute
         self.sensitive = sensitive
@@ -131,8 +131,9 @@ class GroupScorer(_Scorer):
             pred.check_attribute(self.attribute)
             y_true = targets[self.attribute].to_numpy()
             y_pred = pred.labels[self.attribute].to_numpy()
-        gm = GroupMetrics(func, y_true, y_pred, sensitive_features=sensitive,
-                          min_group_size=self.min_group_size)
+        gm = GroupMetrics(
+            func, y_true, y_pred, sensitive_features=sensitive, min_group_size=self.min_group_size
+        )
         sign = 1.0 if greater else -1.0
         if self.aggregate == "worst":
             return sign * float(gm.worst(greater))
@@ -152,8 +153,9 @@ class CombinedScorer:
     def __call__(self, estimator, X, y):
         pred = _Predictions(estimator, X)
         return {
-            name: (scorer._score(pred, y) if isinstance(scorer, _Scorer)
-                   else scorer(estimator, X, y))
+            name: (
+                scorer._score(pred, y) if isinstance(scorer, _Scorer) else scorer(estimator, X, y)
+            )
             for name, scorer in self.scorers.items()
         }
 
@@ -163,9 +165,11 @@ class CombinedScorer:
 
 def _check_name(value, param):
     if not isinstance(value, str) or not value:
-        raise ValueError(f"The '{param}' parameter must be a column name (str)"
-                         + (" or a tuple of them" if param == "sensitive" else "")
-                         + f". Got {value!r} instead.")
+        raise ValueError(
+            f"The '{param}' parameter must be a column name (str)"
+            + (" or a tuple of them" if param == "sensitive" else "")
+            + f". Got {value!r} instead."
+        )
     return value
 
 
@@ -222,9 +226,15 @@ def make_age_mae_scorer():
     return AgeMAEScorer()
 
 
-def make_group_scorer(metric="accuracy", *, attribute="age", sensitive="race",
-                      aggregate="worst", min_group_size=DEFAULT_MIN_GROUP_SIZE,
-                      greater_is_better=None):
+def make_group_scorer(
+    metric="accuracy",
+    *,
+    attribute="age",
+    sensitive="race",
+    aggregate="worst",
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    greater_is_better=None,
+):
     """A scorer aggregating a per-group metric, grouped by y's own columns.
 
     The groups come from y's ``sensitive`` column(s) (read from
@@ -274,14 +284,17 @@ aggregate='worst', min_group_size=30, greater_is_better=None)
     else:
         _check_name(sensitive, "sensitive")
     if aggregate not in _AGGREGATES:
-        raise ValueError(f"The 'aggregate' parameter must be one of {list(_AGGREGATES)}. "
-                         f"Got {aggregate!r} instead.")
+        raise ValueError(
+            f"The 'aggregate' parameter must be one of {list(_AGGREGATES)}. "
+            f"Got {aggregate!r} instead."
+        )
     check_min_group_size(min_group_size)
     if greater_is_better is not None and not isinstance(greater_is_better, bool):
-        raise ValueError("The 'greater_is_better' parameter must be None or a bool. "
-                         f"Got {greater_is_better!r} instead.")
-    return GroupScorer(metric, attribute, sensitive, aggregate, min_group_size,
-                       greater_is_better)
+        raise ValueError(
+            "The 'greater_is_better' parameter must be None or a bool. "
+            f"Got {greater_is_better!r} instead."
+        )
+    return GroupScorer(metric, attribute, sensitive, aggregate, min_group_size, greater_is_better)
 
 
 def combine_scorers(scorers):
@@ -309,13 +322,21 @@ def combine_scorers(scorers):
     CombinedScorer({'neg_age_mae': AgeMAEScorer()})
     """
     if not isinstance(scorers, dict) or not scorers:
-        raise ValueError("The 'scorers' parameter must be a non-empty dict of name to scorer. "
-                         f"Got {scorers!r} instead.")
+        raise ValueError(
+            "The 'scorers' parameter must be a non-empty dict of name to scorer. "
+            f"Got {scorers!r} instead."
+        )
     return CombinedScorer(dict(scorers))
 
 
-def default_scoring(attributes=("gender", "age", "race"), *, sensitive="race", age_mae=True,
-                    min_group_size=DEFAULT_MIN_GROUP_SIZE, combined=False):
+def default_scoring(
+    attributes=("gender", "age", "race"),
+    *,
+    sensitive="race",
+    age_mae=True,
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    combined=False,
+):
     """The usual scores for ``GridSearchCV(scoring=default_scoring(), refit=...)``.
 
     Parameters
@@ -351,6 +372,10 @@ def default_scoring(attributes=("gender", "age", "race"), *, sensitive="race", a
         for a in attributes:
             if a != sensitive:
                 scoring[f"worst_{sensitive}_{a}_accuracy"] = make_group_scorer(
-                    "accuracy", attribute=a, sensitive=sensitive, aggregate="worst",
-                    min_group_size=min_group_size)
+                    "accuracy",
+                    attribute=a,
+                    sensitive=sensitive,
+                    aggregate="worst",
+                    min_group_size=min_group_size,
+                )
     return combine_scorers(scoring) if combined else scoring

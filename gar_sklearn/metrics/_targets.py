@@ -95,8 +95,10 @@ def exact_ages(values, name="y['age']"):
             f"{example!r} (age groups cannot give an error in years)."
         )
     if ages.isna().any():
-        raise ValueError(f"{name} has missing ages at positions "
-                         f"{np.flatnonzero(ages.isna().to_numpy())[:5].tolist()}.")
+        raise ValueError(
+            f"{name} has missing ages at positions "
+            f"{np.flatnonzero(ages.isna().to_numpy())[:5].tolist()}."
+        )
     return ages.to_numpy(dtype=float)
 
 

@@ -27,17 +27,14 @@ def check_1d(values, name):
     if isinstance(values, pd.DataFrame):
         if values.shape[1] != 1:
             raise ValueError(
-                f"'{name}' must be one-dimensional; got a DataFrame with {values.shape[1]} "
-                "columns."
+                f"'{name}' must be one-dimensional; got a DataFrame with {values.shape[1]} columns."
             )
         values = values.iloc[:, 0]
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ValueError(
-            f"'{name}' must be one-dimensional; got an array of shape {arr.shape}."
-        )
+        raise ValueError(f"'{name}' must be one-dimensional; got an array of shape {arr.shape}.")
     return arr
 
 
@@ -49,9 +46,7 @@ def check_lengths(**arrays):
         raise ValueError(f"Inconsistent numbers of samples: {detail}.")
     n = next(iter(lengths.values()))
     if n == 0:
-        raise ValueError(
-            f"{next(iter(lengths))} is empty: the metrics need at least one sample."
-        )
+        raise ValueError(f"{next(iter(lengths))} is empty: the metrics need at least one sample.")
     return n
 
 
@@ -91,15 +86,17 @@ def sensitive_frame(sensitive_features):
         )
     if isinstance(sensitive_features, pd.Series):
         name = sensitive_features.name
-        frame = sensitive_features.to_frame(
-            "sensitive_feature_0" if name is None else str(name)
-        )
+        frame = sensitive_features.to_frame("sensitive_feature_0" if name is None else str(name))
     elif isinstance(sensitive_features, pd.DataFrame):
         frame = sensitive_features.copy()
         frame.columns = [str(c) for c in frame.columns]
     elif isinstance(sensitive_features, dict):
-        frame = pd.DataFrame({str(k): check_1d(v, f"sensitive_features[{k!r}]")
-                              for k, v in sensitive_features.items()})
+        frame = pd.DataFrame(
+            {
+                str(k): check_1d(v, f"sensitive_features[{k!r}]")
+                for k, v in sensitive_features.items()
+            }
+        )
     else:
         arr = np.asarray(sensitive_features, dtype=object)
         if arr.ndim == 1:
@@ -109,15 +106,12 @@ def sensitive_frame(sensitive_features):
                 "The 'sensitive_features' parameter must be one- or two-dimensional; "
                 f"got an array of shape {arr.shape}."
             )
-        frame = pd.DataFrame(
-            arr, columns=[f"sensitive_feature_{i}" for i in range(arr.shape[1])]
-        )
+        frame = pd.DataFrame(arr, columns=[f"sensitive_feature_{i}" for i in range(arr.shape[1])])
     if frame.shape[1] == 0:
         raise ValueError("The 'sensitive_features' parameter has no columns.")
     if frame.columns.duplicated().any():
         raise ValueError(
-            "The 'sensitive_features' columns must have distinct names; got "
-            f"{list(frame.columns)}."
+            f"The 'sensitive_features' columns must have distinct names; got {list(frame.columns)}."
         )
     frame = frame.reset_index(drop=True)
     for col in frame.columns:
@@ -189,8 +183,7 @@ class Groups:
         small = self.small_mask(min_group_size)
         if small.any():
             listed = ", ".join(
-                f"'{label}' (n={n})"
-                for label, n, s in zip(self.labels, self.sizes, small) if s
+                f"'{label}' (n={n})" for label, n, s in zip(self.labels, self.sizes, small) if s
             )
             warnings.warn(
                 f"{int(small.sum())} of {len(small)} groups have fewer than "

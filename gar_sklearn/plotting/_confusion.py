@@ -9,16 +9,18 @@ __all__ = ["plot_confusion_matrices", "plot_confusion_matrix"]
 
 
 def _labels(y_true, y_pred):
-    values = pd.unique(np.concatenate([np.asarray(y_true, dtype=object),
-                                       np.asarray(y_pred, dtype=object)]))
+    values = pd.unique(
+        np.concatenate([np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)])
+    )
     try:
         return sorted(values)
     except TypeError:
         return list(values)
 
 
-def plot_confusion_matrix(y_true, y_pred, *, labels=None, normalize="true", ax=None,
-                          title=None, **kwargs):
+def plot_confusion_matrix(
+    y_true, y_pred, *, labels=None, normalize="true", ax=None, title=None, **kwargs
+):
     """Confusion matrix of one attribute.
 
     Parameters
@@ -59,15 +61,20 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, normalize="true", ax=N
         kwargs.setdefault("im_kw", {"vmin": 0.0, "vmax": 1.0})
     kwargs.setdefault("xticks_rotation", "vertical" if len(labels) > 4 else "horizontal")
     disp = ConfusionMatrixDisplay.from_predictions(
-        np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), labels=labels,
-        display_labels=[str(c) for c in labels], normalize=normalize, ax=ax, **kwargs)
+        np.asarray(y_true, dtype=object),
+        np.asarray(y_pred, dtype=object),
+        labels=labels,
+        display_labels=[str(c) for c in labels],
+        normalize=normalize,
+        ax=ax,
+        **kwargs,
+    )
     if title is not None:
         disp.ax_.set_title(title)
     return disp
 
 
-def plot_confusion_matrices(y_true, y_pred, *, labels=None, normalize="true", ax=None,
-                            **kwargs):
+def plot_confusion_matrices(y_true, y_pred, *, labels=None, normalize="true", ax=None, **kwargs):
     """One confusion matrix per attribute (gender, age, race), side by side.
 
     Parameters
@@ -97,24 +104,42 @@ def plot_confusion_matrices(y_true, y_pred, *, labels=None, normalize="true", ax
     ['gender', 'race']
     """
     if not isinstance(y_true, pd.DataFrame) or not isinstance(y_pred, pd.DataFrame):
-        raise TypeError("plot_confusion_matrices needs y_true and y_pred as DataFrames with "
-                        "one column per attribute; use plot_confusion_matrix for one attribute.")
+        raise TypeError(
+            "plot_confusion_matrices needs y_true and y_pred as DataFrames with "
+            "one column per attribute; use plot_confusion_matrix for one attribute."
+        )
     attributes = list(y_true.columns)
     if list(y_pred.columns) != attributes:
-        raise ValueError(f"y_true and y_pred must have the same columns; got {attributes} and "
-                         f"{list(y_pred.columns)}.")
+        raise ValueError(
+            f"y_true and y_pred must have the same columns; got {attributes} and "
+            f"{list(y_pred.columns)}."
+        )
     if ax is None:
         plt = pyplot("plot_confusion_matrices")
-        _, axes = plt.subplots(1, len(attributes), figsize=(4.5 * len(attributes), 4.5),
-                               layout="constrained", squeeze=False)
+        _, axes = plt.subplots(
+            1,
+            len(attributes),
+            figsize=(4.5 * len(attributes), 4.5),
+            layout="constrained",
+            squeeze=False,
+        )
         ax = axes[0]
     ax = list(np.ravel(ax)) if not hasattr(ax, "plot") else [ax]
     if len(ax) != len(attributes):
-        raise ValueError(f"The 'ax' parameter must hold one Axes per attribute "
-                         f"({len(attributes)}). Got {len(ax)} instead.")
+        raise ValueError(
+            f"The 'ax' parameter must hold one Axes per attribute "
+            f"({len(attributes)}). Got {len(ax)} instead."
+        )
     labels = labels or {}
     return {
-        attr: plot_confusion_matrix(y_true[attr], y_pred[attr], labels=labels.get(attr),
-                                    normalize=normalize, ax=a, title=attr, **kwargs)
+        attr: plot_confusion_matrix(
+            y_true[attr],
+            y_pred[attr],
+            labels=labels.get(attr),
+            normalize=normalize,
+            ax=a,
+            title=attr,
+            **kwargs,
+        )
         for attr, a in zip(attributes, ax)
     }

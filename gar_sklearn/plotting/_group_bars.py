@@ -8,9 +8,18 @@ from ._matplotlib import new_axes
 __all__ = ["plot_group_metric"]
 
 
-def plot_group_metric(y_true, y_pred, *, sensitive_features, metric="accuracy", n_boot=1000,
-                      confidence_level=0.95, random_state=None,
-                      min_group_size=DEFAULT_MIN_GROUP_SIZE, ax=None):
+def plot_group_metric(
+    y_true,
+    y_pred,
+    *,
+    sensitive_features,
+    metric="accuracy",
+    n_boot=1000,
+    confidence_level=0.95,
+    random_state=None,
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    ax=None,
+):
     """Bar chart of a metric (accuracy by default) per group, with confidence intervals.
 
     One bar per group (bar height: the metric on the group), error bars from
@@ -49,16 +58,30 @@ def plot_group_metric(y_true, y_pred, *, sensitive_features, metric="accuracy", 
     [1.0, 0.5]
     """
     name, func, _ = resolve_metric(metric)
-    ci = bootstrap_by_group(func, y_true, y_pred, sensitive_features=sensitive_features,
-                            n_boot=n_boot, confidence_level=confidence_level,
-                            random_state=random_state, min_group_size=min_group_size)
+    ci = bootstrap_by_group(
+        func,
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        n_boot=n_boot,
+        confidence_level=confidence_level,
+        random_state=random_state,
+        min_group_size=min_group_size,
+    )
     overall = float(func(check_1d(y_true, "y_true"), check_1d(y_pred, "y_pred")))
     ax = new_axes("plot_group_metric", ax, (max(5.0, 0.9 * len(ci) + 4.0), 4.0))
     x = range(len(ci))
     values = ci["value"].to_numpy()
     yerr = [values - ci["lower"].to_numpy(), ci["upper"].to_numpy() - values]
-    bars = ax.bar(x, values, yerr=yerr, capsize=4, color="C0", ecolor="0.2",
-                  label=f"{name} ({confidence_level:.0%} bootstrap CI)")
+    bars = ax.bar(
+        x,
+        values,
+        yerr=yerr,
+        capsize=4,
+        color="C0",
+        ecolor="0.2",
+        label=f"{name} ({confidence_level:.0%} bootstrap CI)",
+    )
     small = ci["small"].to_numpy()
     for bar, is_small in zip(bars, small):
         if is_small:
@@ -66,8 +89,9 @@ def plot_group_metric(y_true, y_pred, *, sensitive_features, metric="accuracy", 
             bar.set_alpha(0.45)
     ax.axhline(overall, color="k", linestyle="--", linewidth=1, label=f"all samples: {overall:.3f}")
     labels = [f"{group_label(k)}\n(n={n})" for k, n in zip(ci.index, ci["n"])]
-    ax.set_xticks(list(x), labels, rotation=45 if len(ci) > 6 else 0,
-                  ha="right" if len(ci) > 6 else "center")
+    ax.set_xticks(
+        list(x), labels, rotation=45 if len(ci) > 6 else 0, ha="right" if len(ci) > 6 else "center"
+    )
     ax.set_ylabel(name)
     ax.set_title(f"{name} by {' x '.join(str(n) for n in ci.index.names)}")
     handles, texts = ax.get_legend_handles_labels()

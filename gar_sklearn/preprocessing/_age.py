@@ -12,7 +12,15 @@ __all__ = ["AgeBinner", "FAIRFACE_AGE_GROUPS", "age_group_midpoints", "aggregate
 
 #: FairFace's nine age groups, spelt as in its published label files.
 FAIRFACE_AGE_GROUPS = (
-    "0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70",
+    "0-2",
+    "3-9",
+    "10-19",
+    "20-29",
+    "30-39",
+    "40-49",
+    "50-59",
+    "60-69",
+    "more than 70",
 )
 _FAIRFACE_EDGES = (0, 3, 10, 20, 30, 40, 50, 60, 70)
 
@@ -175,7 +183,12 @@ class AgeBinner(TransformerMixin, BaseEstimator):
                 self.classes_ = np.asarray(labels + [f"{self.edges_[-1]}+"], dtype=object)
         else:
             edges = np.asarray(bins)
-            if edges.ndim != 1 or len(edges) < 1 or edges.dtype.kind not in "iuf" or np.any(np.diff(edges) <= 0):
+            if (
+                edges.ndim != 1
+                or len(edges) < 1
+                or edges.dtype.kind not in "iuf"
+                or np.any(np.diff(edges) <= 0)
+            ):
                 raise ValueError(
                     "The 'bins' parameter given as a sequence must hold strictly increasing "
                     f"lower edges. Got {bins!r} instead."
@@ -184,7 +197,8 @@ class AgeBinner(TransformerMixin, BaseEstimator):
             labels = [_group_label(lo, hi) for lo, hi in zip(self.edges_[:-1], self.edges_[1:])]
             self.classes_ = np.asarray(labels + [f"{self.edges_[-1]}+"], dtype=object)
         self.midpoints_ = (
-            self.edges_.astype(float) if isinstance(bins, numbers.Integral) and bins == 1
+            self.edges_.astype(float)
+            if isinstance(bins, numbers.Integral) and bins == 1
             else age_group_midpoints(self.classes_)
         )
         return self

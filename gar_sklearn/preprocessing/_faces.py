@@ -49,7 +49,9 @@ def _load_cascade(path):
     cv2 = _import_cv2()
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
-        raise ValueError(f"OpenCV could not load the cascade file {path!r}: not a valid cascade XML.")
+        raise ValueError(
+            f"OpenCV could not load the cascade file {path!r}: not a valid cascade XML."
+        )
     return cascade
 
 
@@ -120,7 +122,7 @@ def _extract(image, crop_box, border="constant"):
     """``image[y0:y1, x0:x1]``, padded with black ("constant") or edge pixels outside the image."""
     x0, y0, x1, y1 = crop_box
     height, width = image.shape[:2]
-    inner = image[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)]
+    inner = image[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
     pad = ((max(-y0, 0), max(y1 - height, 0)), (max(-x0, 0), max(x1 - width, 0)), (0, 0))
     if not any(any(p) for p in pad[:2]):
         return np.ascontiguousarray(inner)
@@ -160,8 +162,9 @@ class FaceCrops(list):
         A name for every input image: its path, or ``"X[i]"``.
     """
 
-    def __init__(self, crops=(), *, source_index=(), boxes=(), no_face=(), failed=(),
-                 errors=None, sources=()):
+    def __init__(
+        self, crops=(), *, source_index=(), boxes=(), no_face=(), failed=(), errors=None, sources=()
+    ):
         super().__init__(crops)
         self.source_index = np.asarray(source_index, dtype=np.intp)
         self.boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
@@ -214,17 +217,19 @@ def _faces_frame(sources, source_index, boxes, errors):
         out[~found] = pd.NA
         return out[order]
 
-    return pd.DataFrame({
-        "source_index": index[order],
-        "source": pd.array([sources[i] for i in index[order]], dtype="str"),
-        "face_index": column(face_index),
-        "face_found": found[order],
-        "x": column(boxes[:, 0]),
-        "y": column(boxes[:, 1]),
-        "w": column(boxes[:, 2]),
-        "h": column(boxes[:, 3]),
-        "error": pd.array([errors.get(int(i)) for i in index[order]], dtype="str"),
-    })
+    return pd.DataFrame(
+        {
+            "source_index": index[order],
+            "source": pd.array([sources[i] for i in index[order]], dtype="str"),
+            "face_index": column(face_index),
+            "face_found": found[order],
+            "x": column(boxes[:, 0]),
+            "y": column(boxes[:, 1]),
+            "w": column(boxes[:, 2]),
+            "h": column(boxes[:, 3]),
+            "error": pd.array([errors.get(int(i)) for i in index[order]], dtype="str"),
+        }
+    )
 
 
 class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -362,14 +367,22 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
         def is_real(value):
-            return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            return (
+                isinstance(value, numbers.Real)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
 
         if not is_real(self.margin) or self.margin < 0:
-            raise ValueError(f"The 'margin' parameter must be a float >= 0. Got {self.margin!r} instead.")
+            raise ValueError(
+                f"The 'margin' parameter must be a float >= 0. Got {self.margin!r} instead."
+            )
         for name, lo in (("size", 1), ("max_faces", 1), ("detect_size", 32)):
             value = getattr(self, name)
             if value is not None and (not is_int(value) or value < lo):
-                raise ValueError(f"The '{name}' parameter must be None or an int >= {lo}. Got {value!r} instead.")
+                raise ValueError(
+                    f"The '{name}' parameter must be None or an int >= {lo}. Got {value!r} instead."
+                )
         ms = self.min_size
         if ms is not None and not (
             (is_int(ms) and ms >= 1) or (is_real(ms) and not is_int(ms) and 0 < ms <= 1)
@@ -391,11 +404,19 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                 f"The 'detect_padding' parameter must be a float in [0, 1]. Got {self.detect_padding!r} instead."
             )
         if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
-            raise ValueError(f"The 'verbose' parameter must be an int >= 0. Got {self.verbose!r} instead.")
-        for name, allowed in (("border", _BORDERS), ("on_no_face", _ON_NO_FACE), ("on_error", _ON_ERROR)):
+            raise ValueError(
+                f"The 'verbose' parameter must be an int >= 0. Got {self.verbose!r} instead."
+            )
+        for name, allowed in (
+            ("border", _BORDERS),
+            ("on_no_face", _ON_NO_FACE),
+            ("on_error", _ON_ERROR),
+        ):
             value = getattr(self, name)
             if not isinstance(value, str) or value not in allowed:
-                raise ValueError(f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead.")
+                raise ValueError(
+                    f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead."
+                )
         return _load_cascade(_cascade_path(self.cascade))
 
     # ------------------------------------------------------------ public API
@@ -501,15 +522,22 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             names = [sources[i] for i in no_face]
             message = f"No face found in {len(no_face)} of {len(src)} images: {_quote(names)}."
             if self.on_no_face == "raise":
-                raise ValueError(message + " Set on_no_face='warn' or 'ignore' to continue without them.")
+                raise ValueError(
+                    message + " Set on_no_face='warn' or 'ignore' to continue without them."
+                )
             warnings.warn(
                 message + " They have no crop; their positions are in FaceCrops.no_face.",
                 NoFaceWarning,
                 stacklevel=3,
             )
         return FaceCrops(
-            crops, source_index=source_index, boxes=boxes, no_face=no_face,
-            failed=list(errors), errors=errors, sources=sources,
+            crops,
+            source_index=source_index,
+            boxes=boxes,
+            no_face=no_face,
+            failed=list(errors),
+            errors=errors,
+            sources=sources,
         )
 
     def _detect_one(self, cascade, image):
@@ -521,7 +549,8 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         if self.detect_size is not None and max(height, width) > self.detect_size:
             scale = self.detect_size / max(height, width)
             gray = cv2.resize(
-                gray, (max(1, _round(width * scale)), max(1, _round(height * scale))),
+                gray,
+                (max(1, _round(width * scale)), max(1, _round(height * scale))),
                 interpolation=cv2.INTER_AREA,
             )
         pad = _round(self.detect_padding * max(gray.shape))
@@ -529,11 +558,18 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         options = {}
         if self.min_size is not None:
-            min_px = self.min_size if isinstance(self.min_size, numbers.Integral) else self.min_size * min(height, width)
+            min_px = (
+                self.min_size
+                if isinstance(self.min_size, numbers.Integral)
+                else self.min_size * min(height, width)
+            )
             side = max(1, math.ceil(min_px * scale))
             options["minSize"] = (side, side)
         found = cascade.detectMultiScale(
-            gray, scaleFactor=float(self.scale_factor), minNeighbors=int(self.min_neighbors), **options
+            gray,
+            scaleFactor=float(self.scale_factor),
+            minNeighbors=int(self.min_neighbors),
+            **options,
         )
         boxes = []
         for bx, by, bw, bh in np.asarray(found, dtype=float).reshape(-1, 4):

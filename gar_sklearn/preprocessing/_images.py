@@ -330,7 +330,9 @@ def as_image_source(X):
             f"{X!r}. Wrap a single image in a list."
         )
     if isinstance(X, Image.Image):
-        raise TypeError("X must be a sequence of images; got a single PIL image. Wrap it in a list.")
+        raise TypeError(
+            "X must be a sequence of images; got a single PIL image. Wrap it in a list."
+        )
     if isinstance(X, (Mapping, Set)):
         raise TypeError(
             "X must be a sequence of images (paths, PIL images or arrays) or an array of shape "
@@ -359,7 +361,9 @@ def as_image_source(X):
         if len(X) == 0:
             raise ValueError("X is empty: expected at least one image, got 0.")
         if 0 in X.shape[1:3]:
-            raise ValueError(f"The images in X must have at least one pixel; got X of shape {X.shape}.")
+            raise ValueError(
+                f"The images in X must have at least one pixel; got X of shape {X.shape}."
+            )
         return ImageSource(X, "array")
     if isinstance(X, np.ndarray):
         if X.ndim != 1:

@@ -14,6 +14,7 @@ about 10 ms after each forward pass, stopped first: docs/speed.md.)
 torch is imported on first use: the dataset loaders, which read labels and
 paths only, stay free of it.
 """
+
 import numpy as np
 
 __all__ = ["jpeg_frame", "read_jpeg", "resize_images"]
@@ -53,16 +54,16 @@ def jpeg_frame(data):
         if marker == 0xFF:  # a fill byte before the marker
             pos += 1
             continue
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker in _SOF_PLAIN:
             if length < 8 or pos + 10 > end or data[pos + 4] != 8:
                 return None
-            height = int.from_bytes(data[pos + 5:pos + 7], "big")
-            width = int.from_bytes(data[pos + 7:pos + 9], "big")
+            height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+            width = int.from_bytes(data[pos + 7 : pos + 9], "big")
             return (width, height, data[pos + 9]) if width and height else None
         if marker in _SOF_OTHER or marker in (0xD9, 0xDA) or length < 2:
             return None  # another coding, or a scan before any frame header
-        if marker == 0xEE and data[pos + 4:pos + 9] == b"Adobe":
+        if marker == 0xEE and data[pos + 4 : pos + 9] == b"Adobe":
             return None  # its colour transform: left to Pillow
         pos += 2 + length
     return None
@@ -87,7 +88,12 @@ def read_jpeg(path, size, max_pixels):
         if frame is None:
             return None
         w, h, components = frame
-        if components not in (1, 3) or w * h > max_pixels or size is not None and min(w, h) >= 2 * size:
+        if (
+            components not in (1, 3)
+            or w * h > max_pixels
+            or size is not None
+            and min(w, h) >= 2 * size
+        ):
             return None
         chw = decode(data)
     except Exception:  # noqa: BLE001 - Pillow decodes again and names the problem
@@ -164,13 +170,16 @@ def resize_images(images, size):
     by_shape = {}
     for i, img in enumerate(images):
         by_shape.setdefault(img.shape, []).append(i)
-    out = None if len(by_shape) == 1 else torch.empty((len(images), size, size, 3), dtype=torch.uint8)
+    out = (
+        None if len(by_shape) == 1 else torch.empty((len(images), size, size, 3), dtype=torch.uint8)
+    )
     for shape, index in by_shape.items():
         batch = torch.from_numpy(np.stack([images[i] for i in index]))
         if shape[:2] != (size, size):
             nchw = batch.permute(0, 3, 1, 2)  # channels-last memory: torch's fast uint8 path
-            batch = F.interpolate(nchw, size=(size, size), mode="bilinear", antialias=True,
-                                  align_corners=False).permute(0, 2, 3, 1)
+            batch = F.interpolate(
+                nchw, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            ).permute(0, 2, 3, 1)
         if out is None:
             return batch.permute(0, 3, 1, 2)
         out[torch.as_tensor(index)] = batch

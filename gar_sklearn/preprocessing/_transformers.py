@@ -50,9 +50,13 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     def fit(self, X=None, y=None):
         """Check the parameters; nothing is learnt."""
         if not isinstance(self.size, numbers.Integral) or self.size < 1:
-            raise ValueError(f"The 'size' parameter must be a positive int. Got {self.size!r} instead.")
+            raise ValueError(
+                f"The 'size' parameter must be a positive int. Got {self.size!r} instead."
+            )
         if self.on_error not in ("raise", "skip"):
-            raise ValueError(f"The 'on_error' parameter must be 'raise' or 'skip'. Got {self.on_error!r} instead.")
+            raise ValueError(
+                f"The 'on_error' parameter must be 'raise' or 'skip'. Got {self.on_error!r} instead."
+            )
         return self
 
     def transform(self, X):
