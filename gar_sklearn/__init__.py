@@ -8,7 +8,8 @@ it: the estimators are loaded on first use.
 
 import importlib
 
-__version__ = "0.1.0"
+from ._config import config_context, get_config, set_config
+from ._version import __version__
 
 _LAZY = {
     "MultiAttributeClassifier": "._multi_attribute",
@@ -16,7 +17,7 @@ _LAZY = {
     "load": "._persistence",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "config_context", "get_config", "set_config", *_LAZY]
 
 
 def __getattr__(name):

@@ -4,7 +4,6 @@ The estimators never hand torch anything but these datasets. Images travel
 as uint8 (N, 3, H, W) tensors; normalisation happens on the network side.
 """
 
-import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
+from ._compat import release_worker_batch_records
 from .preprocessing._images import ImageLoadError
 from .preprocessing._pixels import resize_images
 
@@ -30,7 +30,6 @@ __all__ = [
     "map_in_threads",
     "augment_in_place",
     "worker_context",
-    "release_received_batches",
     "releasing_batches",
 ]
 
@@ -55,10 +54,8 @@ def default_num_workers():
 
     With no spare core, a worker process competes with the compute threads,
     and each time it takes one of their cores the other stalls at the next
-    synchronisation: on 2 cores with 2 torch threads, MobileNetV2 predicted
-    1.5x slower with one worker than with none. Without workers, the main
-    process reads each batch between forward passes (see
-    :class:`ImageDataset`'s ``threads``).
+    synchronisation (measured in ``docs/speed.md``). Without workers, the
+    main process reads each batch between forward passes.
 
     Also 0 in a daemonic process, such as a dask worker or a multiprocessing
     pool's: those may not start processes of their own.
@@ -93,33 +90,14 @@ def map_in_threads(fn, items):
     return list(pool.map(fn, items))
 
 
-def release_received_batches():
-    """Let go of torch's records of batches received from DataLoader workers and since freed.
-
-    torch notes every shared-memory storage a worker sends and prunes the notes
-    only when there are more than 128: the notes left between freed batches
-    keep the heap from reusing their memory, so that resident memory grows by
-    about a batch per batch, for a hundred batches and more. Called once per
-    batch, memory stays flat.
-    """
-    from torch.multiprocessing import reductions
-
-    cache = getattr(reductions, "shared_cache", None)
-    if cache is None or not hasattr(cache, "free_dead_references"):
-        return
-    with (
-        getattr(cache, "lock", None) or contextlib.nullcontext()
-    ):  # the pin-memory thread adds to it
-        cache.free_dead_references()
-
-
 def releasing_batches(loader):
-    """Iterate over ``loader``, calling :func:`release_received_batches` after each
-    batch when its batches come from worker processes."""
+    """Iterate over ``loader``; when its batches come from worker processes, let go of
+    torch's records of each after use (:func:`~gar_sklearn._compat.release_worker_batch_records`):
+    else resident memory grows by a batch per batch."""
     for batch in loader:
         yield batch
         if loader.num_workers:
-            release_received_batches()
+            release_worker_batch_records()
 
 
 def view_rng(key, view):
@@ -174,11 +152,8 @@ class ImageDataset(Dataset):
         With "skip", unreadable images come back as zeros with flag 0.
     threads : bool, default=False
         Read a batch's images in threads (:func:`map_in_threads`), for reading
-        with no network computing between batches (:func:`decode_images`).
-        Between forward passes, one thread reads faster: on 2 cores, with
-        MobileNetV2 at 128 px, batches of UTKFace faces read and predicted
-        ran at 0.863x the pure forward pass with two reading threads and at
-        0.881x with one (timed batch by batch, interleaved; docs/speed.md).
+        with no network computing between batches (:func:`decode_images`);
+        between forward passes one thread reads faster (``docs/speed.md``).
     """
 
     def __init__(

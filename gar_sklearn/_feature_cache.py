@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ._config import get_config
 from ._data import (
     CollatedBatch,
     augment_in_place,
@@ -29,12 +30,12 @@ from ._data import (
     view_rng,
     worker_context,
 )
+from ._fingerprint import fingerprint
 from .backbones import fold_batch_norm, has_forward_hooks
 from .preprocessing._pixels import resize_images
 
 __all__ = ["FeatureCache", "feature_cache", "config_key"]
 
-_DEFAULT_LIMIT = int(float(os.environ.get("GAR_SKLEARN_FEATURE_CACHE_BYTES", 4 * 2**30)))
 STORAGE_DTYPE = torch.float16  # activations are bounded; half precision halves the memory
 
 
@@ -47,13 +48,6 @@ def weights_fingerprint(module):
     return h.hexdigest()
 
 
-def _augmenter_id(augmenter):
-    if augmenter is None:
-        return "none"
-    params = augmenter.get_params(deep=True) if hasattr(augmenter, "get_params") else {}
-    return f"{type(augmenter).__qualname__}{sorted((k, repr(v)) for k, v in params.items())}"
-
-
 def config_key(backbone, stem, image_size, n_views, augmenter):
     return "|".join(
         [
@@ -61,7 +55,7 @@ def config_key(backbone, stem, image_size, n_views, augmenter):
             weights_fingerprint(stem),
             f"size={image_size}",
             f"views={n_views}",
-            f"aug={_augmenter_id(augmenter) if n_views > 1 else 'none'}",
+            f"aug={fingerprint(augmenter) if n_views > 1 else 'none'}",
             str(STORAGE_DTYPE),
         ]
     )
@@ -103,7 +97,7 @@ class _ViewDataset(Dataset):
 class FeatureCache:
     """Stem activations by configuration and image key, in memory and optionally on disk."""
 
-    def __init__(self, max_bytes=_DEFAULT_LIMIT):
+    def __init__(self, max_bytes=None):
         self.max_bytes = max_bytes
         self._tables = OrderedDict()  # config -> {image_key: tensor (n_views, ...)}
         self._loaded_chunks = {}  # config -> set of chunk files read
@@ -115,6 +109,11 @@ class FeatureCache:
             self._tables.clear()
             self._loaded_chunks.clear()
             self._on_disk.clear()
+
+    def limit(self):
+        """The memory budget: ``max_bytes``, or the ``feature_cache_bytes`` switch of
+        :func:`gar_sklearn.set_config` when it is None."""
+        return get_config()["feature_cache_bytes"] if self.max_bytes is None else self.max_bytes
 
     def nbytes(self):
         return sum(
@@ -145,7 +144,7 @@ class FeatureCache:
         return table
 
     def _evict(self, keep):
-        while self.nbytes() > self.max_bytes and len(self._tables) > 1:
+        while self.nbytes() > self.limit() and len(self._tables) > 1:
             oldest = next(iter(self._tables))
             if oldest == keep:
                 break
@@ -260,11 +259,10 @@ class FeatureCache:
             # fit from a cold cache would then train with other dropout masks than one from a warm cache
             generator=torch.Generator(),
         )
-        # the stem as prediction runs it, BatchNorm folded: the same activations to float
-        # rounding (1 % of float16 values one step apart), MobileNetV2's extraction 15 % faster;
-        # as it is where hooks are registered on it
+        # the stem as prediction runs it (BatchNorm folded: the same activations to float rounding)
         if stem is None:
-            stem = module.stem if has_forward_hooks(module.stem) else fold_batch_norm(module.stem)
+            fold = get_config()["fold_batch_norm"] and not has_forward_hooks(module.stem)
+            stem = fold_batch_norm(module.stem) if fold else module.stem
         was_training = stem.training
         stem.eval()
         chunks = []

@@ -7,12 +7,14 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._multi_attribute import MultiAttributeClassifier
 from ._outputs import MultiAttributeOutputMixin
+from ._param_validation import Described, HasMethods, StrOptions, validate_params
+from ._persistence import register_persistence
+from ._split import holdout_split, n_holdout
 from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
 from .augmentation import AugmentingOverSampler
 from .preprocessing._images import as_image_source
@@ -20,6 +22,22 @@ from .preprocessing._images import as_image_source
 __all__ = ["GenderFusionClassifier"]
 
 _ROUTINGS = ("hard", "soft")
+
+
+def _is_column_name(value):
+    return isinstance(value, (str, numbers.Integral)) and not isinstance(value, bool)
+
+
+def _is_two_labels(value):
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        return False
+    return value[0] != value[1]
+
+
+_part_constraint = Described(
+    HasMethods(["fit", "predict_proba"]),
+    "an estimator with fit and predict_proba methods, such as MultiAttributeClassifier",
+)
 _PARTS = ("gender_estimator", "specialist")
 _DEFAULT_SPECIALIST_ATTRIBUTES = ("age", "race")
 
@@ -133,6 +151,27 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     [1.0, 1.0]
     """
 
+    _parameter_constraints = {
+        "gender_estimator": [None, _part_constraint],
+        "specialist": [None, _part_constraint],
+        "gender_column": [Described(_is_column_name, "a column name")],
+        "genders": [
+            Described(
+                _is_two_labels, "a sequence of two distinct labels, such as ('Male', 'Female')"
+            )
+        ],
+        "grow_subsets": [Described("boolean", "True or False")],
+        "augment": [
+            None,
+            Described(
+                HasMethods(["augment"]),
+                "an augmenter with an augment(image, rng) method (see gar_sklearn.augmentation)",
+            ),
+        ],
+        "routing": [StrOptions(set(_ROUTINGS))],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         gender_estimator=None,
@@ -173,46 +212,12 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         return super().set_params(**params)
 
     def _check_params(self):
-        column = self.gender_column
-        if not isinstance(column, (str, numbers.Integral)) or isinstance(column, bool):
-            raise ValueError(
-                f"The 'gender_column' parameter must be a column name. Got {column!r} instead."
-            )
-        genders = self.genders
-        if (
-            isinstance(genders, str)
-            or not hasattr(genders, "__len__")
-            or len(genders) != 2
-            or (genders[0] == genders[1])
-        ):
-            raise ValueError(
-                "The 'genders' parameter must be a sequence of two distinct labels, such as "
-                f"('Male', 'Female'). Got {genders!r} instead."
-            )
-        if not isinstance(self.grow_subsets, (bool, np.bool_)):
-            raise ValueError(
-                f"The 'grow_subsets' parameter must be True or False. Got {self.grow_subsets!r} instead."
-            )
-        if self.augment is not None and not callable(getattr(self.augment, "augment", None)):
-            raise ValueError(
-                "The 'augment' parameter must be None or an augmenter with an augment(image, rng) "
-                f"method (see gar_sklearn.augmentation). Got {self.augment!r} instead."
-            )
-        self._check_routing()
-        for name in _PARTS:
-            part = getattr(self, name)
-            if part is not None and not (hasattr(part, "fit") and hasattr(part, "predict_proba")):
-                raise ValueError(
-                    f"The '{name}' parameter must be None or an estimator with fit and "
-                    f"predict_proba methods, such as MultiAttributeClassifier. Got {part!r} instead."
-                )
-        return tuple(genders)
+        validate_params(self)
+        return tuple(self.genders)
 
     def _check_routing(self):
-        if self.routing not in _ROUTINGS:
-            raise ValueError(
-                f"The 'routing' parameter must be one of {list(_ROUTINGS)}. Got {self.routing!r} instead."
-            )
+        # a predict-time parameter: checked again at predict, after set_params on a fitted model
+        validate_params(self, only=("routing",))
         return self.routing
 
     def _parts(self):
@@ -276,7 +281,6 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         gender = self._check_gender_values(frame[column], genders, "y")
         age_bins = specialist.get_params(deep=False).get("age_bins")
         classes, binner = fit_encoders(frame, attributes, age_bins)
-
         valid = None
         if validation_data is not None:
             X_val, y_val = validation_data
@@ -303,50 +307,14 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             gender_estimator.fit(X, frame)
         else:
             gender_estimator.fit(X, frame, validation_data=(valid[0].items, valid[1]))
-
         specialists, train_sizes = {}, {}
         for k, g in enumerate(genders):
-            sampler_seed, part_seed = seeds[2 + 3 * k], seeds[3 + 3 * k]
-            plan = plans[g]
-            train_idx, val_idx = plan["train"], plan["valid"]
-            if self.grow_subsets:
-                mask = np.zeros(len(source), dtype=bool)
-                mask[train_idx] = True
-                sampler = AugmentingOverSampler(
-                    augmenter=self.augment,
-                    target_size=max(plan["target"], len(train_idx)),
-                    subset=mask,
-                    random_state=int(sampler_seed),
-                )
-                X_fit, y_fit = sampler.fit_resample(source.items, frame)
-            else:
-                X_fit, y_fit = (
-                    source.subset(train_idx).items,
-                    frame.iloc[train_idx].reset_index(drop=True),
-                )
-            fit_kwargs = {}
-            if plan["valid_from"] == "X":
-                fit_kwargs["validation_data"] = (
-                    source.subset(val_idx).items,
-                    frame.iloc[val_idx].reset_index(drop=True),
-                )
-            elif plan["valid_from"] == "validation_data":
-                fit_kwargs["validation_data"] = (
-                    valid[0].subset(val_idx).items,
-                    valid[1].iloc[val_idx].reset_index(drop=True),
-                )
-            part = clone(specialist)
-            _seed_part(part, part_seed)
-            if plan["valid_from"] == "none":
-                part.set_params(validation_fraction=0.0)
-            _own_checkpoint_dir(part, f"specialist_{column}={g}")
-            try:
-                part.fit(X_fit, y_fit, **fit_kwargs)
-            except ValueError as exc:
-                raise ValueError(
-                    f"Fitting the specialist for {column}={g!r} on {len(X_fit)} image(s) failed: {exc}"
-                ) from exc
-            specialists[g] = part
+            X_fit, y_fit, fit_kwargs = self._specialist_data(
+                plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k]
+            )
+            specialists[g] = self._fit_specialist(
+                specialist, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
+            )
             train_sizes[g] = len(X_fit)
 
         self.gender_estimator_ = gender_estimator
@@ -364,6 +332,47 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             for g in genders
         }
         return self
+
+    def _specialist_data(self, plan, source, frame, valid, sampler_seed):
+        """The images, labels and fit arguments (validation data) of one specialist."""
+        train_idx, val_idx = plan["train"], plan["valid"]
+        if self.grow_subsets:
+            mask = np.zeros(len(source), dtype=bool)
+            mask[train_idx] = True
+            sampler = AugmentingOverSampler(
+                augmenter=self.augment,
+                target_size=max(plan["target"], len(train_idx)),
+                subset=mask,
+                random_state=int(sampler_seed),
+            )
+            X_fit, y_fit = sampler.fit_resample(source.items, frame)
+        else:
+            X_fit = source.subset(train_idx).items
+            y_fit = frame.iloc[train_idx].reset_index(drop=True)
+        fit_kwargs = {}
+        if plan["valid_from"] in ("X", "validation_data"):
+            images, labels = (source, frame) if plan["valid_from"] == "X" else valid[:2]
+            fit_kwargs["validation_data"] = (
+                images.subset(val_idx).items,
+                labels.iloc[val_idx].reset_index(drop=True),
+            )
+        return X_fit, y_fit, fit_kwargs
+
+    def _fit_specialist(self, specialist, g, plan, X_fit, y_fit, fit_kwargs, seed):
+        """A fitted clone of ``specialist`` for gender ``g``."""
+        part = clone(specialist)
+        _seed_part(part, seed)
+        if plan["valid_from"] == "none":
+            part.set_params(validation_fraction=0.0)
+        _own_checkpoint_dir(part, f"specialist_{self.gender_column}={g}")
+        try:
+            part.fit(X_fit, y_fit, **fit_kwargs)
+        except ValueError as exc:
+            raise ValueError(
+                f"Fitting the specialist for {self.gender_column}={g!r} on {len(X_fit)} image(s) "
+                f"failed: {exc}"
+            ) from exc
+        return part
 
     def _check_gender_values(self, values, genders, name):
         values = values.to_numpy(dtype=object)
@@ -395,7 +404,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         hold_out = valid is None and takes_validation and valid_fraction
         n = len(frame)
         # rows a specialist fitted on all of X would train on: what the grown subsets match
-        target = n - max(1, int(round(n * fraction))) if hold_out else n
+        target = n - n_holdout(n, fraction) if hold_out else n
         labels = (
             transform_frame(frame[list(spec_attributes)], spec_attributes, binner)
             .astype(str)
@@ -406,7 +415,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             rows = np.flatnonzero(gender == g)
             plan = dict(train=rows, valid=None, valid_from=None, target=target)
             if hold_out:
-                n_valid = max(1, int(round(len(rows) * fraction)))
+                n_valid = n_holdout(len(rows), fraction)
                 if len(rows) - n_valid < 1:
                     raise ValueError(
                         f"Too few images to hold out a validation split for the {g!r} specialist: "
@@ -414,7 +423,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                         f"validation_fraction={fraction}. Provide more images of this gender, "
                         "validation_data, or specialist__validation_fraction=0."
                     )
-                train, val = _validation_split(rows, n_valid, labels[rows], seed)
+                train, val = holdout_split(labels[rows], n_valid, seed, keep_classes_in_train=True)
+                train, val = rows[train], rows[val]
                 if len(val):
                     plan.update(train=train, valid=val, valid_from="X")
                 else:
@@ -523,29 +533,6 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         return tags
 
 
-def _validation_split(rows, n_valid, labels, seed):
-    """Training and validation rows, stratified on the first attribute when possible.
-
-    Validation rows of a class that no training row has are moved back to
-    training: the specialist learns its classes from its training rows and
-    could not score them.
-    """
-    strata = labels[:, 0]
-    _, counts = np.unique(strata, return_counts=True)
-    can_stratify = counts.min() >= 2 and min(n_valid, len(rows) - n_valid) >= len(counts)
-    train, valid = train_test_split(
-        np.arange(len(rows)),
-        test_size=n_valid,
-        random_state=int(seed),
-        stratify=strata if can_stratify else None,
-    )
-    unseen = np.zeros(len(valid), dtype=bool)
-    for k in range(labels.shape[1]):
-        unseen |= ~np.isin(labels[valid, k], labels[train, k])
-    train, valid = np.concatenate([train, valid[unseen]]), valid[~unseen]
-    return np.sort(rows[train]), np.sort(rows[valid])
-
-
 def _as_list(probas):
     return list(probas) if isinstance(probas, (list, tuple)) else [probas]
 
@@ -586,3 +573,6 @@ def _gender_columns(gender_estimator, column, gender_classes):
             f"{np.asarray(gender_classes).tolist()}."
         ) from None
     return k, columns
+
+
+register_persistence(GenderFusionClassifier)  # its fitted parts are saved through their own entry

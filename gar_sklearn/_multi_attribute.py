@@ -1,61 +1,88 @@
 """MultiAttributeClassifier: one backbone, one softmax head per attribute, trained jointly."""
 
-import math
-import numbers
+import dataclasses
+import functools
 import os
 import warnings
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch.callbacks import EarlyStopping, LRScheduler
-from skorch.helper import predefined_split
-from torch import nn
+from skorch.history import History
 from torch.utils.data import DataLoader
 
 from ._allocator import tune_cpu_allocator
-from ._base import (
-    BatchProgressBar,
-    HeadAccuracy,
-    MultiHeadNet,
+from ._config import get_config
+from ._data import ImageDataset, collate_batch, releasing_batches, warn_skipped, worker_context
+from ._feature_cache import feature_cache
+from ._fingerprint import data_fingerprint
+from ._outputs import MultiAttributeOutputMixin
+from ._param_validation import Described, HasMethods, Interval, StrOptions, validate_params
+from ._persistence import (
+    fitted_attributes,
+    model_template,
+    params_fingerprint,
+    read_checkpoint,
+    register_persistence,
+    storable_params,
+    warn_dropped,
+    write_model_snapshot,
+)
+from ._progress import progress_bar
+from ._split import holdout_split, n_holdout
+from ._targets import check_attributes, class_ages, encode_targets, fit_encoders, validate_targets
+from ._training import (
+    OPTIMIZERS,
+    SCHEDULES,
     TrainingCheckpoint,
-    Unfreeze,
+    TrainingSettings,
     drop_incomplete_epoch,
     drop_training_state,
+    make_net,
     resolve_device,
-    resolve_precision,
     restore_training_state,
     training_finished,
 )
-from ._data import (
-    FeatureDataset,
-    ImageDataset,
-    collate_batch,
-    decode_images,
-    default_num_workers,
-    releasing_batches,
-    warn_skipped,
-    worker_context,
+from ._training._datasets import (
+    drop_unreadable,
+    feature_datasets,
+    image_datasets,
+    loader_workers,
+    stem_features,
+    train_workers,
 )
-from ._feature_cache import feature_cache
-from ._outputs import MultiAttributeOutputMixin
-from ._progress import progress_bar
-from ._targets import check_attributes, encode_targets, fit_encoders, validate_targets
+from ._version import __version__
 from .augmentation import RandomFlip
 from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
 from .preprocessing._images import as_image_source
 
 __all__ = ["MultiAttributeClassifier"]
 
-_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-_SCHEDULES = (None, "plateau", "cosine", "onecycle", "step")
-_DEFAULT_IMAGE_CACHE_BYTES = 2 * 2**30
-# predict reads a frozen stem's activations from the feature cache up to this size, else streams
-_PREDICT_CACHE_BYTES = int(float(os.environ.get("GAR_SKLEARN_PREDICT_CACHE_BYTES", str(2**29))))
+
+def _is_optimizer_class(value):
+    return isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
+
+
+@dataclasses.dataclass
+class _FitData:
+    """A fit's checked inputs: images, encoded labels, the validation split."""
+
+    attributes: tuple
+    one_d: bool
+    classes: list
+    binner: object
+    source: object  # every image of X (the checkpoint fingerprint's)
+    codes: np.ndarray
+    train: tuple  # (ImageSource, codes)
+    val: tuple | None  # (ImageSource, codes) or None
+    seed: int
+    device: str
+    fingerprint: dict | None  # of the fit, with checkpoint_dir
+    resume: dict | None  # the checkpoint's training state to resume from
 
 
 class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
@@ -86,9 +113,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     image_size : int, default=224
         Images are resized to ``image_size`` x ``image_size``.
     freeze : None, "backbone", int or str, default=None
-        None trains the whole network; ``"backbone"`` trains the heads only;
-        an int ``k`` or a stage name freezes the backbone up to that stage
-        (see ``BackboneFeatures.stage_names``) and trains the rest.
+        None (or 0) trains the whole network; ``"backbone"`` trains the heads
+        only; an int ``k`` or a stage name freezes the backbone up to that
+        stage (see ``BackboneFeatures.stage_names``) and trains the rest.
     unfreeze_after : int or None, default=None
         Train with ``freeze`` for this many epochs, then the whole network.
     head_hidden_units : int or None, default=None
@@ -103,9 +130,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Learning rate of the trainable backbone layers.
     weight_decay : float, default=0.0
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
-        By name, Adam and AdamW use torch's fused kernel when every trained
-        parameter is contiguous (heads; not channels-last convolutions) and
-        no ``unfreeze_after`` adds parameters later. A class is used as given.
+        By name, or a ``torch.optim.Optimizer`` subclass used as given (see
+        the ``fused_adam`` switch of :func:`gar_sklearn.set_config`).
     lr_schedule : {"plateau", "cosine", "onecycle", "step"} or None, default="plateau"
         Learning-rate decay: divide by 5 when the validation loss stalls for 2
         epochs, cosine or one-cycle over ``max_epochs``, or x0.5 every 5 epochs.
@@ -114,10 +140,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Early stopping patience (epochs without validation-loss improvement);
         the best weights are restored. None disables early stopping.
     batch_size : int, default=32
-    validation_fraction : float, default=0.1
+    validation_fraction : float or None, default=0.1
         Held out from the training data (stratified on the first attribute)
-        for early stopping, unless ``fit`` gets ``validation_data``. 0 turns
-        validation off (early stopping then watches the training loss).
+        for early stopping, unless ``fit`` gets ``validation_data``. 0 or
+        None turns validation off (early stopping then watches the training
+        loss).
     label_smoothing : float, default=0.0
         Uniform label smoothing of every head (but an age head with ``age_sigma``).
     age_sigma : float or None, default=None
@@ -143,28 +170,28 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Also keep cached features on disk, shared across processes.
     image_cache : {"auto", True, False}, default="auto"
         Decode the training images once into memory (uint8, image_size^2 x 3
-        bytes each) instead of every epoch. "auto": when they fit in 2 GiB.
+        bytes each) instead of every epoch. "auto": when they fit in the
+        ``image_cache_bytes`` budget of :func:`gar_sklearn.set_config`.
     device : str, default="auto"
         "auto" uses CUDA when available, else the CPU.
     precision : {"float32", "bfloat16", "float16"}, default="float32"
         Mixed precision (autocast); float16 uses a gradient scaler.
-    channels_last : {"auto", True, False}, default="auto"
-        Channels-last memory format; "auto" means True, which trains 4-6
-        times faster than the default layout on CPUs and suits GPUs.
+    channels_last : bool, default=True
+        Lay out images and convolution weights channels-last, the layout
+        oneDNN (CPU) and tensor cores (GPU) compute fastest in; False keeps
+        torch's default layout (see ``docs/speed.md``).
     num_workers : int or "auto", default="auto"
         DataLoader worker processes for decoding files. "auto": one per core
         that torch's threads leave spare, at most 4; none where no core is
-        spare, and then each batch is decoded in threads of the main process
-        between forward passes (faster there than a worker competing with the
-        compute threads for the cores).
+        spare, and then the main process decodes each batch between forward
+        passes.
     on_error : {"raise", "skip"}, default="raise"
         Unreadable images: raise naming the file, or skip them with a warning
         listing them (at predict time their predictions are None and their
         probabilities NaN).
     test_time_flip : bool, default=False
         At predict time, average the probabilities of each image and its
-        mirror image: about half a point to a point more accuracy on faces,
-        for twice the prediction time.
+        mirror image, for twice the prediction time.
     random_state : int, RandomState or None, default=None
         Seeds initialisation, the validation split, shuffling and augmentation.
     verbose : int, default=0
@@ -237,6 +264,70 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     [2, 9, 3]
     """
 
+    _parameter_constraints = {
+        "backbone": [str],  # the registry lists the valid names when one is unknown
+        "weights": ["no_validation"],  # resolved (and explained) by the backbone registry
+        "attributes": ["no_validation"],  # checked and normalised by check_attributes
+        "age_bins": [
+            None,
+            StrOptions({"fairface"}),
+            Interval(Integral, 1, None, closed="left"),
+            list,
+            tuple,
+            np.ndarray,
+        ],
+        "image_size": [Interval(Integral, 1, None, closed="left")],
+        "freeze": [None, StrOptions({"backbone"}), Interval(Integral, 0, None, closed="left"), str],
+        "unfreeze_after": [None, Interval(Integral, 0, None, closed="left")],
+        "head_hidden_units": [None, Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "backbone_lr": [None, Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [
+            StrOptions(set(OPTIMIZERS)),
+            Described(_is_optimizer_class, "a torch.optim.Optimizer subclass"),
+        ],
+        "lr_schedule": [None, StrOptions(set(SCHEDULES))],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "patience": [None, Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "age_sigma": [None, Interval(Real, 0, None, closed="neither")],
+        "loss_weights": [None, dict],  # keys checked against the attributes in fit
+        "augment": [
+            None,
+            Described(
+                HasMethods(["augment"]),
+                "an augmenter with an augment(image, rng) method (see gar_sklearn.augmentation)",
+            ),
+        ],
+        "cache_features": [StrOptions({"auto"}), "boolean"],
+        "cache_views": [Interval(Integral, 1, None, closed="left")],
+        "cache_dir": [None, Described((str, os.PathLike), "a folder path")],
+        "image_cache": [StrOptions({"auto"}), "boolean"],
+        "device": [str],  # "auto", "cpu", "cuda", "cuda:N": checked against the machine
+        "precision": [StrOptions({"float32", "fp32", "bfloat16", "bf16", "float16", "fp16"})],
+        "channels_last": ["boolean"],
+        "num_workers": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
+        "on_error": [StrOptions({"raise", "skip"})],
+        "test_time_flip": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "checkpoint_dir": [None, Described((str, os.PathLike), "a folder path")],
+    }
+    # parameters that change neither the training trajectory nor the result: a checkpoint
+    # written with other values of these resumes
+    _fit_invariant_params = (
+        "verbose",
+        "num_workers",
+        "checkpoint_dir",
+        "cache_dir",
+        "image_cache",
+        "device",
+    )
+
     def __init__(
         self,
         backbone="resnet50",
@@ -267,7 +358,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         image_cache="auto",
         device="auto",
         precision="float32",
-        channels_last="auto",
+        channels_last=True,
         num_workers="auto",
         on_error="raise",
         test_time_flip=False,
@@ -311,91 +402,6 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
 
-    # ------------------------------------------------------------------ checks
-    def _check_params(self):
-        def positive_int(name, allow_none=False):
-            value = getattr(self, name)
-            if allow_none and value is None:
-                return
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"The '{name}' parameter must be a positive int. Got {value!r} instead."
-                )
-
-        for name in ("image_size", "max_epochs", "batch_size", "cache_views"):
-            positive_int(name)
-        positive_int("patience", allow_none=True)
-        if self.age_sigma is not None and (
-            not isinstance(self.age_sigma, numbers.Real) or self.age_sigma <= 0
-        ):
-            raise ValueError(
-                f"The 'age_sigma' parameter must be None or a positive float. Got {self.age_sigma!r} instead."
-            )
-        for name, lo, hi in (
-            ("dropout", 0.0, 1.0),
-            ("label_smoothing", 0.0, 1.0),
-            ("validation_fraction", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if value is None and name == "validation_fraction":
-                continue
-            if not isinstance(value, numbers.Real) or not lo <= value < hi:
-                raise ValueError(
-                    f"The '{name}' parameter must be a float in [{lo}, {hi}). Got {value!r} instead."
-                )
-        for name in ("lr", "backbone_lr"):
-            value = getattr(self, name)
-            if value is None and name == "backbone_lr":
-                continue
-            if not isinstance(value, numbers.Real) or value <= 0:
-                raise ValueError(
-                    f"The '{name}' parameter must be a positive float. Got {value!r} instead."
-                )
-        if self.unfreeze_after is not None and (
-            not isinstance(self.unfreeze_after, numbers.Integral) or self.unfreeze_after < 0
-        ):
-            raise ValueError(
-                f"The 'unfreeze_after' parameter must be None or a non-negative int. Got {self.unfreeze_after!r} instead."
-            )
-        if self.lr_schedule not in _SCHEDULES:
-            raise ValueError(
-                f"The 'lr_schedule' parameter must be one of {list(_SCHEDULES)}. Got {self.lr_schedule!r} instead."
-            )
-        for name, allowed in (
-            ("cache_features", ("auto", True, False)),
-            ("image_cache", ("auto", True, False)),
-            ("channels_last", ("auto", True, False)),
-            ("on_error", ("raise", "skip")),
-            ("test_time_flip", (True, False)),
-        ):
-            value = getattr(self, name)
-            if not any(value is a if isinstance(a, bool) else value == a for a in allowed):
-                raise ValueError(
-                    f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead."
-                )
-        if self.num_workers != "auto" and (
-            not isinstance(self.num_workers, numbers.Integral) or self.num_workers < 0
-        ):
-            raise ValueError(
-                f"The 'num_workers' parameter must be 'auto' or an int >= 0. Got {self.num_workers!r} instead."
-            )
-        if self.augment is not None and not callable(getattr(self.augment, "augment", None)):
-            raise ValueError(
-                "The 'augment' parameter must be None or an augmenter with an augment(image, rng) "
-                f"method (see gar_sklearn.augmentation). Got {self.augment!r} instead."
-            )
-        if self.checkpoint_dir is not None and not isinstance(
-            self.checkpoint_dir, (str, os.PathLike)
-        ):
-            raise ValueError(
-                f"The 'checkpoint_dir' parameter must be None or a folder path. Got {self.checkpoint_dir!r} instead."
-            )
-        if isinstance(self.optimizer, str) and self.optimizer not in _OPTIMIZERS:
-            raise ValueError(
-                f"The 'optimizer' parameter must be one of {list(_OPTIMIZERS)} or a torch optimizer class. Got {self.optimizer!r} instead."
-            )
-        resolve_precision(self.precision)
-
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, validation_data=None):
         """Fit the network on images X and labels y.
@@ -418,140 +424,211 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
         Notes
         -----
-        A KeyboardInterrupt (Ctrl-C) during training ends it with a warning
-        and leaves a fitted estimator holding the best weights so far (the
-        last ones when ``patience`` is None); with ``checkpoint_dir``, fitting
-        again resumes.
+        A fit that fails leaves the estimator as it was: a fitted one keeps
+        its model. A KeyboardInterrupt (Ctrl-C) during training ends it with
+        a warning and leaves a fitted estimator holding the best weights so
+        far (the last ones when ``patience`` is None); with
+        ``checkpoint_dir``, fitting again resumes.
         """
-        try:
-            return self._fit(X, y, validation_data)
-        except BaseException:
-            # a failed fit leaves an unfitted estimator, never a half-fitted one
-            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
-                delattr(self, name)
-            self.__dict__.pop("_one_d", None)
-            raise
+        validate_params(self)
+        data = self._check_fit_data(X, y, validation_data)
+        fitted = self._fit_network(data)
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            delattr(self, name)
+        vars(self).update(fitted)
+        return self
 
-    def _fit(self, X, y, validation_data):
-        self._check_params()
+    def _check_fit_data(self, X, y, validation_data):
+        """Everything about X, y and validation_data that can be checked before training."""
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
         frame, one_d = validate_targets(y, attributes, len(source))
-        if (
-            self.on_error == "skip"
-        ):  # before fitting the encoders: no class of unreadable images only
-            source, frame = self._drop_unreadable(source, frame)
+        if self.on_error == "skip":  # before fitting the encoders: no class of unreadable images
+            source, frame = drop_unreadable(source, frame)
         classes, binner = fit_encoders(frame, attributes, self.age_bins)
         codes = encode_targets(frame, attributes, classes, binner)
-        loss_weights = self._loss_weights(attributes)
+        self._loss_weights(attributes)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
-        if device == "cpu":
-            tune_cpu_allocator()  # about 2x faster CPU batches: see gar_sklearn/_allocator.py
-
-        given_val = (None, None)
+        train, val = (source, codes), None
         if validation_data is not None:
-            X_val, y_val = validation_data
-            val_source = as_image_source(X_val)
-            val_frame, _ = validate_targets(y_val, attributes, len(val_source))
-            if self.on_error == "skip":
-                val_source, val_frame = self._drop_unreadable(val_source, val_frame)
-            val_codes = encode_targets(val_frame, attributes, classes, binner)
-            train_source, train_codes = source, codes
-            given_val = (val_source, val_codes)
+            val = self._validation_data(validation_data, attributes, classes, binner)
         elif self.validation_fraction:
-            train_idx, val_idx = self._split(codes, rng)
-            train_source, train_codes = source.subset(train_idx), codes[train_idx]
-            val_source, val_codes = source.subset(val_idx), codes[val_idx]
-        else:
-            train_source, train_codes, val_source, val_codes = source, codes, None, None
-        if len(train_source) < 2:
-            raise ValueError(
-                f"At least 2 training images are needed; got n_samples={len(train_source)}."
-            )
-
-        resume, fingerprint = self._read_checkpoint(source, codes, *given_val)
-
-        self.attributes_ = attributes
-        self.classes_ = classes[0] if one_d else classes
-        self._one_d = one_d
-        self._feature_bytes = None  # set when training runs from cached features
-        self.age_binner_ = binner
-        self.device_ = device
-        self.image_size_ = self.image_size
-
-        with torch.random.fork_rng(devices=[] if device == "cpu" else [torch.device(device)]):
-            torch.manual_seed(seed)
-            backbone = build_backbone(self.backbone, self.weights)
-            n_frozen = resolve_freeze(self.freeze, backbone.stage_names)
-            # channels-last convolutions train 4-6x faster on CPUs (oneDNN) and use tensor cores on GPUs
-            channels_last = True if self.channels_last == "auto" else bool(self.channels_last)
-            module = MultiHeadNetwork(
-                backbone,
-                [len(c) for c in classes],
-                n_frozen=n_frozen,
-                hidden_units=self.head_hidden_units,
-                dropout=self.dropout,
-                channels_last=channels_last,
-            ).to(device)
-            self.weights_ = backbone.weights
-            self.stage_names_ = backbone.stage_names
-            self.n_frozen_stages_ = n_frozen
-            use_cache = self.cache_features is True or (
-                self.cache_features == "auto" and n_frozen > 0 and self.unfreeze_after is None
-            )
-            if use_cache and (n_frozen == 0 or self.unfreeze_after is not None):
+            n_valid = n_holdout(len(codes), self.validation_fraction)
+            if len(codes) - n_valid < 1:
                 raise ValueError(
-                    "cache_features=True needs a backbone prefix frozen for the whole fit: set "
-                    "'freeze' and leave 'unfreeze_after' as None."
+                    f"Too few images to hold out a validation split: {len(codes)} image(s) with "
+                    f"validation_fraction={self.validation_fraction}. Provide more images, "
+                    "validation_data, or validation_fraction=0."
                 )
-            self.used_feature_cache_ = use_cache
-            if use_cache:
-                train_ds, val_ds = self._feature_datasets(
-                    module, train_source, train_codes, val_source, val_codes, seed, device
-                )
-            else:
-                train_ds, val_ds = self._image_datasets(
-                    train_source, train_codes, val_source, val_codes, seed
-                )
-            net = self._make_net(
-                module,
-                attributes,
-                loss_weights,
-                train_ds,
-                val_ds,
-                device,
-                seed,
-                checkpoint=fingerprint,
+            train_idx, val_idx = holdout_split(codes, n_valid, rng.randint(np.iinfo(np.int32).max))
+            train = (source.subset(train_idx), codes[train_idx])
+            val = (source.subset(val_idx), codes[val_idx])
+        if len(train[0]) < 2:
+            raise ValueError(
+                f"At least 2 training images are needed; got n_samples={len(train[0])}."
             )
-            self.net_ = net
-            if resume is None:
-                net.fit(train_ds, None)
-            else:
-                net.initialize()
-                restore_training_state(net, resume)
-                if not resume["finished"]:
-                    dict(net.callbacks_)["checkpoint"].resume(resume)
-                    net.partial_fit(train_ds, None, epochs=self.max_epochs - resume["epoch"])
-        if not training_finished(net):
-            self._warn_interrupted(net)
-        drop_training_state(net)
-        return self
+        given = val if validation_data is not None else (None, None)
+        fingerprint, resume = self._read_checkpoint(source, codes, given)
+        return _FitData(
+            attributes,
+            one_d,
+            classes,
+            binner,
+            source,
+            codes,
+            train,
+            val,
+            seed,
+            device,
+            fingerprint,
+            resume,
+        )
 
-    def _read_checkpoint(self, source, codes, val_source, val_codes):
-        """``(state to resume from or None, fingerprint of this fit or None)``."""
+    def _read_checkpoint(self, source, codes, given_val):
+        """``(fingerprint of this fit, state to resume from)``, None without ``checkpoint_dir``."""
         if self.checkpoint_dir is None:
             return None, None
-        from . import __version__
-        from ._persistence import data_fingerprint, params_fingerprint, read_checkpoint
-
         fingerprint = {
-            "params": params_fingerprint(self),
-            "data": data_fingerprint(source, codes, val_source, val_codes),
+            "params": params_fingerprint(self, exclude=self._fit_invariant_params),
+            "data": data_fingerprint(source, codes, *given_val),
             "library": __version__,
         }
-        return read_checkpoint(Path(self.checkpoint_dir) / "last.pt", fingerprint), fingerprint
+        return fingerprint, read_checkpoint(Path(self.checkpoint_dir) / "last.pt", fingerprint)
+
+    def _validation_data(self, validation_data, attributes, classes, binner):
+        X_val, y_val = validation_data
+        val_source = as_image_source(X_val)
+        val_frame, _ = validate_targets(y_val, attributes, len(val_source))
+        if self.on_error == "skip":
+            val_source, val_frame = drop_unreadable(val_source, val_frame)
+        return val_source, encode_targets(val_frame, attributes, classes, binner)
+
+    def _build_module(self, n_classes, device):
+        """The backbone with its heads, on ``device``; and the backbone's description."""
+        backbone = build_backbone(self.backbone, self.weights)
+        n_frozen = resolve_freeze(self.freeze, backbone.stage_names)
+        module = MultiHeadNetwork(
+            backbone,
+            n_classes,
+            n_frozen=n_frozen,
+            hidden_units=self.head_hidden_units,
+            dropout=self.dropout,
+            channels_last=bool(self.channels_last),
+        ).to(device)
+        return module, backbone, n_frozen
+
+    def _uses_feature_cache(self, n_frozen):
+        if self.cache_features is True and (n_frozen == 0 or self.unfreeze_after is not None):
+            raise ValueError(
+                "cache_features=True needs a backbone prefix frozen for the whole fit: set "
+                "'freeze' and leave 'unfreeze_after' as None."
+            )
+        return self.cache_features is True or (
+            self.cache_features == "auto" and n_frozen > 0 and self.unfreeze_after is None
+        )
+
+    def _feature_cache_access(self, device, image_size=None):
+        """How fit and predict reach the feature cache (see ``stem_features``)."""
+        return dict(
+            backbone=self.backbone,
+            image_size=self.image_size if image_size is None else image_size,
+            device=device,
+            batch_size=int(self.batch_size),
+            num_workers=self.num_workers,
+            cache_dir=self.cache_dir,
+            verbose=self.verbose,
+        )
+
+    def _fit_network(self, data):
+        """Build and train the network; return the fitted attributes."""
+        with torch.random.fork_rng(
+            devices=[] if data.device == "cpu" else [torch.device(data.device)]
+        ):
+            torch.manual_seed(data.seed)
+            module, backbone, n_frozen = self._build_module(
+                [len(c) for c in data.classes], data.device
+            )
+            use_cache = self._uses_feature_cache(n_frozen)
+            fitted = {
+                "attributes_": data.attributes,
+                "classes_": data.classes[0] if data.one_d else data.classes,
+                "_one_d": data.one_d,
+                "_feature_bytes": None,  # set when training runs from cached features
+                "age_binner_": data.binner,
+                "device_": data.device,
+                "image_size_": self.image_size,
+                "weights_": backbone.weights,
+                "stage_names_": backbone.stage_names,
+                "n_frozen_stages_": n_frozen,
+                "used_feature_cache_": use_cache,
+            }
+            if data.device == "cpu":
+                tune_cpu_allocator()
+            if use_cache:
+                n_views = self.cache_views if self.augment is not None else 1
+                train_ds, val_ds, fitted["_feature_bytes"] = feature_datasets(
+                    module,
+                    data.train,
+                    data.val,
+                    cache=self._feature_cache_access(data.device),
+                    n_views=n_views,
+                    augment=self.augment,
+                    seed=data.seed,
+                )
+            else:
+                train_ds, val_ds = image_datasets(
+                    data.train,
+                    data.val,
+                    image_size=self.image_size,
+                    augment=self.augment,
+                    seed=data.seed,
+                    image_cache=self.image_cache,
+                )
+            net = self._train(module, data, train_ds, val_ds, fitted)
+        fitted["net_"] = drop_training_state(net)
+        return fitted
+
+    def _train(self, module, data, train_ds, val_ds, fitted):
+        """Make the net and train it, resuming from ``checkpoint_dir`` when it holds a checkpoint."""
+        resume, checkpoint = data.resume, self._checkpoint(data, fitted, val_ds is not None)
+        net = make_net(
+            module,
+            TrainingSettings.from_params(self.get_params(deep=False)),
+            attributes=data.attributes,
+            device=data.device,
+            train_ds=train_ds,
+            val_ds=val_ds,
+            seed=data.seed,
+            workers=train_workers(self.num_workers, train_ds, self.augment),
+            loss_weights=self._loss_weights(data.attributes),
+            soft_targets=self._age_soft_targets(data.attributes, data.classes, data.binner),
+            checkpoint=checkpoint,
+        )
+        if resume is None:
+            net.fit(train_ds, None)
+        else:
+            net.initialize()
+            restore_training_state(net, resume)
+            if not resume["finished"]:
+                checkpoint.resume(resume)
+                net.partial_fit(train_ds, None, epochs=self.max_epochs - resume["epoch"])
+        if not training_finished(net):
+            self._warn_interrupted(net)
+        return net
+
+    def _checkpoint(self, data, fitted, has_validation):
+        """The checkpoint callback, None without ``checkpoint_dir``."""
+        if self.checkpoint_dir is None:
+            return None
+        template = model_template(self, _model_data(self, fitted))
+        return TrainingCheckpoint(
+            str(self.checkpoint_dir),
+            data.fingerprint,
+            functools.partial(_write_best, template),
+            monitor="valid_loss" if has_validation else "train_loss",
+        )
 
     def _warn_interrupted(self, net):
         drop_incomplete_epoch(net)
@@ -572,253 +649,28 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             f"Training was interrupted (KeyboardInterrupt) after {n_done} of max_epochs="
             f"{self.max_epochs} epochs; the estimator keeps {kept}.{resume}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=5,
         )
 
     def _loss_weights(self, attributes):
         if self.loss_weights is None:
             return None
-        if not isinstance(self.loss_weights, dict) or set(self.loss_weights) - set(attributes):
+        if set(self.loss_weights) - set(attributes):
             raise ValueError(
-                f"The 'loss_weights' parameter must be a dict keyed by attributes {list(attributes)}. "
-                f"Got {self.loss_weights!r} instead."
+                f"The 'loss_weights' parameter must be a dict keyed by attributes "
+                f"{list(attributes)}. Got {self.loss_weights!r} instead."
             )
         return [float(self.loss_weights.get(a, 1.0)) for a in attributes]
 
-    def _split(self, codes, rng):
-        n = len(codes)
-        n_val = max(1, int(round(n * self.validation_fraction)))
-        if n - n_val < 1:
-            raise ValueError(
-                f"Too few images to hold out a validation split: {n} image(s) with "
-                f"validation_fraction={self.validation_fraction}. Provide more images, "
-                "validation_data, or validation_fraction=0."
-            )
-        strata = codes[:, 0]
-        counts = np.bincount(strata)
-        stratify = (
-            strata if counts[counts > 0].min() >= 2 and n_val >= len(counts[counts > 0]) else None
-        )
-        idx = np.arange(n)
-        train_idx, val_idx = train_test_split(
-            idx,
-            test_size=n_val,
-            random_state=rng.randint(np.iinfo(np.int32).max),
-            stratify=stratify,
-        )
-        return np.sort(train_idx), np.sort(val_idx)
-
-    def _workers(self, source):
-        if self.num_workers != "auto":
-            return int(self.num_workers)
-        return default_num_workers() if source.kind == "sequence" else 0
-
-    def _train_workers(self, train_ds):
-        """Worker processes for the training loader: to decode files, or to augment."""
-        if not isinstance(train_ds, ImageDataset):
-            return 0  # cached features: nothing to load
-        if self.num_workers != "auto":
-            return int(self.num_workers)
-        decodes = train_ds.decoded is None and train_ds.source.kind == "sequence"
-        return default_num_workers() if decodes or self.augment is not None else 0
-
-    def _drop_unreadable(self, source, labels):
-        """``source`` and ``labels`` (array or DataFrame) without the unreadable images."""
-        _, failed = decode_images(source, np.arange(len(source)), 8, on_error="skip")
-        if not failed:
-            return source, labels
-        warn_skipped([source.describe(i) for i in failed])
-        keep = np.setdiff1d(np.arange(len(source)), failed)
-        if len(keep) == 0:
-            raise ValueError("None of the images in X could be read; nothing to train on.")
-        labels = (
-            labels.iloc[keep].reset_index(drop=True) if hasattr(labels, "iloc") else labels[keep]
-        )
-        return source.subset(keep), labels
-
-    def _decoded(self, source):
-        """The decoded-image cache: all images as one uint8 array, when allowed and small enough."""
-        if (
-            self.image_cache is False
-            or source.kind == "array"
-            and source.items.shape[1:3] == (self.image_size,) * 2
-        ):
-            return None
-        nbytes = len(source) * self.image_size**2 * 3
-        if self.image_cache == "auto" and nbytes > _DEFAULT_IMAGE_CACHE_BYTES:
-            return None
-        decoded, _ = decode_images(source, np.arange(len(source)), self.image_size)
-        return decoded
-
-    def _image_datasets(self, train_source, train_codes, val_source, val_codes, seed):
-        train_ds = ImageDataset(
-            train_source,
-            self.image_size,
-            train_codes,
-            augmenter=self.augment,
-            seed=seed,
-            decoded=self._decoded(train_source),
-        )
-        val_ds = None
-        if val_source is not None:
-            val_ds = ImageDataset(
-                val_source, self.image_size, val_codes, decoded=self._decoded(val_source)
-            )
-        return train_ds, val_ds
-
-    def _stem_features(self, module, source, device, n_views=1, augmenter=None, stem=None):
-        """The frozen stem's activations of every image of ``source`` (n, n_views, ...), from the cache."""
-        return feature_cache.get(
-            module,
-            source,
-            source.cache_keys(),
-            backbone=self.backbone,
-            image_size=self.image_size_,
-            n_views=n_views,
-            augmenter=augmenter,
-            stem=stem,
-            device=device,
-            batch_size=max(self.batch_size, 64),
-            num_workers=self._workers(source),
-            cache_dir=self.cache_dir,
-            progress=lambda total: progress_bar(self.verbose, total, desc="features"),
-        )
-
-    def _feature_datasets(
-        self, module, train_source, train_codes, val_source, val_codes, seed, device
-    ):
-        n_views = self.cache_views if self.augment is not None else 1
-        feats = self._stem_features(
-            module, train_source, device, n_views=n_views, augmenter=self.augment
-        )
-        train_ds = FeatureDataset(feats, train_codes, random_view=True, seed=seed)
-        self._feature_bytes = feats[0, 0].numel() * feats.element_size()  # one view of one image
-        val_ds = None
-        if val_source is not None:
-            val_ds = FeatureDataset(self._stem_features(module, val_source, device), val_codes)
-        return train_ds, val_ds
-
-    def _make_net(
-        self, module, attributes, loss_weights, train_ds, val_ds, device, seed, checkpoint=None
-    ):
-        """The skorch net; ``train_ds`` may be None for a net that only predicts (a loaded model).
-
-        ``checkpoint``: the fingerprint of the fit, to write checkpoints into ``checkpoint_dir``.
-        """
-        optimizer = (
-            _OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
-        )
-        callbacks = [("head_accuracy", HeadAccuracy(attributes))]
-        monitor = "valid_loss" if val_ds is not None else "train_loss"
-        if self.patience is not None:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor=monitor, patience=self.patience, load_best=True, sink=_noop
-                    ),
-                )
-            )
-        n_train = len(train_ds) if train_ds is not None else 0
-        steps_per_epoch = max(1, math.ceil(n_train / self.batch_size))
-        schedule = {
-            "plateau": dict(policy="ReduceLROnPlateau", monitor=monitor, factor=0.2, patience=2),
-            "cosine": dict(policy="CosineAnnealingLR", T_max=self.max_epochs),
-            # skorch does not export OneCycleLR by name: pass the class
-            "onecycle": dict(
-                policy=torch.optim.lr_scheduler.OneCycleLR,
-                max_lr=self._group_lrs(),
-                step_every="batch",
-                total_steps=self.max_epochs * steps_per_epoch,
-            ),
-            "step": dict(policy="StepLR", step_size=5, gamma=0.5),
-            None: None,
-        }[self.lr_schedule]
-        if schedule is not None:
-            callbacks.append(("lr_scheduler", LRScheduler(**schedule)))
-        if self.unfreeze_after is not None and module.stem_frozen:
-            callbacks.append(("unfreeze", Unfreeze(self.unfreeze_after)))
-        if self.verbose >= 1:  # the bar itself decides whether to draw (terminal or verbose >= 2)
-            callbacks.append(("progress_bar", BatchProgressBar()))
-        if checkpoint is not None:  # last: it saves the other callbacks' state after they update it
-            from ._persistence import multi_attribute_template
-
-            callbacks.append(
-                (
-                    "checkpoint",
-                    TrainingCheckpoint(
-                        str(self.checkpoint_dir),
-                        checkpoint,
-                        multi_attribute_template(self),
-                        monitor=monitor,
-                    ),
-                )
-            )
-        kwargs = {}
-        if self.backbone_lr is not None:
-            kwargs["optimizer__param_groups"] = [
-                ("stem.*", {"lr": self.backbone_lr}),
-                ("body.*", {"lr": self.backbone_lr}),
-            ]
-        if self.weight_decay:
-            kwargs["optimizer__weight_decay"] = self.weight_decay
-        if self.label_smoothing:
-            kwargs["criterion__label_smoothing"] = self.label_smoothing
-        if (
-            self.optimizer in ("adam", "adamw")
-            and _fused_adam_supported(device)
-            and self.unfreeze_after is None
-            and all(p.is_contiguous() for p in module.parameters() if p.requires_grad)
-        ):
-            # One kernel for all parameters: on cached features the per-tensor Adam loop took a
-            # fifth of a training step (0.23 ms against 0.07 for the heads). Only for contiguous
-            # parameters: torch's fused kernel silently mixes up elements of a channels-last
-            # parameter whose optimizer state is laid out otherwise (as after resuming).
-            kwargs["optimizer__fused"] = True
-        workers = self._train_workers(train_ds)
-        return MultiHeadNet(
-            module,
-            criterion=nn.CrossEntropyLoss,
-            optimizer=optimizer,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=predefined_split(val_ds) if val_ds is not None else None,
-            callbacks=callbacks,
-            device=device,
-            iterator_train__shuffle=True,
-            # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
-            iterator_train__drop_last=n_train % self.batch_size == 1,
-            iterator_train__num_workers=workers,
-            iterator_train__multiprocessing_context=worker_context(workers),
-            iterator_train__persistent_workers=False,
-            iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
-            iterator_train__pin_memory=device.startswith("cuda"),
-            iterator_valid__pin_memory=device.startswith("cuda"),
-            iterator_train__collate_fn=collate_batch,  # feature batches come collated
-            iterator_valid__collate_fn=collate_batch,
-            loss_weights=loss_weights,
-            amp_dtype=resolve_precision(self.precision),
-            soft_targets=self._age_soft_targets(attributes),
-            seed=seed,
-            verbose=int(self.verbose),
-            callbacks__print_log__keys_ignored=["event_lr"],
-            **kwargs,
-        )
-
-    def _age_soft_targets(self, attributes):
+    def _age_soft_targets(self, attributes, classes, binner):
         """With ``age_sigma``: for each true age class, a Gaussian over the age classes'
         representative ages (label distribution learning), as the age head's target."""
         if self.age_sigma is None or "age" not in attributes:
             return None
-        values = torch.as_tensor(self._age_values(), dtype=torch.float32)
+        k = attributes.index("age")
+        values = torch.as_tensor(class_ages(binner, classes[k]), dtype=torch.float32)
         logits = -((values[None, :] - values[:, None]) ** 2) / (2.0 * float(self.age_sigma) ** 2)
-        return {attributes.index("age"): torch.softmax(logits, dim=1)}
-
-    def _group_lrs(self):
-        if self.backbone_lr is None:
-            return self.lr
-        return [self.backbone_lr, self.backbone_lr, self.lr]
+        return {k: torch.softmax(logits, dim=1)}
 
     # ------------------------------------------------------------------ predict
     @property
@@ -845,10 +697,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
         Only for a model trained from cached features (its stem is frozen, so
         its activations are fixed), and only for a source whose features fit
-        in ``_PREDICT_CACHE_BYTES``: predicting over any number of paths must
-        stay flat in memory. Grid-search candidates that share a frozen stem
-        then score a fold without running the stem again. Unreadable images
-        are only skipped by the streaming path.
+        in the ``predict_cache_bytes`` budget (:func:`gar_sklearn.set_config`):
+        predicting over any number of paths must stay flat in memory.
+        Grid-search candidates that share a frozen stem then score a fold
+        without running the stem again. Unreadable images are only skipped
+        by the streaming path.
         """
         if not getattr(self, "used_feature_cache_", False) or self.on_error != "raise":
             return None
@@ -856,17 +709,14 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         if not module.stem_frozen:
             return None
         n_views = 2 if self.test_time_flip else 1
-        per_view = getattr(
-            self, "_feature_bytes", None
-        )  # None in models saved before it was recorded
-        if per_view is None or len(source) * n_views * per_view > min(
-            _PREDICT_CACHE_BYTES, feature_cache.max_bytes
-        ):
+        per_view = getattr(self, "_feature_bytes", None)
+        budget = min(get_config()["predict_cache_bytes"], feature_cache.limit())
+        if per_view is None or len(source) * n_views * per_view > budget:
             return None
-        return self._stem_features(
+        return stem_features(
             module,
             source,
-            self.net_.device,
+            cache=self._feature_cache_access(self.net_.device, image_size=self.image_size_),
             n_views=n_views,
             augmenter=RandomFlip(p=1.0) if self.test_time_flip else None,
             stem=inference.stem,
@@ -875,24 +725,25 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _prediction_batches(self, source, inference):
         """Yield ``(inputs, mirrored inputs or None, readable flags)`` batch by batch, on the device."""
         device = self.net_.device
+        batch_size = int(self.batch_size)
         features = self._cached_features(source, inference)
         if features is not None:
-            for start in range(0, len(features), self.batch_size):
-                batch = features[start : start + self.batch_size].to(device).float()
+            for start in range(0, len(features), batch_size):
+                batch = features[start : start + batch_size].to(device).float()
                 mirrored = {"features": batch[:, 1]} if self.test_time_flip else None
                 yield {"features": batch[:, 0]}, mirrored, [True] * len(batch)
             return
         cuda = str(device).startswith("cuda")
-        workers = self._workers(source)
+        workers = loader_workers(self.num_workers, source)
         loader = DataLoader(
             ImageDataset(source, self.image_size_, on_error=self.on_error),
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             num_workers=workers,
             multiprocessing_context=worker_context(workers),
             pin_memory=cuda,
             collate_fn=collate_batch,
-            generator=torch.Generator(),
-        )  # leaves torch's global generator as it was
+            generator=torch.Generator(),  # leaves torch's global generator as it was
+        )
         for images, flags in releasing_batches(loader):
             if cuda:  # from pinned memory: the copy overlaps with queueing the forward pass
                 images = {k: v.to(device, non_blocking=True) for k, v in images.items()}
@@ -934,15 +785,83 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         return probas, ok
 
 
-def _noop(*args, **kwargs):
-    pass
+# ---------------------------------------------------------------- persistence
+def _network_data(net):
+    return {
+        "state_dict": net.module_.state_dict(),
+        "stem_frozen": bool(net.module_.stem_frozen),
+        "channels_last": bool(net.module_.normalize.channels_last),
+        "history": list(net.history),
+    }
 
 
-def _fused_adam_supported(device):
-    """Whether torch's fused Adam/AdamW runs on ``device`` (CUDA since torch 2.0, CPU since 2.4)."""
-    major, minor = (
-        int("".join(c for c in part if c.isdigit()) or 0)
-        for part in torch.__version__.split(".")[:2]
+def _write_best(template, path, net):
+    write_model_snapshot(path, template, network=_network_data(net))
+
+
+def _model_data(est, fitted):
+    """The estimator's parameters and ``fitted`` attributes as model-file data, less the network."""
+    params, dropped = storable_params(est)
+    warn_dropped(dropped)
+    fitted = {k: v for k, v in fitted.items() if k != "net_"}
+    return {"params": params, "dropped_params": dropped, "fitted": fitted}
+
+
+def _dump(est):
+    check_is_fitted(est)
+    data = _model_data(est, fitted_attributes(est, exclude=("net_",)))
+    return {**data, "network": _network_data(est.net_)}
+
+
+def _load_device(saved, requested):
+    """The device a loaded network goes to: the requested one, else the saved one where
+    this machine has it, else the CPU."""
+    if requested is not None:
+        return resolve_device(requested)
+    saved = str(saved or "cpu")
+    if saved.startswith("cuda"):
+        index = torch.device(saved).index or 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            return "cpu"
+    return saved
+
+
+def _restore(data, device):
+    est = MultiAttributeClassifier(**data["params"])
+    for name, value in data["fitted"].items():
+        setattr(est, name, value)
+    est.device_ = device = _load_device(getattr(est, "device_", "cpu"), device)
+    network = data["network"]
+    n_classes = [len(c) for c in est._class_lists()]
+    with torch.random.fork_rng(devices=[]):  # random initial weights, replaced below: keep the seed
+        module = MultiHeadNetwork(
+            build_backbone(est.backbone, weights=None),
+            n_classes,
+            n_frozen=est.n_frozen_stages_,
+            hidden_units=est.head_hidden_units,
+            dropout=est.dropout,
+            channels_last=network["channels_last"],  # the memory layout changes the float rounding
+        )
+    try:
+        module.load_state_dict(network["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"The saved weights do not fit a {est.backbone!r} network with heads of {n_classes} "
+            f"classes: the file is damaged or was written by an incompatible version ({exc})."
+        ) from exc
+    module.set_stem_frozen(network["stem_frozen"])
+    settings = TrainingSettings.from_params(est.get_params(deep=False))
+    net = make_net(
+        module,
+        settings,
+        attributes=est.attributes_,
+        device=device,
+        loss_weights=est._loss_weights(est.attributes_),
     )
-    kind = torch.device(device).type
-    return kind == "cuda" or kind == "cpu" and (major, minor) >= (2, 4)
+    net.initialize()
+    net.history_ = History(network["history"])
+    est.net_ = drop_training_state(net)
+    return est
+
+
+register_persistence(MultiAttributeClassifier, _dump, _restore)

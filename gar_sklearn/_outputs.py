@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from ._targets import transform_frame, validate_targets
-from .preprocessing._age import age_group_midpoints, aggregate_age_proba
+from ._persistence import save as save_estimator
+from ._targets import class_ages, transform_frame, validate_targets
+from .preprocessing._age import aggregate_age_proba
 
 __all__ = ["MultiAttributeOutputMixin"]
 
@@ -88,9 +89,7 @@ class MultiAttributeOutputMixin:
         return frame
 
     def _age_values(self):
-        if self.age_binner_ is not None:
-            return self.age_binner_.midpoints_
-        return age_group_midpoints(self._class_lists()[self._age_index()])
+        return class_ages(self.age_binner_, self._class_lists()[self._age_index()])
 
     def _age_from(self, proba, method="expected"):
         values = self._age_values()
@@ -202,7 +201,5 @@ class MultiAttributeOutputMixin:
         ----------
         path : str or os.PathLike
         """
-        from ._persistence import save
-
         check_is_fitted(self)
-        save(self, path)
+        save_estimator(self, path)

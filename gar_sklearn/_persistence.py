@@ -28,6 +28,9 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from ._fingerprint import describe
+from ._version import __version__
+
 __all__ = [
     "FORMAT_VERSION",
     "default_dump",
@@ -90,7 +93,7 @@ def register_persistence(cls, dump=None, restore=None):
 def default_dump(estimator):
     """Parameters that are data, and fitted attributes (see :func:`register_persistence`)."""
     params, dropped = storable_params(estimator)
-    _warn_dropped(dropped)
+    warn_dropped(dropped)
     return {"params": params, "dropped_params": dropped, "fitted": fitted_attributes(estimator)}
 
 
@@ -104,7 +107,7 @@ def _default_restore(cls):
     return restore
 
 
-def _warn_dropped(dropped):
+def warn_dropped(dropped):
     if dropped:
         warnings.warn(
             f"These parameters are not data and are not saved: {dropped}; the loaded estimator "
@@ -209,91 +212,76 @@ class _Encoder:
 
     Tagged dicts (keys starting with ``__``) stand for what JSON lacks:
     tuples, dicts with other than str keys, arrays, tensors, classes and
-    objects. With ``lenient=True`` anything else becomes a tag naming its
-    class (for comparisons) instead of failing.
+    objects. Anything else raises :class:`_Unstorable`.
     """
 
-    def __init__(self, tensors=None, prefix="", lenient=False):
+    def __init__(self, tensors=None, prefix=""):
         self.tensors = {} if tensors is None else tensors
         self.prefix = prefix
-        self.lenient = lenient
 
     def encode(self, obj, path=""):
-        if obj is None or isinstance(obj, (bool, str)):
+        if obj is None or isinstance(obj, (bool, str, float)):
             return obj
         if isinstance(obj, np.generic):
             return self.encode(obj.item(), path)
         if isinstance(obj, numbers.Integral):
             return int(obj)
-        if isinstance(obj, float):
-            return obj
+        if isinstance(obj, (list, tuple, dict)):
+            return self._container(obj, path)
+        if isinstance(obj, (torch.Tensor, np.ndarray)):
+            return self._array(obj, path)
+        if isinstance(obj, os.PathLike):
+            return os.fspath(obj)
+        if isinstance(obj, Enum) and type(obj).__module__.startswith("torchvision."):
+            return f"{type(obj).__name__}.{obj.name}"  # a weights enum: its name resolves it
+        return self._object(obj, path)
+
+    def _container(self, obj, path):
         if isinstance(obj, list):
             return [self.encode(v, f"{path}/{i}") for i, v in enumerate(obj)]
         if isinstance(obj, tuple):
             return {"__tuple__": [self.encode(v, f"{path}/{i}") for i, v in enumerate(obj)]}
-        if isinstance(obj, dict):
-            if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-                return {k: self.encode(v, f"{path}/{k}") for k, v in obj.items()}
-            return {
-                "__items__": [
-                    [self.encode(k), self.encode(v, f"{path}/{i}")]
-                    for i, (k, v) in enumerate(obj.items())
-                ]
-            }
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: self.encode(v, f"{path}/{k}") for k, v in obj.items()}
+        items = [
+            [self.encode(k), self.encode(v, f"{path}/{i}")] for i, (k, v) in enumerate(obj.items())
+        ]
+        return {"__items__": items}
+
+    def _array(self, obj, path):
         if isinstance(obj, torch.Tensor):
             name = self.prefix + path.lstrip("/") or "tensor"
             while name in self.tensors:
                 name += "'"
             self.tensors[name] = obj.detach().to("cpu", copy=True).contiguous()
             return {"__tensor__": name}
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.kind not in "biufUSO":
-                return self._unstorable(obj, path)
-            return {
-                "__ndarray__": self.encode(obj.ravel().tolist(), path),
-                "dtype": obj.dtype.str if obj.dtype != object else "object",
-                "shape": list(obj.shape),
-            }
-        if isinstance(obj, os.PathLike):
-            return os.fspath(obj)
-        if isinstance(obj, Enum) and type(obj).__module__.startswith("torchvision."):
-            return f"{type(obj).__name__}.{obj.name}"  # a weights enum: its name resolves it
+        if obj.dtype.kind not in "biufUSO":
+            raise _Unstorable(f"{path or 'value'}: an array of dtype {obj.dtype}")
+        return {
+            "__ndarray__": self.encode(obj.ravel().tolist(), path),
+            "dtype": obj.dtype.str if obj.dtype != object else "object",
+            "shape": list(obj.shape),
+        }
+
+    def _object(self, obj, path):
         if isinstance(obj, type):
             key = _class_key(obj)
             if key.startswith(_IMPORTABLE) and (
                 key.startswith("gar_sklearn.") or issubclass(obj, torch.optim.Optimizer)
             ):
                 return {"__class__": key}
-            return self._unstorable(obj, path)
-        key = _class_key(type(obj))
-        if key in _REGISTRY and _is_fitted(obj):
-            return {
-                "__estimator__": key,
-                "state": self.encode(dump_estimator(obj), f"{path}/state"),
-            }
-        if key.startswith("gar_sklearn.") and hasattr(obj, "get_params"):
-            return {
-                "__object__": key,
-                "params": self.encode(obj.get_params(deep=False), f"{path}/params"),
-                "fitted": self.encode(
-                    {
-                        k: v
-                        for k, v in vars(obj).items()
-                        if k.endswith("_") and not k.startswith("_")
-                    },
-                    f"{path}/fitted",
-                ),
-            }
-        return self._unstorable(obj, path)
-
-    def _unstorable(self, obj, path):
-        if self.lenient:
-            if hasattr(obj, "get_params"):
+        else:
+            key = _class_key(type(obj))
+            if key in _REGISTRY and _is_fitted(obj):
+                state = self.encode(dump_estimator(obj), f"{path}/state")
+                return {"__estimator__": key, "state": state}
+            if key.startswith("gar_sklearn.") and hasattr(obj, "get_params"):
+                fitted = {k: v for k, v in vars(obj).items() if k.endswith("_") and k[0] != "_"}
                 return {
-                    "__unstorable__": _class_key(type(obj)),
-                    "params": self.encode(obj.get_params(deep=False)),
+                    "__object__": key,
+                    "params": self.encode(obj.get_params(deep=False), f"{path}/params"),
+                    "fitted": self.encode(fitted, f"{path}/fitted"),
                 }
-            return {"__unstorable__": _class_key(obj if isinstance(obj, type) else type(obj))}
         raise _Unstorable(f"{path or 'value'}: {type(obj).__name__} {obj!r}")
 
 
@@ -356,9 +344,9 @@ def _decode(value, tensors, device):
     return {k: _decode(v, tensors, device) for k, v in value.items()}
 
 
-def to_data(obj, lenient=False):
+def to_data(obj):
     """``obj`` as JSON-able data and a tensor table (see :class:`_Encoder`)."""
-    encoder = _Encoder(lenient=lenient)
+    encoder = _Encoder()
     return encoder.encode(obj), encoder.tensors
 
 
@@ -380,8 +368,6 @@ def _first_line(exc):
 
 def write_file(path, kind, config, tensors):
     """Write a gar_sklearn file atomically (a killed writer leaves the old file intact)."""
-    from . import __version__
-
     path = Path(path)
     text = json.dumps(config, allow_nan=True)
     payload = {
@@ -405,13 +391,8 @@ def write_file(path, kind, config, tensors):
             tmp.unlink()
 
 
-def read_file(path, kind, device=None):
-    """Read a gar_sklearn file of ``kind``; returns its decoded data."""
-    from . import __version__
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No such gar_sklearn file: {str(path)!r}.")
+def _load_payload(path):
+    """The dict stored in ``path``, read without running code; explains what else it holds."""
     with open(path, "rb") as f:
         head = f.read(2)
     if not zipfile.is_zipfile(path) and len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
@@ -420,7 +401,7 @@ def read_file(path, kind, device=None):
             "runs code from a file; unpickle only files you trust, with pickle.load or joblib.load."
         )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if zipfile.is_zipfile(path) and "weights only" in str(exc).lower():
             raise ValueError(
@@ -429,36 +410,52 @@ def read_file(path, kind, device=None):
                 "you trust, with torch.load(weights_only=False)."
             ) from exc
         raise ValueError(
-            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated ({_first_line(exc)})."
+            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated "
+            f"({_first_line(exc)})."
         ) from exc
     except Exception as exc:  # zip and storage errors of a truncated or damaged file
         raise ValueError(
-            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated ({_first_line(exc)})."
+            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated "
+            f"({_first_line(exc)})."
         ) from exc
+
+
+def _check_header(path, payload, kind):
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(
-            f"{str(path)!r} is not a gar_sklearn file: it holds "
-            f"{type(payload).__name__ if not isinstance(payload, dict) else 'a dict without the gar_sklearn header'}"
-            " (write gar_sklearn files with estimator.save(path))."
+        held = (
+            type(payload).__name__
+            if not isinstance(payload, dict)
+            else "a dict without the gar_sklearn header"
         )
-    version = payload.get("format_version")
+        raise ValueError(
+            f"{str(path)!r} is not a gar_sklearn file: it holds {held} (write gar_sklearn files "
+            "with estimator.save(path))."
+        )
+    version, written_by = payload.get("format_version"), payload.get("library_version")
     if version != FORMAT_VERSION:
         raise ValueError(
-            f"{str(path)!r} was written by gar_sklearn {payload.get('library_version')!s} in file format "
-            f"version {version!r}; this gar_sklearn {__version__} reads format version {FORMAT_VERSION} "
-            f"only. Load it with gar_sklearn {payload.get('library_version')!s}, or refit."
+            f"{str(path)!r} was written by gar_sklearn {written_by!s} in file format version "
+            f"{version!r}; this gar_sklearn {__version__} reads format version {FORMAT_VERSION} "
+            f"only. Load it with gar_sklearn {written_by!s}, or refit."
         )
     if payload.get("kind") != kind:
-        raise ValueError(
-            f"{str(path)!r} holds {_KINDS.get(payload.get('kind'), repr(payload.get('kind')))}, not "
-            f"{_KINDS[kind]}."
-            + (
-                " Resume training by fitting with checkpoint_dir set to its folder, or load the "
-                "folder's best.pt."
-                if payload.get("kind") == "checkpoint"
-                else ""
-            )
+        hint = (
+            " Resume training by fitting with checkpoint_dir set to its folder, or load the "
+            "folder's best.pt."
+            if payload.get("kind") == "checkpoint"
+            else ""
         )
+        held = _KINDS.get(payload.get("kind"), repr(payload.get("kind")))
+        raise ValueError(f"{str(path)!r} holds {held}, not {_KINDS[kind]}.{hint}")
+
+
+def read_file(path, kind, device=None):
+    """Read a gar_sklearn file of ``kind``; returns its decoded data."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such gar_sklearn file: {str(path)!r}.")
+    payload = _load_payload(path)
+    _check_header(path, payload, kind)
     try:
         text, tensors = payload["config"], payload["tensors"]
         ok = (
@@ -538,156 +535,35 @@ def load(path, *, device=None):
     return estimator
 
 
-# ---------------------------------------------------------------- MultiAttributeClassifier
-def load_device(saved, requested):
-    """The device a loaded network goes to."""
-    from ._base import resolve_device
+# ---------------------------------------------------------------- model snapshots
+def model_template(estimator, data):
+    """A model file's configuration for ``estimator`` whose ``dump`` gives ``data``
+    less some entries, to be completed by :func:`write_model_snapshot`.
 
-    if requested is not None:
-        return resolve_device(requested)
-    saved = str(saved or "cpu")
-    if saved.startswith("cuda"):
-        index = torch.device(saved).index or 0
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            return "cpu"
-    return saved
-
-
-def network_data(net):
-    return {
-        "state_dict": net.module_.state_dict(),
-        "stem_frozen": bool(net.module_.stem_frozen),
-        "channels_last": bool(net.module_.normalize.channels_last),
-        "history": list(net.history),
-    }
-
-
-def _dump_multi_attribute(est):
-    check_is_fitted(est)
-    params, dropped = storable_params(est)
-    _warn_dropped(dropped)
-    return {
-        "params": params,
-        "dropped_params": dropped,
-        "fitted": fitted_attributes(est, exclude=("net_",)),
-        "network": network_data(est.net_),
-    }
-
-
-def multi_attribute_template(est):
-    """A model file's configuration without the network: what the checkpoint
-    callback completes with the best weights (``best.pt``)."""
-    params, dropped = storable_params(est)
+    ``data`` must hold no tensors: the checkpoint callback keeps the template
+    and adds the current weights at each best epoch.
+    """
     encoder = _Encoder()
-    state = encoder.encode(
-        {
-            "params": params,
-            "dropped_params": dropped,
-            "fitted": fitted_attributes(est, exclude=("net_",)),
-        },
-        "state",
-    )
+    state = encoder.encode(data, "state")
     if encoder.tensors:
-        raise TypeError("The configuration of a MultiAttributeClassifier holds no tensors.")
-    return {"__estimator__": _class_key(type(est)), "state": state}
+        raise TypeError(f"The template of a {type(estimator).__name__} must hold no tensors.")
+    return {"__estimator__": _class_key(type(estimator)), "state": state}
 
 
-def write_model_snapshot(path, template, net):
-    """Write a model file from a template and a net's current weights and history."""
-    encoder = _Encoder(prefix="state/network/")
-    network = encoder.encode(network_data(net))
-    config = {**template, "state": {**template["state"], "network": network}}
+def write_model_snapshot(path, template, **entries):
+    """Write a model file: ``template`` (:func:`model_template`) completed with ``entries``."""
+    encoder = _Encoder(prefix="state/")
+    extra = {name: encoder.encode(value, name) for name, value in entries.items()}
+    config = {**template, "state": {**template["state"], **extra}}
     write_file(path, "model", config, encoder.tensors)
 
 
-def _restore_multi_attribute(data, device):
-    from skorch.history import History
-
-    from ._base import drop_training_state
-    from ._multi_attribute import MultiAttributeClassifier
-    from .backbones import MultiHeadNetwork, build_backbone
-
-    est = MultiAttributeClassifier(**data["params"])
-    for name, value in data["fitted"].items():
-        setattr(est, name, value)
-    device = load_device(getattr(est, "device_", "cpu"), device)
-    est.device_ = device
-    network = data["network"]
-    n_classes = [len(c) for c in est._class_lists()]
-    channels_last = network["channels_last"]  # the memory layout changes the float rounding
-    with torch.random.fork_rng(devices=[]):  # random initial weights, replaced below: keep the seed
-        backbone = build_backbone(est.backbone, weights=None)
-        module = MultiHeadNetwork(
-            backbone,
-            n_classes,
-            n_frozen=est.n_frozen_stages_,
-            hidden_units=est.head_hidden_units,
-            dropout=est.dropout,
-            channels_last=channels_last,
-        )
-    try:
-        module.load_state_dict(network["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(
-            f"The saved weights do not fit a {est.backbone!r} network with heads of {n_classes} "
-            f"classes: the file is damaged or was written by an incompatible version ({exc})."
-        ) from exc
-    module.set_stem_frozen(network["stem_frozen"])
-    net = est._make_net(
-        module, est.attributes_, est._loss_weights(est.attributes_), None, None, device, 0
-    )
-    net.initialize()
-    net.history_ = History(network["history"])
-    est.net_ = drop_training_state(net)
-    return est
-
-
-def _register_builtin():
-    from ._fusion import GenderFusionClassifier
-    from ._multi_attribute import MultiAttributeClassifier
-
-    register_persistence(MultiAttributeClassifier, _dump_multi_attribute, _restore_multi_attribute)
-    register_persistence(
-        GenderFusionClassifier
-    )  # its fitted parts are saved through their own entry
-
-
 # ---------------------------------------------------------------- checkpoints
-# parameters that change neither the training trajectory nor the result
-_NOT_FINGERPRINTED = (
-    "verbose",
-    "num_workers",
-    "checkpoint_dir",
-    "cache_dir",
-    "image_cache",
-    "device",
-)
-
-
-def params_fingerprint(estimator):
-    params = {
-        k: v for k, v in estimator.get_params(deep=False).items() if k not in _NOT_FINGERPRINTED
-    }
-    return json.loads(json.dumps(_Encoder(lenient=True).encode(params), allow_nan=True))
-
-
-def data_fingerprint(*parts):
-    """A digest of images (ImageSource) and label codes (arrays)."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        if part is None:
-            h.update(b"none|")
-        elif isinstance(part, np.ndarray):
-            h.update(f"array|{part.dtype.str}|{part.shape}|".encode())
-            h.update(np.ascontiguousarray(part).tobytes())
-        elif part.kind == "array":
-            h.update(f"images|{part.items.dtype.str}|{part.items.shape}|".encode())
-            h.update(np.ascontiguousarray(part.items).tobytes())
-        else:
-            h.update(f"files|{len(part)}|".encode())
-            for key in part.cache_keys():
-                h.update(str(key).encode() + b"\0")
-    return h.hexdigest()
+def params_fingerprint(estimator, exclude=()):
+    """The estimator's parameters, less ``exclude``, as comparable data (see
+    :func:`gar_sklearn._fingerprint.describe`)."""
+    params = estimator.get_params(deep=False)
+    return describe({k: v for k, v in params.items() if k not in exclude})
 
 
 def read_checkpoint(path, fingerprint):
@@ -735,6 +611,3 @@ def _short(value):
 def write_checkpoint(path, state):
     config, tensors = to_data(state)
     write_file(path, "checkpoint", config, tensors)
-
-
-_register_builtin()

@@ -5,9 +5,16 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from .preprocessing._age import AgeBinner
+from .preprocessing._age import AgeBinner, age_group_midpoints
 
-__all__ = ["check_attributes", "validate_targets", "fit_encoders", "encode_targets"]
+__all__ = [
+    "check_attributes",
+    "class_ages",
+    "encode_targets",
+    "fit_encoders",
+    "transform_frame",
+    "validate_targets",
+]
 
 
 def check_attributes(attributes):
@@ -169,3 +176,11 @@ def encode_targets(frame, attributes, classes, binner=None):
                 f"labels: {classes[k].tolist()}."
             ) from None
     return codes
+
+
+def class_ages(binner, classes):
+    """The representative age in years of each age class: the binner's group
+    midpoints, else the classes read as ages or groups ("20-29", "70+")."""
+    if binner is not None:
+        return binner.midpoints_
+    return age_group_midpoints(classes)

@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ._persistence import load
+
 __all__ = ["predict_partitions"]
 
 
@@ -37,8 +39,6 @@ class _ModelCache:
         key = (path, stat.st_mtime_ns, stat.st_size, tuple(sorted(settings.items())), device)
         with self._lock:
             if key not in self._models:
-                from . import load
-
                 self._models[key] = _with_settings(load(path, device=device), settings)
                 self.loads += 1
                 while len(self._models) > self.max_models:
@@ -157,10 +157,7 @@ def predict_partitions(
     >>> len(rows), sorted(rows[0])
     (6, ['gender', 'path'])
     """
-    import dask
     import dask.bag as db
-    import pandas as pd
-    from sklearn.utils.validation import check_is_fitted
 
     settings = {
         name: value
@@ -171,40 +168,53 @@ def predict_partitions(
         )
         if value is not None
     }
-    if isinstance(model, (str, os.PathLike)):
-        from . import load
-
-        if not os.path.isfile(model):
-            raise ValueError(
-                f"The 'model' parameter must be a fitted estimator or the path of a file written by "
-                f"estimator.save(path). Got {os.fspath(model)!r}, which is not a file."
-            )
-        local = _with_settings(load(model, device="cpu"), settings)
-        task_model = os.fspath(model)
-    elif callable(getattr(model, "predict_frame", None)):
-        check_is_fitted(model)
-        if device is not None:
-            raise ValueError(
-                "The 'device' parameter applies to a model file only; an estimator predicts on the "
-                f"device it was fitted on. Got device={device!r} with a {type(model).__name__}."
-            )
-        local = _with_settings(
-            copy.copy(model), settings
-        )  # a shallow copy: the caller's keeps its params
-        task_model = dask.delayed(local, pure=False)  # one piece of the graph, sent once per worker
-    else:
-        raise TypeError(
-            "The 'model' parameter must be a fitted gar_sklearn estimator or the path of a file "
-            f"written by estimator.save(path). Got {type(model).__name__} instead."
-        )
+    local, task_model = _task_model(model, settings, device)
     meta = _output_meta(local, proba)
-
     if isinstance(paths, db.Bag):
         if column is not None:
             raise ValueError(
                 f"The 'column' parameter applies to a DataFrame only; got column={column!r} with a Bag."
             )
         return paths.map_partitions(_predict_records, task_model, proba, settings, device)
+    column = _path_column(paths, column)
+    return paths.map_partitions(
+        _predict_frame, task_model, column, proba, settings, device, meta, meta=meta
+    )
+
+
+def _task_model(model, settings, device):
+    """The model here (to learn the output columns) and as the tasks get it."""
+    import dask
+    from sklearn.utils.validation import check_is_fitted
+
+    if isinstance(model, (str, os.PathLike)):
+        if not os.path.isfile(model):
+            raise ValueError(
+                f"The 'model' parameter must be a fitted estimator or the path of a file written by "
+                f"estimator.save(path). Got {os.fspath(model)!r}, which is not a file."
+            )
+        return _with_settings(load(model, device="cpu"), settings), os.fspath(model)
+    if callable(getattr(model, "predict_frame", None)):
+        check_is_fitted(model)
+        if device is not None:
+            raise ValueError(
+                "The 'device' parameter applies to a model file only; an estimator predicts on the "
+                f"device it was fitted on. Got device={device!r} with a {type(model).__name__}."
+            )
+        local = _with_settings(copy.copy(model), settings)  # the caller's keeps its params
+        return local, dask.delayed(
+            local, pure=False
+        )  # one piece of the graph, sent once per worker
+    raise TypeError(
+        "The 'model' parameter must be a fitted gar_sklearn estimator or the path of a file "
+        f"written by estimator.save(path). Got {type(model).__name__} instead."
+    )
+
+
+def _path_column(paths, column):
+    """The column of paths of a dask DataFrame (None for a Series); checks ``paths``."""
+    import pandas as pd
+
     part_meta = getattr(paths, "_meta", None)
     if not hasattr(paths, "map_partitions") or not isinstance(part_meta, (pd.DataFrame, pd.Series)):
         raise TypeError(
@@ -212,22 +222,22 @@ def predict_partitions(
             f"{type(paths).__name__} instead. For paths in memory use estimator.predict_frame(paths), "
             "or dask.bag.from_sequence(paths, npartitions=...) to spread them over a cluster."
         )
-    if isinstance(part_meta, pd.DataFrame):
-        columns = list(part_meta.columns)
-        if column is None and len(columns) != 1:
+    if isinstance(part_meta, pd.Series):
+        if column is not None:
             raise ValueError(
-                f"The 'column' parameter must name the column of paths among {columns}; got None "
-                f"with {len(columns)} columns."
+                f"The 'column' parameter applies to a DataFrame only; got column={column!r} with "
+                "a Series."
             )
-        column = columns[0] if column is None else column
-        if column not in columns:
-            raise ValueError(
-                f"The 'column' parameter must be one of {columns}. Got {column!r} instead."
-            )
-    elif column is not None:
+        return None
+    columns = list(part_meta.columns)
+    if column is None and len(columns) != 1:
         raise ValueError(
-            f"The 'column' parameter applies to a DataFrame only; got column={column!r} with a Series."
+            f"The 'column' parameter must name the column of paths among {columns}; got None "
+            f"with {len(columns)} columns."
         )
-    return paths.map_partitions(
-        _predict_frame, task_model, column, proba, settings, device, meta, meta=meta
-    )
+    column = columns[0] if column is None else column
+    if column not in columns:
+        raise ValueError(
+            f"The 'column' parameter must be one of {columns}. Got {column!r} instead."
+        )
+    return column

@@ -12,7 +12,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 import gar_sklearn
-from gar_sklearn import MultiAttributeClassifier, _base
+from gar_sklearn import MultiAttributeClassifier, _training
 from gar_sklearn._persistence import read_file
 from gar_sklearn.augmentation import FaceAugmenter
 from gar_sklearn.datasets import make_synthetic_faces
@@ -52,25 +52,25 @@ def assert_same_fit(a, b, X):
 
 def interrupt_at(monkeypatch, epoch, exc=KeyboardInterrupt):
     """Raise ``exc`` in the second training batch of ``epoch`` (1-based)."""
-    original = _base.MultiHeadNet.train_step
+    original = _training.MultiHeadNet.train_step
 
     def train_step(self, batch, **kwargs):
         if len(self.history) == epoch and len(self.history[-1]["batches"]) == 1:
             raise exc()
         return original(self, batch, **kwargs)
 
-    monkeypatch.setattr(_base.MultiHeadNet, "train_step", train_step)
+    monkeypatch.setattr(_training.MultiHeadNet, "train_step", train_step)
 
 
 KILLED_FIT = textwrap.dedent("""
     import os, sys
     import torch
-    from gar_sklearn import MultiAttributeClassifier, _base
+    from gar_sklearn import MultiAttributeClassifier, _training
 
     torch.set_num_threads(int(sys.argv[2]))  # as in the test process: the float rounding depends on it
     from gar_sklearn.datasets import make_synthetic_faces
 
-    original = _base.MultiHeadNet.train_step
+    original = _training.MultiHeadNet.train_step
 
     def train_step(self, batch, **kwargs):
         # killed in the middle of epoch 3: no Python clean-up, no on_train_end
@@ -78,7 +78,7 @@ KILLED_FIT = textwrap.dedent("""
             os._exit(17)
         return original(self, batch, **kwargs)
 
-    _base.MultiHeadNet.train_step = train_step
+    _training.MultiHeadNet.train_step = train_step
     X, y = make_synthetic_faces(60, image_size=16, random_state=3)
     MultiAttributeClassifier(checkpoint_dir=sys.argv[1], **{params!r}).fit(X, y)
 """)
@@ -107,13 +107,13 @@ def test_fit_killed_in_a_subprocess_resumes_to_the_uninterrupted_result(data, re
 
 def test_keyboard_interrupt_keeps_the_best_weights_so_far(data, monkeypatch):
     snapshots = {}
-    original = _base.HeadAccuracy.on_epoch_end
+    original = _training.HeadAccuracy.on_epoch_end
 
     def spy(self, net, **kwargs):
         original(self, net, **kwargs)
         snapshots[len(net.history)] = {k: v.clone() for k, v in net.module_.state_dict().items()}
 
-    monkeypatch.setattr(_base.HeadAccuracy, "on_epoch_end", spy)
+    monkeypatch.setattr(_training.HeadAccuracy, "on_epoch_end", spy)
     interrupt_at(monkeypatch, epoch=4)
     params = dict(PARAMS, max_epochs=6, lr=0.05)
     with pytest.warns(

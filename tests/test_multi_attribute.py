@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 
+import gar_sklearn
 from gar_sklearn import MultiAttributeClassifier
 from gar_sklearn._feature_cache import FeatureCache, feature_cache
 from gar_sklearn.datasets._synthetic import make_synthetic_faces
@@ -393,9 +394,9 @@ def test_heads_only_training_leaves_the_backbone_untouched():
 def test_unfreeze_after_n_epochs_trains_the_backbone_from_then_on(monkeypatch):
     X, y = make_synthetic_faces(80, image_size=16, random_state=6)
     snapshots = []
-    from gar_sklearn import _base
+    from gar_sklearn import _training
 
-    original = _base.Unfreeze.on_epoch_begin
+    original = _training.Unfreeze.on_epoch_begin
 
     def spy(self, net, **kwargs):
         original(self, net, **kwargs)
@@ -407,7 +408,7 @@ def test_unfreeze_after_n_epochs_trains_the_backbone_from_then_on(monkeypatch):
             )
         )
 
-    monkeypatch.setattr(_base.Unfreeze, "on_epoch_begin", spy)
+    monkeypatch.setattr(_training.Unfreeze, "on_epoch_begin", spy)
     MultiAttributeClassifier(
         freeze="backbone",
         unfreeze_after=2,
@@ -569,20 +570,20 @@ def test_predict_streams_past_the_cache_bound_for_unreadable_images_and_unfrozen
     stored = feature_cache.nbytes()
     per_image = stored // 20
     # the bound: 20 images fit exactly, 21 do not
-    monkeypatch.setattr(_multi_attribute, "_PREDICT_CACHE_BYTES", 20 * per_image)
-    calls = _stem_calls(frozen)
-    frozen.predict(X[19:40])  # 21 images: streamed from the pixels, nothing stored
-    assert feature_cache.nbytes() == stored and sum(calls) == 21
-    frozen.predict(X[20:40])  # 20 images: cached
-    assert feature_cache.nbytes() == 2 * stored and sum(calls) == 41
-    frozen.predict(X[20:40])
-    assert sum(calls) == 41
+    with gar_sklearn.config_context(predict_cache_bytes=20 * per_image):
+        calls = _stem_calls(frozen)
+        frozen.predict(X[19:40])  # 21 images: streamed from the pixels, nothing stored
+        assert feature_cache.nbytes() == stored and sum(calls) == 21
+        frozen.predict(X[20:40])  # 20 images: cached
+        assert feature_cache.nbytes() == 2 * stored and sum(calls) == 41
+        frozen.predict(X[20:40])
+        assert sum(calls) == 41
     # the same rows streamed and cached agree up to the float16 rounding of the features
-    monkeypatch.setattr(_multi_attribute, "_PREDICT_CACHE_BYTES", 0)
-    streamed = frozen.predict_proba(X[20:40])
-    monkeypatch.setattr(_multi_attribute, "_PREDICT_CACHE_BYTES", 2**30)
-    for a, b in zip(streamed, frozen.predict_proba(X[20:40])):
-        np.testing.assert_allclose(a, b, atol=5e-3)
+    with gar_sklearn.config_context(predict_cache_bytes=0):
+        streamed = frozen.predict_proba(X[20:40])
+    with gar_sklearn.config_context(predict_cache_bytes=2**30):
+        for a, b in zip(streamed, frozen.predict_proba(X[20:40])):
+            np.testing.assert_allclose(a, b, atol=5e-3)
     # skipping unreadable files is the streaming path's: it still works on a frozen model
     paths = []
     for i in range(3):
@@ -674,10 +675,16 @@ def test_test_time_flip_averages_an_image_and_its_mirror(fitted, synthetic):
         clone(fitted).set_params(test_time_flip="yes").fit(X, np.array(["a", "b"] * 5))
 
 
-def test_a_failed_fit_leaves_an_unfitted_estimator(synthetic, monkeypatch):
+def test_a_failed_fit_leaves_the_estimator_as_it_was(synthetic, monkeypatch):
     X, y, _, _ = synthetic
     clf = MultiAttributeClassifier(max_epochs=1, **TINY).fit(X[:40], y[:40])
+    before = {k: v for k, v in vars(clf).items() if k.endswith("_")}
+    expected = clf.predict_proba(X[:5])
     from gar_sklearn import _multi_attribute
+
+    # a refit with a bad y fails in validation; one whose network cannot be built fails later
+    with pytest.raises(ValueError, match=r"missing the attribute column\(s\) \['race'\]"):
+        clf.fit(X[:40], y[:40].drop(columns="race"))
 
     def unavailable(*args, **kwargs):
         raise RuntimeError("weights unavailable")
@@ -685,9 +692,18 @@ def test_a_failed_fit_leaves_an_unfitted_estimator(synthetic, monkeypatch):
     monkeypatch.setattr(_multi_attribute, "build_backbone", unavailable)
     with pytest.raises(RuntimeError, match="weights unavailable"):
         clf.fit(X[:40], y[:40])
-    assert not [k for k in vars(clf) if k.endswith("_")]
+    # the fitted model is still there, whole, and predicts as before
+    assert {k: v for k, v in vars(clf).items() if k.endswith("_")}.keys() == before.keys()
+    assert all(getattr(clf, k) is v for k, v in before.items())
+    for a, b in zip(expected, clf.predict_proba(X[:5])):
+        np.testing.assert_array_equal(a, b)
+    # an estimator never fitted stays unfitted
+    fresh = clone(clf)
+    with pytest.raises(RuntimeError, match="weights unavailable"):
+        fresh.fit(X[:40], y[:40])
+    assert not [k for k in vars(fresh) if k.endswith("_")]
     with pytest.raises(NotFittedError):
-        clf.predict(X[:2])
+        fresh.predict(X[:2])
 
 
 def test_training_mode_is_set_only_when_it_changes(monkeypatch):
@@ -720,7 +736,7 @@ def test_training_mode_is_set_only_when_it_changes(monkeypatch):
 
 
 def test_named_adam_optimizers_use_torchs_fused_kernel_with_the_same_steps(monkeypatch):
-    from gar_sklearn import _multi_attribute
+    from gar_sklearn._training import _build
 
     made = []
 
@@ -733,9 +749,9 @@ def test_named_adam_optimizers_use_torchs_fused_kernel_with_the_same_steps(monke
         return Recording
 
     monkeypatch.setattr(
-        _multi_attribute,
-        "_OPTIMIZERS",
-        {k: recording(v) for k, v in _multi_attribute._OPTIMIZERS.items()},
+        _build,
+        "OPTIMIZERS",
+        {k: recording(v) for k, v in _build.OPTIMIZERS.items()},
     )
     X, y = make_synthetic_faces(48, image_size=16, random_state=13)
     params = dict(

@@ -104,6 +104,87 @@ def _birth_years(datenums):
     return np.where(valid, years + 1970, -1)
 
 
+def _kept_rows(fields, root, mat_path, min_face_score):
+    """The rows to keep, and the per-row values read from ``fields``; warns about the others."""
+    n = len(fields["full_path"])
+    full_path = _cell_strings(fields["full_path"])
+    face_score = fields["face_score"].astype(float)
+    second = fields["second_face_score"].astype(float)
+    gender = fields["gender"].astype(float)
+    photo_taken = fields["photo_taken"].astype(float)
+    birth_year = _birth_years(fields["dob"])
+    age = photo_taken - birth_year
+
+    # each row is counted under the first reason it meets
+    checks = [  # (reason in the count, reason next to a listed name, rows meeting it)
+        ("without a face (face_score -inf)", "no face", ~(face_score > -np.inf)),
+        (
+            f"with face_score below min_face_score={min_face_score}",
+            "low face score",
+            face_score < min_face_score,
+        ),
+        ("with a second face", "second face", ~np.isnan(second)),
+        ("with an unknown gender", "unknown gender", ~np.isin(gender, (0.0, 1.0))),
+        ("with a missing or invalid date of birth", "invalid dob", birth_year < 1),
+        (
+            f"with an age outside {_MIN_AGE}-{_MAX_AGE}",
+            "age out of range",
+            ~((age >= _MIN_AGE) & (age <= _MAX_AGE)),
+        ),
+    ]
+    keep = np.ones(n, dtype=bool)
+    reasons, skipped = {}, []
+    for reason, short, bad in checks:
+        hit = keep & bad
+        reasons[reason] = int(hit.sum())
+        skipped += [(full_path[i], short) for i in np.flatnonzero(hit)[:10]]
+        keep &= ~bad
+    candidates = np.flatnonzero(keep)
+    present = _existing(root, [full_path[i] for i in candidates])
+    present &= np.array([bool(full_path[i]) for i in candidates], dtype=bool)
+    missing = candidates[~present]
+    reasons["whose image file is missing"] = len(missing)
+    skipped += [(full_path[i], "missing image file") for i in missing[:10]]
+    keep[missing] = False
+    _warn_skipped(f"rows of {os.path.basename(mat_path)}", n, reasons, skipped)
+
+    values = dict(
+        full_path=full_path,
+        face_score=face_score,
+        gender=gender,
+        photo_taken=photo_taken,
+        birth_year=birth_year,
+        age=age,
+    )
+    return np.flatnonzero(keep), values
+
+
+def _frame(fields, root, idx, v):
+    """The Bunch's frame: one row per kept image."""
+    full_path, gender = v["full_path"], v["gender"]
+    frame = pd.DataFrame(
+        {
+            "path": pd.Series(
+                [os.path.join(root, *full_path[i].split("/")) for i in idx], dtype="str"
+            ),
+            "age": v["age"][idx].astype("int64"),
+            "gender": pd.Series(
+                np.asarray(GENDERS, dtype=object)[(gender[idx] == 0).astype(int)], dtype="str"
+            ),
+            "name": pd.Series(
+                _cell_strings(fields["name"][idx]) if "name" in fields else [""] * len(idx),
+                dtype="str",
+            ),
+            "photo_taken": v["photo_taken"][idx].astype("int64"),
+            "birth_year": v["birth_year"][idx].astype("int64"),
+            "face_score": v["face_score"][idx],
+        }
+    )
+    if "celeb_id" in fields and len(fields["celeb_id"]) == len(full_path):
+        frame["celeb_id"] = fields["celeb_id"][idx].astype("int64")
+    return frame
+
+
 def load_imdb_wiki(path, source="imdb", *, min_face_score=1.0, return_X_y=False):
     """Load IMDB-WIKI from its published ``.mat`` metadata and face crops.
 
@@ -192,67 +273,7 @@ def load_imdb_wiki(path, source="imdb", *, min_face_score=1.0, return_X_y=False)
             f"lengths { {f: len(fields[f]) for f in _FIELDS} }."
         )
 
-    full_path = _cell_strings(fields["full_path"])
-    face_score = fields["face_score"].astype(float)
-    second = fields["second_face_score"].astype(float)
-    gender = fields["gender"].astype(float)
-    photo_taken = fields["photo_taken"].astype(float)
-    birth_year = _birth_years(fields["dob"])
-    age = photo_taken - birth_year
-
-    # each row is counted under the first reason it meets
-    checks = [  # (reason in the count, reason next to a listed name, rows meeting it)
-        ("without a face (face_score -inf)", "no face", ~(face_score > -np.inf)),
-        (
-            f"with face_score below min_face_score={min_face_score}",
-            "low face score",
-            face_score < min_face_score,
-        ),
-        ("with a second face", "second face", ~np.isnan(second)),
-        ("with an unknown gender", "unknown gender", ~np.isin(gender, (0.0, 1.0))),
-        ("with a missing or invalid date of birth", "invalid dob", birth_year < 1),
-        (
-            f"with an age outside {_MIN_AGE}-{_MAX_AGE}",
-            "age out of range",
-            ~((age >= _MIN_AGE) & (age <= _MAX_AGE)),
-        ),
-    ]
-    keep = np.ones(n, dtype=bool)
-    reasons, skipped = {}, []
-    for reason, short, bad in checks:
-        hit = keep & bad
-        reasons[reason] = int(hit.sum())
-        skipped += [(full_path[i], short) for i in np.flatnonzero(hit)[:10]]
-        keep &= ~bad
-    candidates = np.flatnonzero(keep)
-    present = _existing(root, [full_path[i] for i in candidates])
-    present &= np.array([bool(full_path[i]) for i in candidates], dtype=bool)
-    missing = candidates[~present]
-    reasons["whose image file is missing"] = len(missing)
-    skipped += [(full_path[i], "missing image file") for i in missing[:10]]
-    keep[missing] = False
-    _warn_skipped(f"rows of {os.path.basename(mat_path)}", n, reasons, skipped)
-
-    idx = np.flatnonzero(keep)
-    frame = pd.DataFrame(
-        {
-            "path": pd.Series(
-                [os.path.join(root, *full_path[i].split("/")) for i in idx], dtype="str"
-            ),
-            "age": age[idx].astype("int64"),
-            "gender": pd.Series(
-                np.asarray(GENDERS, dtype=object)[(gender[idx] == 0).astype(int)], dtype="str"
-            ),
-            "name": pd.Series(
-                _cell_strings(fields["name"][idx]) if "name" in fields else [""] * len(idx),
-                dtype="str",
-            ),
-            "photo_taken": photo_taken[idx].astype("int64"),
-            "birth_year": birth_year[idx].astype("int64"),
-            "face_score": face_score[idx],
-        }
-    )
-    if "celeb_id" in fields and len(fields["celeb_id"]) == n:
-        frame["celeb_id"] = fields["celeb_id"][idx].astype("int64")
+    idx, values = _kept_rows(fields, root, mat_path, min_face_score)
+    frame = _frame(fields, root, idx, values)
     descr = IMDB_WIKI_DESCR.format(source=source, min_face_score=min_face_score)
     return _make_bunch(frame, ["age", "gender"], descr, source, return_X_y)

@@ -127,7 +127,7 @@ def _from_array(arr):
     if arr.ndim == 3 and arr.shape[2] == 3:
         return arr
     if arr.ndim == 3 and arr.shape[2] == 4:
-        return np.asarray(_to_rgb(Image.fromarray(arr, mode="RGBA")))
+        return np.array(_to_rgb(Image.fromarray(arr, mode="RGBA")))  # writable
     raise ValueError(
         "An image array must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); "
         f"got shape {arr.shape}."

@@ -1,0 +1,197 @@
+"""Training checkpoints: the state a resumed fit needs, written after every epoch."""
+
+import os
+from pathlib import Path
+
+import torch
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.history import History
+
+from .._persistence import write_checkpoint
+
+__all__ = [
+    "TrainingCheckpoint",
+    "drop_incomplete_epoch",
+    "drop_training_state",
+    "restore_training_state",
+    "training_finished",
+    "training_state",
+]
+
+
+def training_finished(net):
+    """Whether the last fit of ``net`` ran to its end: all epochs, or stopped early.
+
+    skorch stops early by raising KeyboardInterrupt, and also swallows a
+    user's: only the early-stopping callback's count tells them apart.
+    """
+    for _, cb in getattr(net, "callbacks_", ()):
+        if isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience:
+            return True
+    history = net.history
+    return len(history) >= net.max_epochs and "dur" in history[-1]
+
+
+def drop_incomplete_epoch(net):
+    """Remove the history row of an epoch cut short (it has no losses); return whether there was one."""
+    if len(net.history) and "dur" not in net.history[-1]:
+        net.history.pop()
+        return True
+    return False
+
+
+def _callback_states(net):
+    states = {}
+    for name, cb in net.callbacks_:
+        if isinstance(cb, EarlyStopping):
+            states[name] = {
+                "misses_": cb.misses_,
+                "dynamic_threshold_": cb.dynamic_threshold_,
+                "best_epoch_": cb.best_epoch_,
+                "best_model_weights_": cb.best_model_weights_,
+            }
+        elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
+            states[name] = {
+                "state_dict": cb.lr_scheduler_.state_dict(),
+                "batch_idx_": cb.batch_idx_,
+            }
+        elif hasattr(cb, "best_score_"):  # skorch's scoring callbacks: the history's "_best" flags
+            states[name] = {"best_score_": cb.best_score_}
+    return states
+
+
+def training_state(net):
+    """Everything a resumed fit needs to continue exactly: module, optimizer,
+    scheduler and early-stopping state, history, random number generators."""
+    rng = {"torch": torch.get_rng_state()}
+    if str(net.device).startswith("cuda") and torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "epoch": len(net.history),
+        "module": net.module_.state_dict(),
+        "stem_frozen": bool(net.module_.stem_frozen),
+        "optimizers": {"optimizer": net.optimizer_.state_dict()},
+        "callbacks": _callback_states(net),
+        "history": list(net.history),
+        "rng": rng,
+        "grad_scaler": None if net.grad_scaler_ is None else net.grad_scaler_.state_dict(),
+    }
+
+
+def _restore_callbacks(net, states):
+    callbacks = dict(net.callbacks_)
+    for name, cb_state in states.items():
+        cb = callbacks.get(name)
+        if isinstance(cb, EarlyStopping):
+            for attr, value in cb_state.items():
+                setattr(cb, attr, value)
+        elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
+            cb.lr_scheduler_.load_state_dict(cb_state["state_dict"])
+            cb.batch_idx_ = cb_state["batch_idx_"]
+        elif cb is not None and "best_score_" in cb_state:
+            cb.best_score_ = cb_state["best_score_"]
+
+
+def _restore_cuda_rng(states):
+    """Restore the saved CUDA generators that this machine has GPUs for.
+
+    A checkpoint written on a machine with another number of GPUs resumes:
+    the generators of GPUs it lacks are left out, those of GPUs it has but
+    the writer did not are left as they are.
+    """
+    for index, state in enumerate(states[: torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(state, index)
+
+
+def restore_training_state(net, state):
+    """Put a :func:`training_state` back into an initialized net.
+
+    Called before the fit loop (module, history, optimizers: what the
+    callbacks' ``on_train_begin`` reads) and again from the checkpoint
+    callback's ``on_train_begin``, after the other callbacks have reset
+    themselves (schedulers, early stopping, random state).
+    """
+    net.module_.load_state_dict(state["module"])
+    net.module_.set_stem_frozen(state["stem_frozen"])
+    net.history_ = History(state["history"])
+    net.optimizer_.load_state_dict(state["optimizers"]["optimizer"])
+    _restore_callbacks(net, state["callbacks"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and str(net.device).startswith("cuda") and torch.cuda.is_available():
+        _restore_cuda_rng(state["rng"]["cuda"])
+    if state["grad_scaler"] is not None and net.grad_scaler_ is not None:
+        net.grad_scaler_.load_state_dict(state["grad_scaler"])
+
+
+class TrainingCheckpoint(Callback):
+    """Write ``last.pt`` (the training state) after every epoch and, with
+    ``write_best``, ``best.pt`` whenever the monitored loss improves, into
+    ``directory``.
+
+    Put it after every other callback: it records their state at the end of
+    the epoch, and restores it after they reset themselves when training
+    starts (see :meth:`resume`).
+
+    Parameters
+    ----------
+    directory : str
+    fingerprint : dict
+        Identifies the fit (parameters and data); stored with the state and
+        checked when resuming.
+    write_best : callable or None
+        ``write_best(path, net)`` writes a model file of the net's current
+        weights.
+    monitor : str
+        The history key whose ``<monitor>_best`` flag marks a best epoch.
+    """
+
+    def __init__(self, directory, fingerprint, write_best=None, monitor="valid_loss"):
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self.write_best = write_best
+        self.monitor = monitor
+
+    def initialize(self):
+        self.pending_ = None
+        return self
+
+    def resume(self, state):
+        """Restore ``state`` when training (re)starts."""
+        self.pending_ = state
+
+    def on_train_begin(self, net, **kwargs):
+        if self.pending_ is not None:
+            restore_training_state(net, self.pending_)
+            self.pending_ = None
+
+    def _write_last(self, net, finished):
+        state = training_state(net)
+        state.update(fingerprint=self.fingerprint, finished=finished)
+        write_checkpoint(Path(self.directory) / "last.pt", state)
+
+    def on_epoch_end(self, net, **kwargs):
+        os.makedirs(self.directory, exist_ok=True)
+        self._write_last(net, finished=False)
+        if self.write_best is not None and net.history[-1].get(f"{self.monitor}_best"):
+            self.write_best(Path(self.directory) / "best.pt", net)
+
+    def on_train_end(self, net, **kwargs):
+        # an interrupted fit keeps the last complete epoch's state, to resume from
+        if len(net.history) and training_finished(net):
+            self._write_last(net, finished=True)
+
+
+def drop_training_state(net):
+    """Keep the module and the history; drop what only training needs.
+
+    The optimizer's moments, the validation dataset (decoded images or cached
+    features), the schedulers and early stopping's copy of the weights would
+    otherwise double or triple the size of a pickled estimator.
+    """
+    net.optimizer_ = None
+    net.train_split = None
+    for _, callback in net.callbacks_:
+        for attr in ("lr_scheduler_", "best_model_weights_"):
+            if getattr(callback, attr, None) is not None:
+                setattr(callback, attr, None)
+    return net

@@ -1,0 +1,124 @@
+"""The datasets of a fit: decoded images, or a frozen stem's cached features."""
+
+import numpy as np
+
+from .._config import get_config
+from .._data import (
+    FeatureDataset,
+    ImageDataset,
+    decode_images,
+    default_num_workers,
+    warn_skipped,
+)
+from .._feature_cache import feature_cache
+from .._progress import progress_bar
+
+__all__ = [
+    "drop_unreadable",
+    "feature_datasets",
+    "image_datasets",
+    "loader_workers",
+    "stem_features",
+    "train_workers",
+]
+
+
+def loader_workers(num_workers, source):
+    """DataLoader workers for reading ``source``: the ``num_workers`` parameter, where
+    ``"auto"`` means workers for files and none for in-memory images."""
+    if num_workers != "auto":
+        return int(num_workers)
+    return default_num_workers() if source.kind == "sequence" else 0
+
+
+def train_workers(num_workers, train_ds, augment):
+    """Worker processes for the training loader: to decode files, or to augment."""
+    if not isinstance(train_ds, ImageDataset):
+        return 0  # cached features: nothing to load
+    if num_workers != "auto":
+        return int(num_workers)
+    decodes = train_ds.decoded is None and train_ds.source.kind == "sequence"
+    return default_num_workers() if decodes or augment is not None else 0
+
+
+def drop_unreadable(source, labels):
+    """``source`` and ``labels`` (array or DataFrame) without the unreadable images."""
+    _, failed = decode_images(source, np.arange(len(source)), 8, on_error="skip")
+    if not failed:
+        return source, labels
+    warn_skipped([source.describe(i) for i in failed])
+    keep = np.setdiff1d(np.arange(len(source)), failed)
+    if len(keep) == 0:
+        raise ValueError("None of the images in X could be read; nothing to train on.")
+    labels = labels.iloc[keep].reset_index(drop=True) if hasattr(labels, "iloc") else labels[keep]
+    return source.subset(keep), labels
+
+
+def _decoded(source, image_size, image_cache):
+    """All images of ``source`` decoded into one uint8 array, when ``image_cache`` allows."""
+    same_size = source.kind == "array" and source.items.shape[1:3] == (image_size,) * 2
+    if image_cache is False or same_size:
+        return None
+    nbytes = len(source) * image_size**2 * 3
+    if image_cache == "auto" and nbytes > get_config()["image_cache_bytes"]:
+        return None
+    decoded, _ = decode_images(source, np.arange(len(source)), image_size)
+    return decoded
+
+
+def image_datasets(train, val, *, image_size, augment, seed, image_cache):
+    """Training and validation datasets of images; ``train`` and ``val`` are
+    ``(source, codes)`` pairs (``val`` may be None)."""
+    source, codes = train
+    train_ds = ImageDataset(
+        source,
+        image_size,
+        codes,
+        augmenter=augment,
+        seed=seed,
+        decoded=_decoded(source, image_size, image_cache),
+    )
+    val_ds = None
+    if val is not None:
+        source, codes = val
+        decoded = _decoded(source, image_size, image_cache)
+        val_ds = ImageDataset(source, image_size, codes, decoded=decoded)
+    return train_ds, val_ds
+
+
+def stem_features(module, source, *, cache, n_views=1, augmenter=None, stem=None):
+    """The frozen stem's activations of every image of ``source`` (n, n_views, ...).
+
+    ``cache`` holds how to reach the feature cache: ``backbone``,
+    ``image_size``, ``device``, ``batch_size``, ``num_workers``,
+    ``cache_dir`` and ``verbose``.
+    """
+    return feature_cache.get(
+        module,
+        source,
+        source.cache_keys(),
+        backbone=cache["backbone"],
+        image_size=cache["image_size"],
+        n_views=n_views,
+        augmenter=augmenter,
+        stem=stem,
+        device=cache["device"],
+        batch_size=max(cache["batch_size"], 64),
+        num_workers=loader_workers(cache["num_workers"], source),
+        cache_dir=cache["cache_dir"],
+        progress=lambda total: progress_bar(cache["verbose"], total, desc="features"),
+    )
+
+
+def feature_datasets(module, train, val, *, cache, n_views, augment, seed):
+    """Training and validation datasets of cached features, and the bytes of one view
+    of one image; ``train`` and ``val`` as for :func:`image_datasets`."""
+    source, codes = train
+    feats = stem_features(module, source, cache=cache, n_views=n_views, augmenter=augment)
+    train_ds = FeatureDataset(feats, codes, random_view=True, seed=seed)
+    view_bytes = feats[0, 0].numel() * feats.element_size()
+    val_ds = None
+    if val is not None:
+        source, codes = val
+        val_ds = FeatureDataset(stem_features(module, source, cache=cache), codes)
+    return train_ds, val_ds, view_bytes

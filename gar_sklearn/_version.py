@@ -1,0 +1,3 @@
+"""The version of gar_sklearn."""
+
+__version__ = "0.1.0"
