@@ -93,9 +93,12 @@ def test_environment_variables_set_the_defaults():
     config = json.loads(done.stdout)
     assert config["fold_batch_norm"] is False and config["feature_cache_bytes"] == 10**9
     # the allocator's variable of earlier versions still works
-    assert json.loads(_config_in_subprocess({"GAR_SKLEARN_TUNE_MALLOC": "0"}).stdout)[
-        "tune_cpu_allocator"
-    ] is False
+    assert (
+        json.loads(_config_in_subprocess({"GAR_SKLEARN_TUNE_MALLOC": "0"}).stdout)[
+            "tune_cpu_allocator"
+        ]
+        is False
+    )
     bad = _config_in_subprocess({"GAR_SKLEARN_FUSED_ADAM": "maybe"})
     assert bad.returncode != 0
     assert "GAR_SKLEARN_FUSED_ADAM must be True or False; expected one of 1/0" in bad.stderr

@@ -561,7 +561,6 @@ def test_predict_reads_frozen_features_from_the_cache(flip):
 def test_predict_streams_past_the_cache_bound_for_unreadable_images_and_unfrozen_stems(
     monkeypatch, tmp_path
 ):
-    from gar_sklearn import _multi_attribute
 
     X, y = make_synthetic_faces(40, image_size=16, random_state=11)
     feature_cache.clear()

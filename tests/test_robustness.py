@@ -77,7 +77,9 @@ def test_unreadable_files_name_the_file_and_the_reason(files, kind, reason):
 def test_fit_with_corrupt_files_raises_naming_it_before_training(files, monkeypatch):
     X, y, paths, bad = files
     calls = []
-    monkeypatch.setattr("gar_sklearn._training.MultiHeadNet.initialize", lambda self: calls.append(1))
+    monkeypatch.setattr(
+        "gar_sklearn._training.MultiHeadNet.initialize", lambda self: calls.append(1)
+    )
     with pytest.raises(ImageLoadError, match="truncated.jpg"):
         MultiAttributeClassifier(**SMALL).fit(
             paths[:10] + [bad["truncated"]] + paths[10:],
