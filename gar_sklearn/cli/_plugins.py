@@ -22,13 +22,18 @@ ENTRY_POINT_GROUP = "gar_sklearn.backbones"
 
 
 def _import_file(path):
-    name = os.path.splitext(os.path.basename(path))[0]
+    # a name of its own, so that a plugin file called json.py shadows nothing
+    name = "_gar_sklearn_plugin_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None:
         raise CommandError(f"--plugin {path!r} is not a Python file.")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    sys.modules[name] = module  # as an import does: the module may look itself up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 

@@ -47,7 +47,7 @@ def fit_and_save(args, estimator, paths, target, out, inputs):
 
 
 def run(args):
-    inputs = Inputs()
+    inputs = Inputs().add(args.data, "the data file (--data)")
     check_output(args.out, "model", inputs, args.force)
     estimator, paths, target = prepare(args, inputs)
     check_output(args.out, "model", inputs, args.force)
