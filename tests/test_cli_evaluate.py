@@ -145,7 +145,8 @@ def _parsed(*options):
 
 
 def test_an_option_wins_over_the_preset_which_wins_over_the_defaults():
-    plain = _parsed()
+    assert all(set(settings) <= set(DEFAULTS) for settings in PRESETS.values())
+    plain = _parsed()  # every setting has its option, and its default when left out
     assert {k: getattr(plain, k) for k in DEFAULTS} == DEFAULTS
     best = _parsed(
         "--preset", "cpu-best", "--epochs", "3", "--no-test-time-flip", "--patience", "2"

@@ -10,8 +10,6 @@ from ._presets import PRESETS, setting_help
 
 __all__ = ["build_parser"]
 
-_UNSET = argparse.SUPPRESS  # a setting left out is filled from --preset (see _presets)
-
 
 def _common_options():
     common = argparse.ArgumentParser(add_help=False)
@@ -101,189 +99,108 @@ def _add_data_options(parser):
     )
 
 
+# The settings: each left out is absent from the parsed arguments (argparse.SUPPRESS) and
+# filled by apply_preset; the help adds the default and each preset's value.
+_MODEL_SETTINGS = {
+    "--model": dict(
+        choices=("multi", "fusion"),
+        help="multi: one network for all attributes; fusion: a gender network, then age and "
+        "race networks per gender",
+    ),
+    "--backbone": dict(
+        metavar="NAME",
+        help="a registered name (gar_sklearn.backbones.available_backbones(): mobilenet_v2, "
+        "resnet50, efficientnet_b0, tiny, ...), another torchvision model, a timm model as "
+        "timm/NAME or timm:NAME (where timm is installed), or a name a --plugin registers",
+    ),
+    "--weights": dict(
+        type=types.weights,
+        help="DEFAULT or a named set of pretrained weights (read from torch's hub cache, "
+        "downloaded there when online), a state_dict file, or none for random initialisation",
+    ),
+    "--image-size": dict(
+        type=types.positive_int, metavar="PX", help="images are resized to PX x PX"
+    ),
+    "--freeze": dict(
+        type=types.freeze,
+        help="auto: with pretrained weights, freeze the first 75% of the backbone's stages "
+        "(mobilenet_v2: 15 of 20) and cache their output; without, train everything. Or none, "
+        "backbone (heads only), a number of stages, or a stage name",
+    ),
+    "--age-bins": dict(
+        type=types.age_bins,
+        help="auto: FairFace's nine groups for numeric ages, the labels as they are otherwise; "
+        "fairface; none (exact ages or given groups as classes); or N, groups of N years",
+    ),
+    "--age-sigma": dict(
+        type=types.optional_positive_float,
+        metavar="YEARS",
+        help="learn ages as Gaussian label distributions of this width in years (with "
+        "--age-bins 1: exact ages) instead of one-hot classes; none for one-hot",
+    ),
+    "--augment": dict(
+        choices=("none", "flip"),
+        help="flip: train on mirrored images too (with a frozen, cached prefix: each image's "
+        "mirror is the second cached view)",
+    ),
+    "--cache-views": dict(
+        type=types.positive_int,
+        metavar="N",
+        help="with cached features and --augment, views cached per image",
+    ),
+    "--test-time-flip": dict(
+        action=argparse.BooleanOptionalAction,
+        help="predict each image as the mean of it and its mirror image",
+    ),
+}
+_TRAINING_SETTINGS = {
+    "--epochs": dict(type=types.positive_int, metavar="N", help="at most this many epochs"),
+    "--patience": dict(
+        type=types.optional_positive_int,
+        metavar="N",
+        help="stop when the validation loss has not improved for N epochs and keep the best "
+        "epoch's weights; none: train every epoch and keep the last",
+    ),
+    "--batch-size": dict(type=types.positive_int, metavar="N", help=""),
+    "--lr": dict(type=types.positive_float, help="learning rate"),
+    "--lr-schedule": dict(
+        choices=("plateau", "cosine", "onecycle", "step", "none"), help="learning-rate decay"
+    ),
+    "--optimizer": dict(choices=("adam", "adamw", "sgd"), help=""),
+    "--weight-decay": dict(type=types.non_negative, metavar="W", help=""),
+    "--dropout": dict(type=types.fraction, metavar="P", help="before each head"),
+    "--label-smoothing": dict(type=types.fraction, metavar="EPS", help=""),
+    "--validation-fraction": dict(
+        type=types.fraction, metavar="F", help="held out for early stopping; 0 for none"
+    ),
+}
+
+
+def _add_settings(group, options):
+    for flag, spec in options.items():
+        name = flag[2:].replace("-", "_")
+        spec = {**spec, "help": setting_help(name, spec["help"])}
+        group.add_argument(flag, default=argparse.SUPPRESS, **spec)
+
+
 def _add_model_options(parser):
     model = parser.add_argument_group(
         "model", "Each option left out takes its value from --preset, else the default."
     )
-    add = model.add_argument
-    add(
+    model.add_argument(
         "--preset",
         choices=list(PRESETS),
         default="default",
         help="default: the defaults below; cpu-best: the library's best CPU recipe "
         "(benchmarks/accuracy_utkface.py), the values named 'cpu-best' below",
     )
-    add(
-        "--model",
-        choices=("multi", "fusion"),
-        default=_UNSET,
-        help=setting_help(
-            "model",
-            "multi: one network for all attributes; fusion: a gender network, then "
-            "age and race networks per gender",
-        ),
-    )
-    add(
-        "--backbone",
-        default=_UNSET,
-        metavar="NAME",
-        help=setting_help(
-            "backbone",
-            "a registered name (gar_sklearn.backbones.available_backbones(): mobilenet_v2, "
-            "resnet50, efficientnet_b0, tiny, ...), another torchvision model, a timm model "
-            "as timm/NAME or timm:NAME (where timm is installed), or a name a --plugin registers",
-        ),
-    )
-    add(
-        "--weights",
-        type=types.weights,
-        default=_UNSET,
-        help=setting_help(
-            "weights",
-            "DEFAULT or a named set of pretrained weights (read from torch's hub cache, "
-            "downloaded there when online), a state_dict file, or none for random "
-            "initialisation",
-        ),
-    )
-    add(
-        "--image-size",
-        type=types.positive_int,
-        default=_UNSET,
-        metavar="PX",
-        help=setting_help("image_size", "images are resized to PX x PX"),
-    )
-    add(
-        "--freeze",
-        type=types.freeze,
-        default=_UNSET,
-        help=setting_help(
-            "freeze",
-            "auto: with pretrained weights, freeze the first 75% of the backbone's stages "
-            "(mobilenet_v2: 15 of 20) and cache their output; without, train everything. "
-            "Or none, backbone (heads only), a number of stages, or a stage name",
-        ),
-    )
-    _add_age_and_views(add)
-
-
-def _add_age_and_views(add):
-    add(
-        "--age-bins",
-        type=types.age_bins,
-        default=_UNSET,
-        help=setting_help(
-            "age_bins",
-            "auto: FairFace's nine groups for numeric ages, the labels as they are "
-            "otherwise; fairface; none (exact ages or given groups as classes); or N, "
-            "groups of N years",
-        ),
-    )
-    add(
-        "--age-sigma",
-        type=types.optional_positive_float,
-        default=_UNSET,
-        metavar="YEARS",
-        help=setting_help(
-            "age_sigma",
-            "learn ages as Gaussian label distributions of this width in years (with "
-            "--age-bins 1: exact ages) instead of one-hot classes; none for one-hot",
-        ),
-    )
-    add(
-        "--augment",
-        choices=("none", "flip"),
-        default=_UNSET,
-        help=setting_help(
-            "augment",
-            "flip: train on mirrored images too (with a frozen, cached prefix: each "
-            "image's mirror is the second cached view)",
-        ),
-    )
-    add(
-        "--cache-views",
-        type=types.positive_int,
-        default=_UNSET,
-        metavar="N",
-        help=setting_help(
-            "cache_views", "with cached features and --augment, views cached per image"
-        ),
-    )
-    add(
-        "--test-time-flip",
-        action=argparse.BooleanOptionalAction,
-        default=_UNSET,
-        help=setting_help(
-            "test_time_flip", "predict each image as the mean of it and its mirror image"
-        ),
-    )
+    _add_settings(model, _MODEL_SETTINGS)
 
 
 def _add_training_options(parser):
     fitting = parser.add_argument_group("training")
-    add = fitting.add_argument
-    add(
-        "--epochs",
-        metavar="N",
-        type=types.positive_int,
-        default=_UNSET,
-        help=setting_help("epochs", "at most this many epochs"),
-    )
-    add(
-        "--patience",
-        type=types.optional_positive_int,
-        default=_UNSET,
-        metavar="N",
-        help=setting_help(
-            "patience",
-            "stop when the validation loss has not improved for N epochs and keep the best "
-            "epoch's weights; none: train every epoch and keep the last",
-        ),
-    )
-    add(
-        "--batch-size", type=types.positive_int, default=_UNSET, help=setting_help("batch_size", "")
-    )
-    add("--lr", type=types.positive_float, default=_UNSET, help=setting_help("lr", "learning rate"))
-    add(
-        "--lr-schedule",
-        choices=("plateau", "cosine", "onecycle", "step", "none"),
-        default=_UNSET,
-        help=setting_help("lr_schedule", "learning-rate decay"),
-    )
-    add(
-        "--optimizer",
-        choices=("adam", "adamw", "sgd"),
-        default=_UNSET,
-        help=setting_help("optimizer", ""),
-    )
-    add(
-        "--weight-decay",
-        metavar="W",
-        type=types.non_negative,
-        default=_UNSET,
-        help=setting_help("weight_decay", ""),
-    )
-    add(
-        "--dropout",
-        metavar="P",
-        type=types.fraction,
-        default=_UNSET,
-        help=setting_help("dropout", "before each head"),
-    )
-    add(
-        "--label-smoothing",
-        metavar="EPS",
-        type=types.fraction,
-        default=_UNSET,
-        help=setting_help("label_smoothing", ""),
-    )
-    add(
-        "--validation-fraction",
-        metavar="F",
-        type=types.fraction,
-        default=_UNSET,
-        help=setting_help("validation_fraction", "held out for early stopping; 0 for none"),
-    )
-    _add_run_options(add)
+    _add_settings(fitting, _TRAINING_SETTINGS)
+    _add_run_options(fitting.add_argument)
 
 
 def _add_run_options(add):
