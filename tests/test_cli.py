@@ -458,6 +458,12 @@ def test_freeze_auto():
     assert freeze(3, None, "DEFAULT") == 3
 
 
+@pytest.mark.parametrize("freeze, p", [(12, 1.0), ("backbone", 1.0), (None, 0.5), (0, 0.5)])
+def test_flip_augmentation_mirrors_the_second_cached_view_or_half_the_images(freeze, p):
+    assert _model._augmenter("flip", freeze).p == p
+    assert _model._augmenter("none", freeze) is None
+
+
 # ---------------------------------------------------------------- predict
 def test_predict_a_csv_of_paths_to_stdout(dataset, model_path, tmp_path, capsys):
     listing = tmp_path / "lists" / "some.csv"

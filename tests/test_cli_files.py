@@ -180,11 +180,17 @@ def test_evaluate_checks_every_output_before_training(work, capsys):
     _refused([*evaluate, "--out", str(labels)], capsys, f"--out '{labels}' is a file")
 
 
-def test_an_output_folder_is_refused(work, capsys):
+def test_an_output_folder_or_a_plots_file_is_refused(work, capsys):
     _refused(
         ["predict", str(work / "M.pt"), str(work / "00.png"), "--out", str(work)],
         capsys,
         f"--out '{work}' is a folder",
+    )
+    labels = str(work / "labels.csv")
+    _refused(
+        ["report", labels, "--truth", labels, "--plots", labels],
+        capsys,
+        f"--plots '{labels}' is a file",
     )
 
 

@@ -163,6 +163,8 @@ def _comparison(args, preds, truth):
 
 
 def run(args):
+    if args.plots and os.path.exists(args.plots) and not os.path.isdir(args.plots):
+        raise CommandError(f"--plots {args.plots!r} is a file; give the folder to write into.")
     inputs = Inputs().add(args.preds, "the predictions file").add(args.truth, "the truth file")
     preds = read_table(args.preds, "predictions")
     truth = read_table(args.truth, "truth")
