@@ -94,6 +94,18 @@ def test_train_refuses_to_write_over_its_labels_or_images(work, capsys):
         f"--out '{work / '05.png'}' is one of the images of --data",
     )
     assert _snapshot(labels, work / "05.png") == before
+    from gar_sklearn.backbones import TinyConvNet
+
+    weights = work / "w.pth"
+    torch.save(TinyConvNet().state_dict(), weights)
+    before = weights.read_bytes()
+    argv = ["train", "--data", str(labels), "--format", "csv", "--backbone", "tiny"]
+    _refused(
+        [*argv, "--weights", str(weights), "--out", str(weights)],
+        capsys,
+        f"--out '{weights}' is the weights file (--weights)",
+    )
+    assert weights.read_bytes() == before
 
 
 @pytest.mark.parametrize("link", [os.symlink, os.link], ids=["symbolic", "hard"])

@@ -10,11 +10,11 @@ import time
 
 from ._console import count, note
 from ._errors import CommandError
-from ._files import Inputs, check_output, write_atomically
+from ._files import check_output, write_atomically
 from ._predict import prediction_frame, rounded
 from ._presets import DEFAULTS
 from ._reporting import make_report, plot_names, report_json, write_json, write_plots
-from ._train import fit_and_save, prepare
+from ._train import fit_and_save, given_inputs, prepare
 
 __all__ = ["OUTPUTS", "run"]
 
@@ -147,7 +147,7 @@ def _check_plotting(args):
 
 def run(args):
     _check_plotting(args)
-    inputs = Inputs()
+    inputs = given_inputs(args)
     estimator, paths, target = prepare(args, inputs)
     groupings = _groupings(args, target.columns)
     ages = _numeric_ages(target)

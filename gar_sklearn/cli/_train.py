@@ -9,19 +9,25 @@ from ._model import build_estimator, check_backbone, fit_summary, parts
 from ._plugins import load_entry_points, load_plugins
 from ._presets import apply_preset
 
-__all__ = ["fit_and_save", "prepare", "run"]
+__all__ = ["fit_and_save", "given_inputs", "prepare", "run"]
+
+
+def given_inputs(args):
+    """The files named on the command line (--data, a --weights file), settings filled in."""
+    apply_preset(args)
+    inputs = Inputs().add(args.data, "the data file (--data)")
+    if isinstance(args.weights, str) and args.weights != "DEFAULT":
+        inputs.add(args.weights, "the weights file (--weights)")
+    return inputs
 
 
 def prepare(args, inputs):
-    """Settings, plugins, backbone and data: everything checked before training starts.
+    """Plugins, backbone and data: everything checked before training starts.
 
-    Returns ``(estimator, paths, labels)``.
+    Returns ``(estimator, paths, labels)``; the images read are added to ``inputs``.
     """
-    apply_preset(args)
     load_entry_points()
     load_plugins(args.plugin)
-    if isinstance(args.weights, str) and args.weights != "DEFAULT":
-        inputs.add(args.weights, "the weights file (--weights)")
     # names, weights and files are checked before any image is read
     backbone = check_backbone(args)
     paths, target = load_labelled(args, inputs)
@@ -47,7 +53,7 @@ def fit_and_save(args, estimator, paths, target, out, inputs):
 
 
 def run(args):
-    inputs = Inputs().add(args.data, "the data file (--data)")
+    inputs = given_inputs(args)
     check_output(args.out, "model", inputs, args.force)
     estimator, paths, target = prepare(args, inputs)
     check_output(args.out, "model", inputs, args.force)
