@@ -1,5 +1,8 @@
 """The gar-sklearn command: train -> predict -> report end to end in subprocesses, the rest
-(arguments, errors, joins, face detection) in-process through ``main([...])``."""
+(arguments, errors and their spelling, joins, face detection) in-process through ``main([...])``.
+
+Output-file safety is in test_cli_files.py, evaluate in test_cli_evaluate.py, plugins in
+test_cli_plugins.py."""
 
 import os
 import re
@@ -13,8 +16,7 @@ import pytest
 from PIL import Image
 
 import gar_sklearn
-from gar_sklearn import cli
-from gar_sklearn.cli import main
+from gar_sklearn.cli import _errors, _model, _report, main
 from gar_sklearn.datasets import UTKFACE_RACES, make_synthetic_faces
 
 from .conftest import REPO
@@ -35,9 +37,9 @@ PRED_COLUMNS = [
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def run(*args, timeout=300):
+def run(*args, timeout=300, module="gar_sklearn.cli"):
     return subprocess.run(
-        [sys.executable, "-m", "gar_sklearn.cli", *map(str, args)],
+        [sys.executable, "-m", module, *map(str, args)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -110,7 +112,8 @@ def test_train_predict_report_chain_in_subprocesses(dataset, tmp_path):
 
     done = run("predict", model, dataset / "img", "--out", preds)
     assert done.returncode == 0, done.stderr
-    assert re.search(r"warning: Skipped 1 unreadable images .*broken\.png", done.stderr)
+    assert re.search(r"warning: Skipped 1 unreadable images: .*broken\.png", done.stderr)
+    assert "on_error" not in done.stderr  # the command always skips: no Python spelling
     assert "Traceback" not in done.stderr
     out = pd.read_csv(preds)
     assert list(out.columns) == PRED_COLUMNS and len(out) == 61
@@ -176,7 +179,11 @@ def test_errors_in_a_subprocess_have_exit_codes_and_no_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_console_script_and_module_answer_help():
+def test_console_script_and_modules_answer_help_and_version():
+    done = run("--version", module="gar_sklearn", timeout=60)
+    assert done.returncode == 0 and done.stdout == f"gar-sklearn {gar_sklearn.__version__}\n"
+    done = run("predict", "--help", timeout=60)
+    assert done.returncode == 0 and "--detect" in done.stdout
     script = shutil.which("gar-sklearn")
     if script is None:
         pytest.skip("the gar-sklearn console script is not installed (pip install -e .)")
@@ -184,10 +191,15 @@ def test_console_script_and_module_answer_help():
         [script, "--help"], capture_output=True, text=True, env=ENV, timeout=60, check=False
     )
     assert done.returncode == 0
-    for command in ("train", "predict", "report"):
+    for command in ("train", "predict", "report", "evaluate"):
         assert re.search(rf"^\s+{command}\s", done.stdout, re.MULTILINE)
-    done = run("predict", "--help", timeout=60)
-    assert done.returncode == 0 and "--detect" in done.stdout
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"gar-sklearn {gar_sklearn.__version__}\n"
 
 
 # ---------------------------------------------------------------- help and usage errors
@@ -210,10 +222,17 @@ def test_console_script_and_module_answer_help():
                 "--quiet",
                 "--verbose",
                 "--debug",
+                "--preset",
+                "--age-sigma",
+                "--test-time-flip",
+                "--lr-schedule",
+                "--force",
+                "--plugin",
             ],
         ),
-        ("predict", ["--detect", "--out", "--margin", "--max-faces", "--quiet"]),
-        ("report", ["--truth", "--by", "--plots", "--min-group-size", "--details"]),
+        ("predict", ["--detect", "--out", "--margin", "--max-faces", "--quiet", "--force"]),
+        ("report", ["--truth", "--by", "--plots", "--json", "--min-group-size", "--details"]),
+        ("evaluate", ["--data", "--test-size", "--preset", "--by", "--no-plots", "--out"]),
     ],
 )
 def test_help_of_each_command(command, options, capsys):
@@ -299,10 +318,10 @@ def test_runtime_errors_exit_1_with_a_message(dataset, model_path, tmp_path, cap
     assert _fail(
         ["train", "--data", labels, "--format", "csv", "--backbone", "resnet19", "--out", "m"],
         capsys,
-    ).startswith("error: The 'backbone' parameter must be one of")
+    ).startswith("error: --backbone must be one of")
     assert _fail(
         [*train, "--data", labels, "--weights", str(tmp_path / "w.pth")], capsys
-    ).startswith("error: The 'weights' parameter names the file")
+    ).startswith("error: --weights names the file")
     assert _fail([*train, "--data", str(dataset), "--format", "utkface"], capsys) == (
         f"error: No labelled images were found in '{dataset}' (--format utkface)."
     )  # PNGs without UTKFace names
@@ -365,8 +384,8 @@ def test_unavailable_weights_are_a_clean_error(dataset, tmp_path, monkeypatch, c
 
 
 def test_unexpected_errors_name_their_type():
-    assert cli._describe(ValueError("bad value")) == "bad value"
-    assert cli._describe(TypeError("no")) == "TypeError: no (run with --debug for the traceback)"
+    assert _errors.describe(ValueError("bad value")) == "bad value"
+    assert _errors.describe(TypeError("no")) == "TypeError: no (run with --debug for the traceback)"
 
 
 def test_debug_shows_the_exception(tmp_path):
@@ -432,10 +451,17 @@ def test_group_labelled_ages_are_kept_as_classes(dataset, tmp_path):
 def test_freeze_auto():
     from gar_sklearn.backbones import build_backbone
 
-    assert cli._freeze("auto", build_backbone("mobilenet_v2", weights=None), "DEFAULT") == 15
-    assert cli._freeze("auto", build_backbone("resnet18", weights=None), "DEFAULT") == 4
-    assert cli._freeze("auto", build_backbone("mobilenet_v2", weights=None), None) is None
-    assert cli._freeze(3, None, "DEFAULT") == 3
+    freeze = _model.resolve_freeze
+    assert freeze("auto", build_backbone("mobilenet_v2", weights=None), "DEFAULT") == 15
+    assert freeze("auto", build_backbone("resnet18", weights=None), "DEFAULT") == 4
+    assert freeze("auto", build_backbone("mobilenet_v2", weights=None), None) is None
+    assert freeze(3, None, "DEFAULT") == 3
+
+
+@pytest.mark.parametrize("freeze, p", [(12, 1.0), ("backbone", 1.0), (None, 0.5), (0, 0.5)])
+def test_flip_augmentation_mirrors_the_second_cached_view_or_half_the_images(freeze, p):
+    assert _model._augmenter("flip", freeze).p == p
+    assert _model._augmenter("none", freeze) is None
 
 
 # ---------------------------------------------------------------- predict
@@ -491,7 +517,7 @@ def test_predict_detect_one_row_per_face(model_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"warning: No face found in 1 of 3 images: '{blank}'" in err
     assert f"Wrote predictions for 1 face in 3 images (1 unreadable, 1 no face) to {out}" in err
-    assert re.search(r"warning: Skipped 1 unreadable images .*broken\.jpg", err)
+    assert re.search(r"warning: Skipped 1 unreadable images: .*broken\.jpg", err)
     frame = pd.read_csv(out)
     assert list(frame.columns) == ["path", "face_index", "x", "y", "w", "h", *PRED_COLUMNS[1:]]
     assert frame.path.tolist() == [str(photo), str(blank), str(broken)]
@@ -599,22 +625,92 @@ def test_report_without_any_match_is_an_error(tmp_path, capsys):
         (64, ["0-9", "10-19", "20+"], "20+"),
         (71, ["60-69", "more than 70"], "more than 70"),
         (33, ["33", "34"], "33"),
-        (95, ["0-9", "80-89"], cli.NO_GROUP),
+        (95, ["0-9", "80-89"], _report.NO_GROUP),
     ],
 )
 def test_true_age_goes_to_the_predicted_group_holding_it(age, groups, expected):
-    assert cli._age_group_of(age, groups) == expected
+    assert _report.age_group_of(age, groups) == expected
 
 
 def test_true_ages_like_predictions():
-    true, pred = cli._true_ages_like(
+    true, pred = _report.true_ages_like(
         pd.Series([2, 15, 80]),
         pd.Series(["0-2", "10-19", "10-19"]),
         pd.Series(["0-2", "10-19", "more than 70"]),
     )
     assert true.tolist() == ["0-2", "10-19", "more than 70"]  # FairFace's groups, all nine known
     assert pred.tolist() == ["0-2", "10-19", "10-19"]
-    true, pred = cli._true_ages_like(
+    true, pred = _report.true_ages_like(
         pd.Series([30, 41]), pd.Series([30.0, 40.0]), pd.Series([30.0, 40.0])
     )
     assert true.tolist() == [30, 41] and pred.tolist() == [30, 40]  # exact ages on both sides
+
+
+# ---------------------------------------------------------------- CLI spelling of library messages
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        (
+            "The backbone 'tiny' has no pretrained weights to download; use weights=None or "
+            "weights=<path to a state_dict file>. Got weights='DEFAULT'.",
+            "The backbone 'tiny' has no pretrained weights to download; use --weights none or "
+            "--weights <path to a state_dict file>. Got --weights DEFAULT.",
+        ),
+        (
+            "The 'age_sigma' parameter must be None or a positive float. Got -1 instead.",
+            "--age-sigma must be none or a positive float. Got -1 instead.",
+        ),
+        (
+            "2 of 5 groups have fewer than min_group_size=30 samples. Lower 'min_group_size' "
+            "to include them.",
+            "2 of 5 groups have fewer than --min-group-size 30 samples. Lower "
+            "--min-group-size to include them.",
+        ),
+        (
+            "Skipped 2 unreadable images (on_error='skip'): 'a.png', 'b.png'.",
+            "Skipped 2 unreadable images: 'a.png', 'b.png'.",
+        ),
+        (
+            "Training was interrupted after 3 of max_epochs=10 epochs.",
+            "Training was interrupted after 3 of --epochs 10 epochs.",
+        ),
+        ("test_time_flip=True doubles the time.", "--test-time-flip doubles the time."),
+        (
+            "The 'n_samples' parameter must be at most the 5 valid images. Got 9 instead.",
+            "--n must be at most the 5 valid images. Got 9 instead.",
+        ),
+        # left alone: names inside paths, parameters the command does not expose, plain words
+        (
+            "No such file '/runs/max_epochs=3/min_group_size.csv'.",
+            "No such file '/runs/max_epochs=3/min_group_size.csv'.",
+        ),
+        (
+            "At least 2 training images are needed; got n_samples=1.",
+            "At least 2 training images are needed; got n_samples=1.",
+        ),
+        ("The weights None of the backbone.", "The weights None of the backbone."),
+    ],
+)
+def test_library_messages_in_cli_spelling(message, expected):
+    assert _errors.cli_spelling(message) == expected
+    assert _errors.describe(ValueError(message)) == expected
+
+
+def test_cli_spelling_in_real_errors_and_warnings(dataset, model_path, tmp_path, capsys):
+    labels = str(dataset / "labels.csv")
+    train = ["train", "--data", labels, "--format", "csv", "--out", str(tmp_path / "m.pt")]
+    assert _fail([*train, "--backbone", "tiny"], capsys) == (
+        "error: The backbone 'tiny' has no pretrained weights to download; use --weights none "
+        "or --weights <path to a state_dict file>. Got --weights DEFAULT."
+    )
+    line = _fail([*train, *TINY_ARGS, "--freeze", "9"], capsys)
+    assert line.startswith("error: --freeze must be none, 'backbone', an int in [0, 4] or one")
+    assert line.endswith("Got 9 instead.")
+    # the small-group warning of a report at the default --min-group-size 30
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", str(model_path), labels, "--out", str(preds), "-q"]) == 0
+    assert main(["report", str(preds), "--truth", labels, "--by", "race"]) == 0
+    err = capsys.readouterr().err
+    assert "have fewer than --min-group-size 30 samples" in err
+    assert "Lower --min-group-size to include them." in err
+    assert "min_group_size" not in err
