@@ -163,8 +163,8 @@ def test_classification_report_intersectional_index():
 
 
 def _report(**kwargs):
-    return group_report(
-        y=Y, y_pred=Y_PRED, y_true=Y_TRUE, age_pred=AGE_PRED, min_group_size=2, **kwargs
+    return GroupReport.from_predictions(
+        Y_TRUE, Y_PRED, age_true=Y["age"], age_pred=AGE_PRED, min_group_size=2, **kwargs
     )
 
 
@@ -282,7 +282,7 @@ def test_group_report_from_an_estimator_equals_from_predictions():
 
 
 def test_group_report_without_exact_ages_has_no_mae():
-    report = group_report(y=Y_TRUE, y_pred=Y_PRED, by="gender", min_group_size=1)
+    report = GroupReport.from_predictions(Y_TRUE, Y_PRED, by="gender", min_group_size=1)
     assert "age_mae" not in report.overall
     assert report.summary("gender").columns.tolist() == [
         "gender_accuracy",
@@ -292,31 +292,31 @@ def test_group_report_without_exact_ages_has_no_mae():
         "small",
     ]
     with pytest.raises(ValueError, match="exact ages in years .* such as '20-29'"):
-        group_report(y=Y_TRUE, y_pred=Y_PRED, age_pred=AGE_PRED, by="gender")
+        GroupReport.from_predictions(Y_TRUE, Y_PRED, age_pred=AGE_PRED, by="gender")
 
 
 def test_group_report_errors():
     with pytest.raises(ValueError, match="needs a fitted 'estimator' .* or 'y_pred'"):
-        group_report(y=Y)
+        group_report(None, None, Y)
     with pytest.raises(ValueError, match="with an estimator needs X and y"):
-        group_report(LookupEstimator(), y=Y)
+        group_report(LookupEstimator(), None, Y)
     with pytest.raises(ValueError, match="sensitive column 'ethnicity' is not in y"):
-        group_report(y=Y, y_pred=Y_PRED, y_true=Y_TRUE, by="ethnicity")
+        GroupReport.from_predictions(Y_TRUE, Y_PRED, by="ethnicity")
     with pytest.raises(ValueError, match=r"no column for the predicted attribute\(s\) \['hair'\]"):
-        group_report(y=Y, y_pred=Y_PRED.rename(columns={"race": "hair"}))
+        GroupReport.from_predictions(Y, Y_PRED.rename(columns={"race": "hair"}))
     with pytest.raises(ValueError, match="'by' parameter must hold column names"):
-        group_report(y=Y, y_pred=Y_PRED, y_true=Y_TRUE, by=[3])
+        GroupReport.from_predictions(Y_TRUE, Y_PRED, by=[3])
     with pytest.raises(ValueError, match="y_true has 8, y_pred has 7"):
-        group_report(y=Y, y_pred=Y_PRED.iloc[:7], y_true=Y_TRUE)
+        GroupReport.from_predictions(Y_TRUE, Y_PRED.iloc[:7])
     with pytest.raises(ValueError, match="missing value"):
-        group_report(y=Y_TRUE.assign(race=[None] + list(Y["race"][1:])), y_pred=Y_PRED)
+        GroupReport.from_predictions(Y_TRUE.assign(race=[None] + list(Y["race"][1:])), Y_PRED)
 
 
 def test_report_when_every_attribute_is_also_a_grouping():
     # gender predictions grouped by gender: parity is meaningless, the table stays empty
     y = pd.DataFrame({"gender": ["Male", "Female"] * 20})
-    report = group_report(
-        y=y, y_pred=pd.DataFrame({"gender": ["Male"] * 40}), by=("gender",), min_group_size=0
+    report = GroupReport.from_predictions(
+        y, pd.DataFrame({"gender": ["Male"] * 40}), by=("gender",), min_group_size=0
     )
     assert report.parity.empty and list(report.parity.index.names) == ["by", "attribute"]
     assert report.summary("gender")["gender_accuracy"].to_dict() == {"Female": 0.0, "Male": 1.0}
