@@ -988,13 +988,15 @@ def _write_plots(folder, report, y_true, y_pred, groupings, min_group_size):
 
 
 def _report(args):
-    from .metrics import group_report
+    from .metrics import GroupReport
 
     y, y_true, y_pred, age_pred, notes = _comparison(args)
-    report = group_report(
-        y=y,
-        y_true=y_true,
-        y_pred=y_pred,
+    others = [c for c in y.columns if c not in y_true.columns]  # grouping columns not predicted
+    report = GroupReport.from_predictions(
+        y_true,
+        y_pred,
+        sensitive_features=y[others] if others else None,
+        age_true=None if age_pred is None else y["age"],
         age_pred=age_pred,
         by=args.by,
         min_group_size=args.min_group_size,
