@@ -288,6 +288,7 @@ def _same(a, b):
     )
 
 
+@pytest.mark.filterwarnings("ignore::gar_sklearn.metrics.TooFewGroupsWarning")
 @settings(max_examples=60, deadline=None)
 @given(labelled_groups(), st.sampled_from(["between_groups", "to_overall"]))
 def test_group_metrics_equal_fairlearn_metric_frame(data, method):
@@ -311,6 +312,7 @@ def _compared(value, gm):
     return value if len(gm.sizes) >= 2 else np.nan
 
 
+@pytest.mark.filterwarnings("ignore::gar_sklearn.metrics.TooFewGroupsWarning")
 @settings(max_examples=40, deadline=None)
 @given(labelled_groups(), st.sampled_from(["between_groups", "to_overall"]))
 def test_mae_by_group_equals_fairlearn(data, method):
@@ -327,6 +329,7 @@ def test_mae_by_group_equals_fairlearn(data, method):
     _same(ours.ratio(method), _compared(theirs.ratio(method=method), ours))
 
 
+@pytest.mark.filterwarnings("ignore::gar_sklearn.metrics.TooFewGroupsWarning")
 @settings(max_examples=40, deadline=None)
 @given(
     labelled_groups(),
