@@ -83,8 +83,16 @@ def _disparities(key, table):
     rows = []
     for metric in [c for c in table.columns if c not in ("n", "small")]:
         values = eligible[metric].astype(float).dropna()
-        row = {"by": key, "metric": metric, "worst_group": None, "worst": np.nan}
-        row.update({"best_group": None, "best": np.nan, "difference": np.nan, "ratio": np.nan})
+        row = {
+            "by": key,
+            "metric": metric,
+            "worst_group": None,
+            "worst": np.nan,
+            "best_group": None,
+            "best": np.nan,
+            "difference": np.nan,
+            "ratio": np.nan,
+        }
         if len(values) >= 2:  # one group compares nothing (NaN, not a reassuring 0)
             loss = metric == "age_mae"
             worst_g = values.idxmax() if loss else values.idxmin()
@@ -107,8 +115,11 @@ def _disparities(key, table):
 def _parity_rows(key, names, frame, y_true, y_pred, weight, min_group_size):
     """Multiclass parity of each attribute that is not one of the grouping's columns."""
     rows = []
-    kwargs = {"sensitive_features": frame, "sample_weight": weight}
-    kwargs["min_group_size"] = min_group_size
+    kwargs = {
+        "sensitive_features": frame,
+        "sample_weight": weight,
+        "min_group_size": min_group_size,
+    }
     with warnings.catch_warnings():
         # Already warned once for this grouping by the caller.
         warnings.simplefilter("ignore", SmallGroupWarning)
@@ -321,8 +332,11 @@ class GroupReport:
         if "age" in attributes and view.has_predict_age and "age" in raw.columns:
             if pd.to_numeric(raw["age"], errors="coerce").notna().all():
                 age_true, age_pred = raw["age"].to_numpy(), predicted_ages(view, X)
-        options = {"min_group_size": min_group_size, "digits": digits}
-        options["zero_division"] = zero_division
+        options = {
+            "min_group_size": min_group_size,
+            "digits": digits,
+            "zero_division": zero_division,
+        }
         return cls._build(
             true, pred, ([true, raw], "y"), (age_true, age_pred), by, sample_weight, options
         )
@@ -387,8 +401,11 @@ class GroupReport:
             by = tuple(sensitive.columns) if sensitive is not None else ("race", "gender")
         if age_pred is not None and age_true is None:
             age_true = column([true], "age", "age", "y_true").to_numpy()
-        options = {"min_group_size": min_group_size, "digits": digits}
-        options["zero_division"] = zero_division
+        options = {
+            "min_group_size": min_group_size,
+            "digits": digits,
+            "zero_division": zero_division,
+        }
         where = "y_true" if sensitive is None else "sensitive_features or y_true"
         sources = ([sensitive, true], where)
         attributes = list(pred.columns)
@@ -402,8 +419,15 @@ class GroupReport:
         ages = check_ages(*ages, n)
         weight = check_sample_weight(sample_weight, n)
         options["min_group_size"] = check_min_group_size(options["min_group_size"])
-        parts = {"summaries": {}, "reports": {}, "texts": {}, "disparities": [], "parity": []}
-        parts.update(notes=[], sensitive={})
+        parts = {
+            "summaries": {},
+            "reports": {},
+            "texts": {},
+            "disparities": [],
+            "parity": [],
+            "notes": [],
+            "sensitive": {},
+        }
         for names in _groupings(by):
             _grouping(names, *sources, n, parts, y_true, y_pred, ages, weight, options)
         parity_columns = ["by", "attribute", *_PARITY]
