@@ -33,7 +33,7 @@ from _common import (
 
 from gar_sklearn import MultiAttributeClassifier
 from gar_sklearn.augmentation import RandomFlip
-from gar_sklearn.metrics import expected_calibration_error, group_report
+from gar_sklearn.metrics import GroupReport, expected_calibration_error
 from gar_sklearn.preprocessing import AgeBinner, age_group_midpoints, aggregate_age_proba
 
 TARGETS = {"gender_accuracy": 0.94, "race_accuracy": 0.84, "age9_accuracy": 0.65, "age_mae": 5.0}
@@ -103,10 +103,10 @@ def evaluate(clf, X_test, y_test):
         "age": truth9,
         "race": y_test["race"].to_numpy(),
     }
-    report = group_report(
-        y=y_test,
-        y_true=pd.DataFrame(y_true),
-        y_pred=pd.DataFrame(y_pred),
+    report = GroupReport.from_predictions(
+        pd.DataFrame(y_true),
+        pd.DataFrame(y_pred),
+        age_true=y_test["age"],
         age_pred=age_expected,
         by=("race", "gender"),
         min_group_size=30,

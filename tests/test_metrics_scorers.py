@@ -1,6 +1,7 @@
 """Scorers for GridSearchCV, against a fake estimator implementing the library's contract."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -279,3 +280,123 @@ def test_grid_search_in_parallel_gives_the_same_results(data):
     for name in default_scoring():
         key = f"mean_test_{name}"
         np.testing.assert_array_equal(parallel.cv_results_[key], serial.cv_results_[key])
+
+
+# --- issue 19: sample_weight, parity scorers, no reassuring score from one group ------------
+
+
+def test_scorers_with_sample_weight_equal_the_weighted_metrics(data):
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    X, y = data
+    est = FakeGAR(corrupt=0.5, age_bias=6.0).fit(X, y)
+    weight = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    targets, pred = est.transform_targets(y), est.predict(X)
+    assert make_attribute_scorer("age")(est, X, y, sample_weight=weight) == pytest.approx(
+        accuracy_score(targets["age"], pred[:, 1], sample_weight=weight)
+    )
+    assert make_age_mae_scorer()(est, X, y, sample_weight=weight) == pytest.approx(
+        -mean_absolute_error(y["age"], est.predict_age(X), sample_weight=weight)
+    )
+    by_race = accuracy_by_group(
+        targets["age"], pred[:, 1], sensitive_features=y["race"], sample_weight=weight
+    )
+    worst = make_group_scorer(attribute="age", sensitive="race", min_group_size=5)
+    assert worst(est, X, y, sample_weight=weight) == pytest.approx(by_race.min())
+    scoring = default_scoring(min_group_size=5)
+    combined = combine_scorers(scoring)(est, X, y, sample_weight=weight)
+    assert combined == {n: s(est, X, y, sample_weight=weight) for n, s in scoring.items()}
+
+
+def test_parity_scorers(data):
+    from gar_sklearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_ratio,
+        make_parity_scorer,
+    )
+
+    X, y = data
+    est = FakeGAR(corrupt=0.5).fit(X, y)
+    targets, pred = est.transform_targets(y), est.predict(X)
+    kwargs = {"sensitive_features": y["race"], "min_group_size": 5}
+    dp = make_parity_scorer(attribute="age", min_group_size=5)
+    assert dp(est, X, y) == -demographic_parity_difference(targets["age"], pred[:, 1], **kwargs)
+    assert dp(est, X, y) < 0  # Black faces get other age groups: a gap
+    ratio = make_parity_scorer(attribute="age", aggregate="ratio", min_group_size=5)
+    assert ratio(est, X, y) == demographic_parity_ratio(targets["age"], pred[:, 1], **kwargs)
+    eo = make_parity_scorer("equalized_odds", attribute="age", aggregate="ratio", min_group_size=5)
+    assert eo(est, X, y) == equalized_odds_ratio(
+        targets["age"], pred[:, 1], zero_division=np.nan, **kwargs
+    )
+    fair = FakeGAR(corrupt=0.0).fit(X, y)
+    assert ratio(fair, X, y) == 1.0 and dp(fair, X, y) == 0.0
+    assert pickle.loads(pickle.dumps(eo))(est, X, y) == eo(est, X, y)
+    with pytest.raises(ValueError, match=r"'metric' parameter must be one of \['demographic"):
+        make_parity_scorer("parity")
+    with pytest.raises(ValueError, match="'aggregate' parameter must be one of"):
+        make_parity_scorer(aggregate="worst")
+
+
+def test_group_scores_are_nan_with_one_group_left(data):
+    from gar_sklearn.metrics import TooFewGroupsWarning, make_parity_scorer
+
+    X, y = data
+    est = FakeGAR(corrupt=0.5).fit(X, y)
+    # 40 faces per race: with min_group_size=41 no race is left; with y all "White", one is.
+    for y_case, size in ((y, 41), (y.assign(race="White"), 5)):
+        for aggregate in ("worst", "difference", "ratio"):
+            scorer = make_group_scorer(attribute="age", aggregate=aggregate, min_group_size=size)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SmallGroupWarning)
+                with pytest.warns(TooFewGroupsWarning):
+                    assert np.isnan(scorer(est, X, y_case))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert np.isnan(
+                make_parity_scorer(attribute="age", min_group_size=size)(est, X, y_case)
+            )
+
+
+class WeightedFake(FakeGAR):
+    def fit(self, X, y, sample_weight=None):
+        self.fit_weight_ = sample_weight
+        return super().fit(X, y)
+
+
+def test_grid_search_passes_the_test_folds_weights_to_the_scorers(data):
+    from sklearn.model_selection import cross_validate
+
+    X, y = data
+    weight = np.random.default_rng(1).uniform(0.2, 3.0, len(y))
+    cv = KFold(2, shuffle=True, random_state=0)
+    worst = make_group_scorer(attribute="age", sensitive="race", min_group_size=5)
+    search = GridSearchCV(
+        WeightedFake(),
+        {"corrupt": [0.5, 0.25]},
+        cv=cv,
+        scoring={"worst": worst, "acc": make_attribute_scorer("age")},
+        refit="worst",
+    ).fit(X, y, sample_weight=weight)
+    expected = []
+    for train, test in cv.split(X):
+        est = WeightedFake(corrupt=0.5).fit(X[train], y.iloc[train])
+        expected.append(worst(est, X[test], y.iloc[test], sample_weight=weight[test]))
+    assert search.cv_results_["split0_test_worst"][0] == pytest.approx(expected[0])
+    assert search.cv_results_["split1_test_worst"][0] == pytest.approx(expected[1])
+    assert search.best_params_ == {"corrupt": 0.25}
+    # With metadata routing, a scorer asks for the weights.
+    import sklearn
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        scores = cross_validate(
+            WeightedFake(corrupt=0.5).set_fit_request(sample_weight=False),
+            X,
+            y,
+            cv=cv,
+            scoring=make_group_scorer(attribute="age", min_group_size=5).set_score_request(
+                sample_weight=True
+            ),
+            params={"sample_weight": weight},
+        )
+    np.testing.assert_allclose(scores["test_score"], expected, rtol=0, atol=1e-12)

@@ -199,3 +199,110 @@ def test_age_error_by_true_age_group(plt, predictions, tmp_path):
     assert [b.get_height() for b in ax2.patches] == pytest.approx([2.0, 5.0, 0.0])
     with pytest.raises(ValueError, match="exact ages in years"):
         plot_age_error(["20-29"], [25.0])
+
+
+# --- issue 19: readable 9x9 matrices, age order, zero-width intervals, distinct legend ------
+
+
+def _cell_texts_fit(disp):
+    """Each cell label lies inside its cell with room to spare, and no two touch."""
+    fig = disp.figure_
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in np.ravel(disp.text_)]
+    to_px = disp.ax_.transData
+    cell = abs(to_px.transform((1, 0))[0] - to_px.transform((0, 0))[0])
+    widest = max(b.width for b in boxes)
+    touching = sum(
+        a.expanded(1.05, 1.05).overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]
+    )
+    return widest / cell, touching
+
+
+def test_nine_age_groups_in_age_order_with_readable_cells(plt):
+    from gar_sklearn.plotting import plot_confusion_matrices, plot_confusion_matrix
+    from gar_sklearn.preprocessing import FAIRFACE_AGE_GROUPS
+
+    rng = np.random.default_rng(0)
+    n = 600
+    age = rng.choice(FAIRFACE_AGE_GROUPS, n)
+    guess = np.where(rng.random(n) < 0.5, age, rng.choice(FAIRFACE_AGE_GROUPS, n))
+    y_true = pd.DataFrame({"gender": rng.choice(["F", "M"], n), "age": age})
+    displays = plot_confusion_matrices(y_true, y_true.assign(age=guess))  # no labels given
+    disp = displays["age"]
+    # Age order, not text order ("10-19" before "3-9").
+    assert [t.get_text() for t in disp.ax_.get_xticklabels()] == list(FAIRFACE_AGE_GROUPS)
+    np.testing.assert_allclose(
+        disp.confusion_matrix,
+        confusion_matrix(age, guess, labels=list(FAIRFACE_AGE_GROUPS), normalize="true"),
+    )
+    ratio, touching = _cell_texts_fit(disp)
+    assert ratio < 0.75 and touching == 0
+    # On a small axes given by the user, the labels shrink to fit.
+    _fig, ax = plt.subplots(figsize=(3, 3))
+    small = plot_confusion_matrix(age, guess, ax=ax)
+    ratio, touching = _cell_texts_fit(small)
+    assert ratio < 0.75 and touching == 0
+    assert small.text_[0, 0].get_fontsize() < 10
+
+
+def _legend_looks(ax):
+    """(face colour, alpha, hatch, marker) of each legend entry."""
+    looks = []
+    for handle in ax.get_legend().legend_handles:
+        if hasattr(handle, "get_hatch"):
+            looks.append((tuple(handle.get_facecolor()), handle.get_alpha(), handle.get_hatch()))
+        else:
+            looks.append((handle.get_color(), handle.get_linestyle(), handle.get_marker()))
+    return looks
+
+
+def test_every_group_small_gives_one_swatch_and_zero_width_intervals_are_marked(plt):
+    from gar_sklearn.plotting import GroupMetricDisplay
+
+    # Two groups of two: every resample of "b" (both right) gives 1, of "a" (one of two) varies.
+    y_true, y_pred = [1, 1, 0, 0], [1, 0, 0, 0]
+    groups = ["a", "a", "b", "b"]
+    with pytest.warns(SmallGroupWarning):
+        disp = GroupMetricDisplay.from_predictions(
+            y_true, y_pred, sensitive_features=groups, n_boot=200, random_state=0
+        )
+    assert disp.intervals["small"].all()
+    assert disp.zero_width_.tolist() == [False, True]
+    markers = [line for line in disp.ax_.lines if line.get_marker() == "x"]
+    assert len(markers) == 1 and markers[0].get_xydata().tolist() == [[1.0, 1.0]]
+    looks = _legend_looks(disp.ax_)
+    assert len(looks) == len(set(looks))  # no two identical swatches
+    texts = [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    assert texts[0] == "accuracy (95% bootstrap CI), fewer than 30 samples"
+    assert "interval of zero width" in texts[-1]
+    assert disp.ax_.lines[-1].get_ydata()[0] == 0.75  # the overall line stays last
+
+    # With groups on both sides of min_group_size: two distinct swatches, no marker.
+    rng = np.random.default_rng(1)
+    yt = rng.integers(0, 2, 80)
+    yp = np.where(rng.random(80) < 0.7, yt, 1 - yt)
+    with pytest.warns(SmallGroupWarning):
+        disp = GroupMetricDisplay.from_predictions(
+            yt, yp, sensitive_features=np.r_[["x"] * 60, ["y"] * 20], n_boot=100, random_state=0
+        )
+    looks = _legend_looks(disp.ax_)
+    assert len(looks) == len(set(looks)) == 3
+    assert not disp.zero_width_.any()
+
+
+def test_group_bars_with_sample_weight(plt):
+    from gar_sklearn.plotting import plot_group_metric
+
+    y_true, y_pred, groups = [1, 1, 0, 0], [1, 0, 0, 0], ["a", "a", "b", "b"]
+    ax = plot_group_metric(
+        y_true,
+        y_pred,
+        sensitive_features=groups,
+        sample_weight=[3, 1, 1, 1],
+        n_boot=50,
+        random_state=0,
+        min_group_size=1,
+    )
+    assert [b.get_height() for b in bar_container(ax)] == [0.75, 1.0]
+    assert ax.lines[-1].get_ydata()[0] == pytest.approx(5 / 6)

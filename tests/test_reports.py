@@ -8,6 +8,7 @@ from sklearn.metrics import classification_report
 from gar_sklearn.metrics import (
     GroupReport,
     SmallGroupWarning,
+    TooFewGroupsWarning,
     classification_report_by_group,
     demographic_parity_difference,
     equalized_odds_difference,
@@ -163,8 +164,8 @@ def test_classification_report_intersectional_index():
 
 
 def _report(**kwargs):
-    return group_report(
-        y=Y, y_pred=Y_PRED, y_true=Y_TRUE, age_pred=AGE_PRED, min_group_size=2, **kwargs
+    return GroupReport.from_predictions(
+        Y_TRUE, Y_PRED, age_true=Y["age"], age_pred=AGE_PRED, min_group_size=2, **kwargs
     )
 
 
@@ -282,7 +283,7 @@ def test_group_report_from_an_estimator_equals_from_predictions():
 
 
 def test_group_report_without_exact_ages_has_no_mae():
-    report = group_report(y=Y_TRUE, y_pred=Y_PRED, by="gender", min_group_size=1)
+    report = GroupReport.from_predictions(Y_TRUE, Y_PRED, by="gender", min_group_size=1)
     assert "age_mae" not in report.overall
     assert report.summary("gender").columns.tolist() == [
         "gender_accuracy",
@@ -292,31 +293,143 @@ def test_group_report_without_exact_ages_has_no_mae():
         "small",
     ]
     with pytest.raises(ValueError, match="exact ages in years .* such as '20-29'"):
-        group_report(y=Y_TRUE, y_pred=Y_PRED, age_pred=AGE_PRED, by="gender")
+        GroupReport.from_predictions(Y_TRUE, Y_PRED, age_pred=AGE_PRED, by="gender")
 
 
 def test_group_report_errors():
     with pytest.raises(ValueError, match="needs a fitted 'estimator' .* or 'y_pred'"):
-        group_report(y=Y)
+        group_report(None, None, Y)
     with pytest.raises(ValueError, match="with an estimator needs X and y"):
-        group_report(LookupEstimator(), y=Y)
+        group_report(LookupEstimator(), None, Y)
     with pytest.raises(ValueError, match="sensitive column 'ethnicity' is not in y"):
-        group_report(y=Y, y_pred=Y_PRED, y_true=Y_TRUE, by="ethnicity")
+        GroupReport.from_predictions(Y_TRUE, Y_PRED, by="ethnicity")
     with pytest.raises(ValueError, match=r"no column for the predicted attribute\(s\) \['hair'\]"):
-        group_report(y=Y, y_pred=Y_PRED.rename(columns={"race": "hair"}))
+        GroupReport.from_predictions(Y, Y_PRED.rename(columns={"race": "hair"}))
     with pytest.raises(ValueError, match="'by' parameter must hold column names"):
-        group_report(y=Y, y_pred=Y_PRED, y_true=Y_TRUE, by=[3])
+        GroupReport.from_predictions(Y_TRUE, Y_PRED, by=[3])
     with pytest.raises(ValueError, match="y_true has 8, y_pred has 7"):
-        group_report(y=Y, y_pred=Y_PRED.iloc[:7], y_true=Y_TRUE)
+        GroupReport.from_predictions(Y_TRUE, Y_PRED.iloc[:7])
     with pytest.raises(ValueError, match="missing value"):
-        group_report(y=Y_TRUE.assign(race=[None] + list(Y["race"][1:])), y_pred=Y_PRED)
+        GroupReport.from_predictions(Y_TRUE.assign(race=[None] + list(Y["race"][1:])), Y_PRED)
 
 
 def test_report_when_every_attribute_is_also_a_grouping():
     # gender predictions grouped by gender: parity is meaningless, the table stays empty
     y = pd.DataFrame({"gender": ["Male", "Female"] * 20})
-    report = group_report(
-        y=y, y_pred=pd.DataFrame({"gender": ["Male"] * 40}), by=("gender",), min_group_size=0
+    report = GroupReport.from_predictions(
+        y, pd.DataFrame({"gender": ["Male"] * 40}), by=("gender",), min_group_size=0
     )
     assert report.parity.empty and list(report.parity.index.names) == ["by", "attribute"]
     assert report.summary("gender")["gender_accuracy"].to_dict() == {"Female": 0.0, "Male": 1.0}
+
+
+# --- issue 19: no reassuring numbers from one group; age order; weights; JSON ---------------
+
+
+def _one_eligible_race():
+    """150 faces, only White reaching 30: three races at 0 % gender accuracy."""
+    races = ["White"] * 120 + ["Black"] * 10 + ["Asian"] * 10 + ["Indian"] * 10
+    gender = ["Male", "Female"] * 75
+    wrong = {"Male": "Female", "Female": "Male"}
+    pred = [g if r == "White" else wrong[g] for g, r in zip(gender, races)]
+    y = pd.DataFrame({"gender": gender, "race": races})
+    return y, pd.DataFrame({"gender": pred})
+
+
+def test_report_with_one_eligible_group_has_nan_disparities_and_says_why():
+    y, pred = _one_eligible_race()
+    with pytest.warns(SmallGroupWarning), pytest.warns(TooFewGroupsWarning, match="'White'"):
+        report = GroupReport.from_predictions(y, pred, by="race")
+    row = report.disparities.loc[("race", "gender_accuracy")]
+    assert row["worst_group"] is None and row["best_group"] is None
+    assert np.isnan(row[["worst", "best", "difference", "ratio"]].astype(float)).all()
+    assert report.parity.isna().all().all()  # the parity of gender by race: NaN too
+    text = report.to_text()
+    assert "0.000" not in text.split("Disparities")[1].split("Parity")[0]
+    assert "By race: Differences, ratios and the worst or best group need at least two" in text
+    assert report.notes == [line for line in text.splitlines() if line.startswith("By race:")]
+    assert report.to_dict()["by"]["race"]["disparities"][0]["difference"] is None
+
+
+def test_report_orders_age_groups_by_age_everywhere():
+    ages = ["0-2", "3-9", "10-19", "20-29", "more than 70"]
+    y = pd.DataFrame({"age": ages * 4, "gender": ["F", "M"] * 10})
+    pred = y.assign(age=ages[1:] + ages[:1] + ages * 3)
+    report = GroupReport.from_predictions(y, pred, by=("age", ("gender", "age")), min_group_size=1)
+    assert report.summary("age").index.tolist() == ages
+    assert report.summary(("gender", "age")).index.get_level_values("age").tolist() == ages * 2
+    frame = report.classification_report("age", attribute="age")
+    assert frame.loc[("age", "0-2")].index.tolist()[: len(ages)] == ages
+    details = report.to_text(details=True)
+    by_age = details.split("Classification reports by age")[1]
+    starts = [by_age.index(f"age = {a} (n=") for a in ages]
+    assert starts == sorted(starts)
+    # In each text report, the class rows are in age order too.
+    rows = [line.split()[0] for line in by_age.splitlines() if line.strip()[:1].isdigit()]
+    assert rows[:4] == ["0-2", "3-9", "10-19", "20-29"]  # not "0-2", "10-19", "20-29", "3-9"
+    first = by_age.split("age | age = 3-9")[0]
+    assert first.index("       20-29") < first.index("more than 70")
+    json_groups = report.to_dict()["by"]["age"]["groups"]
+    assert [g["age"] for g in json_groups] == ages
+    report_rows = report.to_dict()["by"]["age"]["classification_report"]
+    labels = [r["label"] for r in report_rows if r["attribute"] == "age" and r["age"] == "0-2"]
+    assert labels[: len(ages)] == ages
+
+
+def test_report_with_sample_weight_equals_weighted_metric_frames():
+    fl = pytest.importorskip("fairlearn.metrics")
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    weight = np.array([1.0, 2.0, 1.0, 3.0, 1.0, 2.0, 1.0, 1.0])
+    with pytest.warns(SmallGroupWarning):
+        report = _report(by="race", sample_weight=weight)
+    for attr in ATTRS:
+        frame = fl.MetricFrame(
+            metrics=accuracy_score,
+            y_true=Y_TRUE[attr],
+            y_pred=Y_PRED[attr],
+            sensitive_features=Y["race"],
+            sample_params={"sample_weight": weight},
+        )
+        assert report.summary("race")[f"{attr}_accuracy"].tolist() == pytest.approx(
+            frame.by_group.tolist(), abs=1e-12
+        )
+        assert report.overall[f"{attr}_accuracy"] == pytest.approx(frame.overall, abs=1e-12)
+    assert report.overall["age_mae"] == pytest.approx(
+        mean_absolute_error(Y["age"], AGE_PRED, sample_weight=weight)
+    )
+    with pytest.warns(SmallGroupWarning):
+        expected = demographic_parity_difference(
+            Y_TRUE["age"],
+            Y_PRED["age"],
+            sensitive_features=Y["race"],
+            min_group_size=2,
+            sample_weight=weight,
+        )
+    assert report.parity.loc[("race", "age"), "demographic_parity_difference"] == expected
+    assert "weighted by sample_weight" in report.to_text()
+    mask = (Y["race"] == "W").to_numpy()
+    ref = classification_report(
+        Y_TRUE["gender"][mask],
+        Y_PRED["gender"][mask],
+        labels=["F", "M"],
+        output_dict=True,
+        zero_division=np.nan,
+        sample_weight=weight[mask],
+    )
+    got = report.classification_report("race", attribute="gender").loc[("gender", "W", "M")]
+    assert got.tolist() == pytest.approx(
+        [ref["M"][k] for k in ["precision", "recall", "f1-score", "support"]]
+    )
+
+
+def test_from_predictions_with_sensitive_features_apart():
+    groups = pd.Series(["p", "p", "q", "q", "p", "q", "p", "q"], name="site")
+    report = GroupReport.from_predictions(
+        Y_TRUE, Y_PRED, sensitive_features=groups, min_group_size=1
+    )
+    assert list(report.summaries) == ["site"]  # by defaults to the sensitive columns
+    mask = (groups == "p").to_numpy()
+    assert report.summary("site").loc["p", "gender_accuracy"] == (
+        (Y_TRUE["gender"][mask] == Y_PRED["gender"][mask]).mean()
+    )

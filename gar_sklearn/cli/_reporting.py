@@ -6,7 +6,7 @@ import os
 
 from ._files import check_output, write_atomically
 
-__all__ = ["age_order", "make_report", "plot_names", "report_json", "write_json", "write_plots"]
+__all__ = ["make_report", "plot_names", "report_json", "write_json", "write_plots"]
 
 _N_BOOT = 500
 
@@ -17,12 +17,14 @@ def make_report(y, y_true, y_pred, age_pred, by, min_group_size):
     ``y`` holds the sensitive columns (and exact ages), ``y_true`` and
     ``y_pred`` the labels compared, ``age_pred`` the estimated ages or None.
     """
-    from gar_sklearn.metrics import group_report
+    from gar_sklearn.metrics import GroupReport
 
-    return group_report(
-        y=y,
-        y_true=y_true,
-        y_pred=y_pred,
+    others = [c for c in y.columns if c not in y_true.columns]  # grouping columns not predicted
+    return GroupReport.from_predictions(
+        y_true,
+        y_pred,
+        sensitive_features=y[others] if others else None,
+        age_true=None if age_pred is None else y["age"],
         age_pred=age_pred,
         by=by,
         min_group_size=min_group_size,
@@ -70,19 +72,6 @@ def write_json(path, data, inputs, force):
     write_atomically(path, write)
 
 
-def age_order(labels):
-    """Age labels sorted by age (group midpoints), other labels last."""
-    from gar_sklearn.preprocessing import age_group_midpoints
-
-    def key(label):
-        try:
-            return (0, float(age_group_midpoints([label])[0]))
-        except ValueError:
-            return (1, 0.0)
-
-    return sorted(set(labels), key=key)
-
-
 def plot_names(attributes, groupings, ages):
     """The file names :func:`write_plots` writes, for the attributes, groupings and whether
     exact ages are known."""
@@ -118,10 +107,7 @@ def write_plots(folder, report, groupings, inputs, force):
     y_true, y_pred = report.y_true, report.y_pred
     written = []
     save = _saver(folder, inputs, force, written)
-    labels = (
-        {"age": age_order(list(y_true["age"]) + list(y_pred["age"]))} if "age" in y_true else None
-    )
-    displays = plot_confusion_matrices(y_true, y_pred, labels=labels)
+    displays = plot_confusion_matrices(y_true, y_pred)  # age groups in age order
     save(next(iter(displays.values())).figure_, "confusion_matrices.png")
     for grouping in groupings:
         names = (grouping,) if isinstance(grouping, str) else tuple(grouping)

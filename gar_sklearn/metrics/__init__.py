@@ -17,33 +17,38 @@ from ._group_metrics import (
     metric_by_group,
     worst_group_value,
 )
-from ._parity import demographic_parity_difference, equalized_odds_difference
-from ._reports import (
-    GroupReport,
-    classification_report_by_group,
-    group_report,
-    summary_by_group,
+from ._parity import (
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    equalized_odds_ratio,
 )
+from ._reports import GroupReport, group_report
 from ._scorers import (
     combine_scorers,
     default_scoring,
     make_age_mae_scorer,
     make_attribute_scorer,
     make_group_scorer,
+    make_parity_scorer,
 )
-from ._validation import SmallGroupWarning
+from ._tables import classification_report_by_group, summary_by_group
+from ._validation import SmallGroupWarning, TooFewGroupsWarning
 
 __all__ = [
     "GroupMetrics",
     "GroupReport",
     "SmallGroupWarning",
+    "TooFewGroupsWarning",
     "accuracy_by_group",
     "bootstrap_by_group",
     "classification_report_by_group",
     "combine_scorers",
     "default_scoring",
     "demographic_parity_difference",
+    "demographic_parity_ratio",
     "equalized_odds_difference",
+    "equalized_odds_ratio",
     "expected_calibration_error",
     "group_difference",
     "group_ratio",
@@ -53,6 +58,7 @@ __all__ = [
     "make_age_mae_scorer",
     "make_attribute_scorer",
     "make_group_scorer",
+    "make_parity_scorer",
     "metric_by_group",
     "summary_by_group",
     "worst_group_value",

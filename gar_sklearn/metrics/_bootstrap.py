@@ -14,6 +14,7 @@ from ._validation import (
     check_1d,
     check_lengths,
     check_min_group_size,
+    check_sample_weight,
 )
 
 __all__ = ["bootstrap_by_group"]
@@ -48,6 +49,7 @@ def bootstrap_by_group(
     confidence_level=0.95,
     random_state=None,
     min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    sample_weight=None,
 ):
     """Percentile bootstrap confidence interval of a metric on each group.
 
@@ -76,6 +78,9 @@ def bootstrap_by_group(
         Seeds the resampling; an int gives the same intervals on every call.
     min_group_size : int, default=30
         Groups with fewer samples are flagged in the ``small`` column.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to the metric as ``sample_weight=``: samples are drawn with
+        equal chances, and each resample's metric weighs them.
 
     Returns
     -------
@@ -107,6 +112,7 @@ def bootstrap_by_group(
             "The 'confidence_level' parameter must be a float in (0, 1). "
             f"Got {confidence_level!r} instead."
         )
+    weight = check_sample_weight(sample_weight, n)
     min_group_size = check_min_group_size(min_group_size)
     small = groups.warn_small(min_group_size)
     rng = check_random_state(random_state)
@@ -115,15 +121,20 @@ def bootstrap_by_group(
 
     rows = []
     for pos, label in zip(groups.positions, groups.labels):
-        value = _apply(func, name, y_true, y_pred, pos, label)
+        value = _apply(func, name, y_true, y_pred, pos, label, weight)
         stats = []
         for idx in _draws(rng, len(pos), n_boot):
-            if per_sample is not None:
+            if per_sample is None:
+                stats.append(
+                    [_apply(func, name, y_true, y_pred, s, label, weight) for s in pos[idx]]
+                )
+            elif weight is None:
                 stats.append(per_sample[pos][idx].mean(axis=1))
             else:
-                sample = pos[idx]
-                stats.append([_apply(func, name, y_true, y_pred, s, label) for s in sample])
-        lower, upper = np.quantile(np.concatenate(stats), [alpha, 1 - alpha])
+                w = weight[pos][idx]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    stats.append((per_sample[pos][idx] * w).sum(axis=1) / w.sum(axis=1))
+        lower, upper = np.nanquantile(np.concatenate(stats), [alpha, 1 - alpha])
         rows.append((value, float(lower), float(upper)))
     frame = pd.DataFrame(rows, columns=["value", "lower", "upper"], index=groups.index)
     frame["n"] = groups.sizes

@@ -14,6 +14,7 @@ from ._validation import (
     check_lengths,
     check_method,
     check_min_group_size,
+    check_sample_weight,
     sensitive_frame,
 )
 
@@ -58,12 +59,16 @@ def resolve_metric(metric, param="metric"):
     return name, metric, greater
 
 
-def _apply(func, name, y_true, y_pred, positions=None, label=None):
+def _apply(func, name, y_true, y_pred, positions=None, label=None, sample_weight=None):
+    """``func`` on the samples at ``positions`` (all when None), weighted as fairlearn does."""
     yt = y_true if positions is None else y_true[positions]
     yp = y_pred if positions is None else y_pred[positions]
     where = "all samples" if label is None else f"group '{label}' ({len(yt)} samples)"
+    kwargs = {}
+    if sample_weight is not None:
+        kwargs["sample_weight"] = sample_weight if positions is None else sample_weight[positions]
     try:
-        value = func(yt, yp)
+        value = func(yt, yp, **kwargs)
     except Exception as exc:
         raise ValueError(f"The metric '{name}' failed on {where}: {exc}") from exc
     if not (np.isscalar(value) or (isinstance(value, np.ndarray) and value.ndim == 0)):
@@ -102,6 +107,10 @@ class GroupMetrics:
     min_group_size : int, default=30
         Groups with fewer samples are flagged and left out of the aggregates
         across groups. 0 or 1 flags none.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to each metric as ``sample_weight=`` (its group's part for a
+        group), as fairlearn's ``MetricFrame(sample_params={"sample_weight": w})``
+        does. ``min_group_size`` still counts samples, not weights.
 
     Attributes
     ----------
@@ -144,7 +153,14 @@ class GroupMetrics:
     """
 
     def __init__(
-        self, metrics, y_true, y_pred, *, sensitive_features, min_group_size=DEFAULT_MIN_GROUP_SIZE
+        self,
+        metrics,
+        y_true,
+        y_pred,
+        *,
+        sensitive_features,
+        min_group_size=DEFAULT_MIN_GROUP_SIZE,
+        sample_weight=None,
     ):
         self._single = not isinstance(metrics, dict)
         specs = {None: metrics} if self._single else metrics
@@ -159,6 +175,7 @@ class GroupMetrics:
         y_pred = check_1d(y_pred, "y_pred")
         n = check_lengths(y_true=y_true, y_pred=y_pred)
         groups = Groups.from_features(sensitive_features, n)
+        weight = check_sample_weight(sample_weight, n)
         self.min_group_size = check_min_group_size(min_group_size)
         self._groups = groups
         self.sensitive_names = groups.names
@@ -168,13 +185,14 @@ class GroupMetrics:
             groups.small_mask(self.min_group_size), index=groups.index, name="small"
         )
         groups.warn_small(self.min_group_size)
+        self._warned = False
 
         overall = {}
         by_group = {}
         for name, (func, _) in resolved.items():
-            overall[name] = _apply(func, name, y_true, y_pred)
+            overall[name] = _apply(func, name, y_true, y_pred, sample_weight=weight)
             by_group[name] = [
-                _apply(func, name, y_true, y_pred, pos, label)
+                _apply(func, name, y_true, y_pred, pos, label, weight)
                 for pos, label in zip(groups.positions, groups.labels)
             ]
         self._overall = pd.Series(overall, dtype=object).infer_objects()
@@ -197,6 +215,13 @@ class GroupMetrics:
     def _eligible(self):
         return self._by_group[~self.small.to_numpy()]
 
+    def _compared(self, result, stacklevel=4):
+        """``result`` where at least two eligible groups have a value, else NaN (warned)."""
+        if not self._warned and not self._groups.warn_too_few(self.min_group_size, stacklevel):
+            self._warned = True
+        enough = self._eligible().notna().sum() >= 2
+        return result.astype(float).where(enough)
+
     def group_min(self):
         """Smallest value over the groups that are not flagged (NaN if none)."""
         return self._out(self._eligible().min())
@@ -212,8 +237,16 @@ class GroupMetrics:
         ----------
         greater_is_better : bool, default=True
             True for scores such as accuracy, False for losses such as MAE.
+
+        Returns
+        -------
+        float or pandas.Series
+            NaN where fewer than two unflagged groups have a value: the worst
+            of one group would claim a comparison that was not made.
         """
-        return self.group_min() if greater_is_better else self.group_max()
+        eligible = self._eligible()
+        result = eligible.min() if greater_is_better else eligible.max()
+        return self._out(self._compared(result))
 
     def difference(self, method="between_groups"):
         """Largest absolute gap, over unflagged groups.
@@ -227,7 +260,7 @@ class GroupMetrics:
         Returns
         -------
         float or pandas.Series
-            NaN where no group is eligible.
+            NaN where fewer than two unflagged groups have a value.
         """
         check_method(method)
         eligible = self._eligible()
@@ -235,7 +268,7 @@ class GroupMetrics:
             result = eligible.max() - eligible.min()
         else:
             result = (eligible - self._overall).abs().max()
-        return self._out(result)
+        return self._out(self._compared(result))
 
     def ratio(self, method="between_groups"):
         """Smallest ratio (at most 1), over unflagged groups.
@@ -250,17 +283,19 @@ class GroupMetrics:
         Returns
         -------
         float or pandas.Series
-            1 is parity; NaN where no group is eligible or values are all zero.
+            1 is parity; NaN where fewer than two unflagged groups have a
+            value, or for 0 / 0 (as fairlearn).
         """
         check_method(method)
-        eligible = self._eligible()
-        if method == "between_groups":
-            result = eligible.min() / eligible.max()
-        else:
-            ratios = (eligible / self._overall).astype(float)
-            ratios = ratios.where(~(ratios > 1), 1 / ratios)
-            result = ratios.min()
-        return self._out(result)
+        eligible = self._eligible().astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if method == "between_groups":
+                result = eligible.min() / eligible.max()
+            else:
+                ratios = eligible / self._overall.astype(float)
+                ratios = ratios.where(~(ratios > 1), 1 / ratios)
+                result = ratios.min()
+        return self._out(self._compared(result))
 
     def to_frame(self):
         """``by_group`` with the group sizes and flags: columns metrics..., n, small."""
@@ -274,7 +309,7 @@ class GroupMetrics:
         )
 
 
-def metric_by_group(metric, y_true, y_pred, *, sensitive_features):
+def metric_by_group(metric, y_true, y_pred, *, sensitive_features, sample_weight=None):
     """Any metric on each group of the sensitive feature(s).
 
     Parameters
@@ -285,6 +320,8 @@ def metric_by_group(metric, y_true, y_pred, *, sensitive_features):
     y_true, y_pred : array-like of shape (n_samples,)
     sensitive_features : array-like, Series, DataFrame or dict
         See :class:`GroupMetrics`.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to the metric on each group, as fairlearn does.
 
     Returns
     -------
@@ -303,11 +340,16 @@ def metric_by_group(metric, y_true, y_pred, *, sensitive_features):
     """
     resolve_metric(metric)
     return GroupMetrics(
-        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=0
+        metric,
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        min_group_size=0,
+        sample_weight=sample_weight,
     ).by_group
 
 
-def accuracy_by_group(y_true, y_pred, *, sensitive_features):
+def accuracy_by_group(y_true, y_pred, *, sensitive_features, sample_weight=None):
     """Accuracy (fraction of exact matches) on each group.
 
     Parameters
@@ -315,6 +357,8 @@ def accuracy_by_group(y_true, y_pred, *, sensitive_features):
     y_true, y_pred : array-like of shape (n_samples,)
     sensitive_features : array-like, Series, DataFrame or dict
         See :class:`GroupMetrics`.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to the metric on each group, as fairlearn does.
 
     Returns
     -------
@@ -327,10 +371,16 @@ def accuracy_by_group(y_true, y_pred, *, sensitive_features):
     ...                   sensitive_features=["White", "White", "Black"]).to_dict()
     {'Black': 1.0, 'White': 0.5}
     """
-    return metric_by_group(accuracy_score, y_true, y_pred, sensitive_features=sensitive_features)
+    return metric_by_group(
+        accuracy_score,
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        sample_weight=sample_weight,
+    )
 
 
-def mae_by_group(y_true, y_pred, *, sensitive_features):
+def mae_by_group(y_true, y_pred, *, sensitive_features, sample_weight=None):
     """Mean absolute error (for example of estimated ages, in years) on each group.
 
     Parameters
@@ -338,6 +388,8 @@ def mae_by_group(y_true, y_pred, *, sensitive_features):
     y_true, y_pred : array-like of float of shape (n_samples,)
     sensitive_features : array-like, Series, DataFrame or dict
         See :class:`GroupMetrics`.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to the metric on each group, as fairlearn does.
 
     Returns
     -------
@@ -350,7 +402,11 @@ def mae_by_group(y_true, y_pred, *, sensitive_features):
     {'a': 1.0, 'b': 5.0}
     """
     return metric_by_group(
-        mean_absolute_error, y_true, y_pred, sensitive_features=sensitive_features
+        mean_absolute_error,
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        sample_weight=sample_weight,
     )
 
 
@@ -389,6 +445,7 @@ def group_difference(
     sensitive_features,
     method="between_groups",
     min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    sample_weight=None,
 ):
     """Largest gap in a metric between groups, or between a group and all samples.
 
@@ -403,10 +460,13 @@ def group_difference(
         between a group and the overall value.
     min_group_size : int, default=30
         Smaller groups are left out (with a :class:`SmallGroupWarning`).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to the metric on each group, as fairlearn does.
 
     Returns
     -------
     float
+        NaN where fewer than two groups are left to compare.
 
     Examples
     --------
@@ -417,7 +477,12 @@ def group_difference(
     """
     resolve_metric(metric)
     return GroupMetrics(
-        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=min_group_size
+        metric,
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        min_group_size=min_group_size,
+        sample_weight=sample_weight,
     ).difference(method)
 
 
@@ -429,6 +494,7 @@ def group_ratio(
     sensitive_features,
     method="between_groups",
     min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    sample_weight=None,
 ):
     """Smallest ratio of a metric between groups (smallest over largest), at most 1.
 
@@ -443,10 +509,13 @@ def group_ratio(
         group and the overall value (inverted where above one).
     min_group_size : int, default=30
         Smaller groups are left out (with a :class:`SmallGroupWarning`).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to the metric on each group, as fairlearn does.
 
     Returns
     -------
     float
+        NaN where fewer than two groups are left to compare, or for 0 / 0.
 
     Examples
     --------
@@ -457,7 +526,12 @@ def group_ratio(
     """
     resolve_metric(metric)
     return GroupMetrics(
-        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=min_group_size
+        metric,
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        min_group_size=min_group_size,
+        sample_weight=sample_weight,
     ).ratio(method)
 
 
@@ -469,6 +543,7 @@ def worst_group_value(
     sensitive_features,
     greater_is_better=None,
     min_group_size=DEFAULT_MIN_GROUP_SIZE,
+    sample_weight=None,
 ):
     """The metric on the worst-off group.
 
@@ -484,11 +559,14 @@ def worst_group_value(
         ``mean_absolute_error``, True otherwise.
     min_group_size : int, default=30
         Smaller groups are left out (with a :class:`SmallGroupWarning`).
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to the metric on each group, as fairlearn does.
 
     Returns
     -------
     float
-        NaN where every group is smaller than ``min_group_size``.
+        NaN where fewer than two groups reach ``min_group_size``: the worst
+        of a single group compares nothing.
 
     Examples
     --------
@@ -500,5 +578,10 @@ def worst_group_value(
     _, _, inferred = resolve_metric(metric)
     greater = inferred if greater_is_better is None else bool(greater_is_better)
     return GroupMetrics(
-        metric, y_true, y_pred, sensitive_features=sensitive_features, min_group_size=min_group_size
+        metric,
+        y_true,
+        y_pred,
+        sensitive_features=sensitive_features,
+        min_group_size=min_group_size,
+        sample_weight=sample_weight,
     ).worst(greater)

@@ -1,16 +1,28 @@
-"""Per-group classification reports, summary tables, and the one-call group report."""
+"""The per-group report: from a fitted estimator or from predictions, as text, frames or JSON."""
 
+import math
+import numbers
 import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, classification_report, mean_absolute_error
 
-from ._parity import demographic_parity_difference, equalized_odds_difference
+from ._parity import (
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+)
+from ._tables import (
+    check_ages,
+    classification_tables,
+    label_frames,
+    overall_row,
+    summary_table,
+)
 from ._targets import (
     column,
-    estimator_attributes,
-    exact_ages,
+    fitted_view,
     predicted_ages,
     predicted_frame,
     target_frame,
@@ -20,274 +32,23 @@ from ._validation import (
     DEFAULT_MIN_GROUP_SIZE,
     Groups,
     SmallGroupWarning,
-    check_1d,
+    TooFewGroupsWarning,
     check_lengths,
     check_min_group_size,
+    check_sample_weight,
     group_label,
     sensitive_frame,
+    too_few_message,
 )
 
-__all__ = [
-    "GroupReport",
-    "classification_report_by_group",
-    "group_report",
-    "summary_by_group",
-]
+__all__ = ["GroupReport", "group_report"]
 
-_REPORT_COLUMNS = ["precision", "recall", "f1-score", "support"]
-
-
-def _label_frames(y_true, y_pred):
-    """``y_true`` and ``y_pred`` as DataFrames with the same attribute columns."""
-    frames = []
-    for values, name in ((y_true, "y_true"), (y_pred, "y_pred")):
-        if isinstance(values, pd.DataFrame):
-            frames.append(values.reset_index(drop=True))
-        elif isinstance(values, pd.Series):
-            frames.append(
-                values.reset_index(drop=True).to_frame(
-                    "label" if values.name is None else str(values.name)
-                )
-            )
-        else:
-            arr = np.asarray(values, dtype=object)
-            if arr.ndim == 1:
-                frames.append(pd.DataFrame({"label": arr}))
-            else:
-                raise ValueError(
-                    f"'{name}' must be 1-D or a DataFrame whose columns name the attributes; "
-                    f"got an array of shape {arr.shape}."
-                )
-    y_true, y_pred = frames
-    if y_true.shape[1] == 1 and y_pred.shape[1] == 1:
-        y_pred.columns = y_true.columns
-    if list(y_true.columns) != list(y_pred.columns):
-        raise ValueError(
-            "y_true and y_pred must have the same attribute columns; got "
-            f"{list(y_true.columns)} and {list(y_pred.columns)}."
-        )
-    check_lengths(y_true=y_true, y_pred=y_pred)
-    return y_true, y_pred
-
-
-def _classes(y_true, y_pred):
-    values = pd.unique(np.concatenate([y_true.astype(object), y_pred.astype(object)]))
-    try:
-        return sorted(values)
-    except TypeError:
-        return list(values)
-
-
-def _summary(groups, y_true, y_pred, age_true, age_pred, min_group_size):
-    columns = {}
-    for attr in y_true.columns:
-        yt, yp = y_true[attr].to_numpy(), y_pred[attr].to_numpy()
-        columns[f"{attr}_accuracy"] = [accuracy_score(yt[p], yp[p]) for p in groups.positions]
-    if age_true is not None:
-        columns["age_mae"] = [
-            mean_absolute_error(age_true[p], age_pred[p]) for p in groups.positions
-        ]
-    frame = pd.DataFrame(columns, index=groups.index)
-    frame["n"] = groups.sizes
-    frame["small"] = groups.small_mask(min_group_size)
-    return frame
-
-
-def _overall(y_true, y_pred, age_true, age_pred):
-    values = {
-        f"{a}_accuracy": accuracy_score(y_true[a].to_numpy(), y_pred[a].to_numpy())
-        for a in y_true.columns
-    }
-    if age_true is not None:
-        values["age_mae"] = mean_absolute_error(age_true, age_pred)
-    values["n"] = len(y_true)
-    return pd.Series(values, name="overall", dtype=object)
-
-
-def _check_ages(age_true, age_pred, n):
-    if (age_true is None) != (age_pred is None):
-        raise ValueError("Pass both 'age_true' and 'age_pred' to get the age MAE, or neither.")
-    if age_true is None:
-        return None, None
-    age_true = exact_ages(check_1d(age_true, "age_true"), "age_true")
-    age_pred = np.asarray(check_1d(age_pred, "age_pred"), dtype=float)
-    check_lengths(y_true=range(n), age_true=age_true, age_pred=age_pred)
-    return age_true, age_pred
-
-
-def summary_by_group(
-    y_true,
-    y_pred,
-    *,
-    sensitive_features,
-    age_true=None,
-    age_pred=None,
-    min_group_size=DEFAULT_MIN_GROUP_SIZE,
-):
-    """A table with one row per group: accuracy per attribute, age MAE, size, flag.
-
-    Parameters
-    ----------
-    y_true, y_pred : DataFrame or array-like of shape (n_samples,)
-        True and predicted labels; DataFrames with one column per attribute
-        (e.g. gender, age, race) give one accuracy column each.
-    sensitive_features : array-like, Series, DataFrame or dict
-        See :class:`GroupMetrics`.
-    age_true, age_pred : array-like of float, default=None
-        Exact and estimated ages in years; adds an ``age_mae`` column.
-    min_group_size : int, default=30
-        Groups with fewer samples are marked in the ``small`` column.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed as :attr:`GroupMetrics.by_group`; columns ``<attribute>_accuracy``,
-        ``age_mae`` (with ages), ``n``, ``small``.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from gar_sklearn.metrics import summary_by_group
-    >>> y = pd.DataFrame({"gender": ["M", "F", "F", "M"], "race": ["A", "A", "B", "B"]})
-    >>> pred = pd.DataFrame({"gender": ["M", "M", "F", "M"], "race": ["A", "B", "B", "B"]})
-    >>> table = summary_by_group(y, pred, sensitive_features=y["race"],
-    ...                          age_true=[20, 30, 40, 50], age_pred=[22, 30, 35, 50],
-    ...                          min_group_size=1)
-    >>> table  # doctest: +NORMALIZE_WHITESPACE
-          gender_accuracy  race_accuracy  age_mae  n  small
-    race
-    A                 0.5            0.5      1.0  2  False
-    B                 1.0            1.0      2.5  2  False
-    """
-    y_true, y_pred = _label_frames(y_true, y_pred)
-    n = len(y_true)
-    age_true, age_pred = _check_ages(age_true, age_pred, n)
-    groups = Groups.from_features(sensitive_features, n)
-    min_group_size = check_min_group_size(min_group_size)
-    groups.warn_small(min_group_size)
-    return _summary(groups, y_true, y_pred, age_true, age_pred, min_group_size)
-
-
-def _report_rows(y_true, y_pred, classes, digits, zero_division):
-    names = [str(c) for c in classes]
-    kwargs = {"labels": classes, "target_names": names, "zero_division": zero_division}
-    text = classification_report(y_true, y_pred, digits=digits, **kwargs)
-    report = classification_report(y_true, y_pred, output_dict=True, **kwargs)
-    rows = {}
-    for key, value in report.items():
-        if isinstance(value, dict):
-            rows[key] = [value[c] for c in _REPORT_COLUMNS]
-        else:  # "accuracy": a scalar, shown under f1-score as scikit-learn prints it
-            rows[key] = [np.nan, np.nan, value, float(len(y_true))]
-    return text, rows
-
-
-def _lexsorted_index(tuples, names, labels):
-    """A MultiIndex whose codes follow the rows' order, so ``.loc`` on it stays fast.
-
-    Attributes keep their order, groups are sorted (as they come), and the last
-    level lists the class labels before the summary rows.
-    """
-    columns = [np.asarray(c, dtype=object) for c in zip(*tuples)]
-    levels, codes = [], []
-    for i, values in enumerate(columns):
-        if i == 0:
-            c, level = pd.factorize(values)
-        elif i == len(columns) - 1:
-            level = pd.Index(labels, dtype=object)
-            c = level.get_indexer(values)
-        else:
-            try:
-                c, level = pd.factorize(values, sort=True)
-            except TypeError:
-                c, level = pd.factorize(values)
-        levels.append(level)
-        codes.append(c)
-    return pd.MultiIndex(levels=levels, codes=codes, names=names)
-
-
-def _classification(groups, y_true, y_pred, digits, zero_division, min_group_size):
-    texts, tuples, values = [], [], []
-    small = groups.small_mask(min_group_size)
-    by = ", ".join(groups.names)
-    labels = []
-    for attr in y_true.columns:
-        yt, yp = y_true[attr].to_numpy(), y_pred[attr].to_numpy()
-        classes = _classes(yt, yp)
-        labels += [str(c) for c in classes if str(c) not in labels]
-        for key, label, pos, is_small in zip(groups.index, groups.labels, groups.positions, small):
-            text, rows = _report_rows(yt[pos], yp[pos], classes, digits, zero_division)
-            flag = f", fewer than {min_group_size}: flagged" if is_small else ""
-            texts.append(f"{attr} | {by} = {label} (n={len(pos)}{flag})\n{text}")
-            key = key if isinstance(key, tuple) else (key,)
-            tuples += [(attr, *key, row) for row in rows]
-            values += list(rows.values())
-    labels += [r for r in ("accuracy", "micro avg", "macro avg", "weighted avg") if r not in labels]
-    index = _lexsorted_index(tuples, ["attribute", *groups.names, "label"], labels)
-    frame = pd.DataFrame(values, index=index, columns=_REPORT_COLUMNS)
-    frame["support"] = frame["support"].astype(int)
-    return "\n".join(texts), frame
-
-
-def classification_report_by_group(
-    y_true,
-    y_pred,
-    *,
-    sensitive_features,
-    digits=2,
-    zero_division=np.nan,
-    min_group_size=DEFAULT_MIN_GROUP_SIZE,
-    as_frame=False,
-):
-    """scikit-learn's classification report for each group and each attribute.
-
-    Every group's report lists every class of the attribute (those seen in
-    ``y_true`` or ``y_pred`` over all samples), so that reports line up: a
-    class absent from a group has support 0 and undefined recall.
-
-    Parameters
-    ----------
-    y_true, y_pred : DataFrame or array-like of shape (n_samples,)
-        One column per attribute, or one attribute.
-    sensitive_features : array-like, Series, DataFrame or dict
-        See :class:`GroupMetrics` (several columns: intersectional groups).
-        For separate reports per race and per gender, call once for each, or
-        use :func:`group_report`.
-    digits : int, default=2
-        Digits in the text report.
-    zero_division : float or "warn", default=np.nan
-        Passed to scikit-learn: the value of an undefined precision, recall or
-        F1 (a class never predicted, or absent, in a group). NaN shows "nan" and
-        leaves it out of the macro average.
-    min_group_size : int, default=30
-        Reports of smaller groups are marked "flagged" in the text.
-    as_frame : bool, default=False
-        Return a DataFrame instead of text.
-
-    Returns
-    -------
-    str or pandas.DataFrame
-        The text holds one scikit-learn report per (attribute, group). The
-        frame is indexed by (attribute, sensitive feature(s)..., label), where
-        label is a class (as str), ``"accuracy"`` (its value under
-        ``f1-score``, as scikit-learn prints it), ``"macro avg"`` or
-        ``"weighted avg"``; columns precision, recall, f1-score, support.
-
-    Examples
-    --------
-    >>> from gar_sklearn.metrics import classification_report_by_group
-    >>> frame = classification_report_by_group(
-    ...     ["F", "F", "M", "M"], ["F", "M", "M", "M"], sensitive_features=["a", "a", "b", "b"],
-    ...     min_group_size=1, as_frame=True)
-    >>> frame.loc[("label", "a", "F")].to_dict()
-    {'precision': 1.0, 'recall': 0.5, 'f1-score': 0.6666666666666666, 'support': 2.0}
-    """
-    y_true, y_pred = _label_frames(y_true, y_pred)
-    groups = Groups.from_features(sensitive_features, len(y_true))
-    min_group_size = check_min_group_size(min_group_size)
-    groups.warn_small(min_group_size)
-    text, frame = _classification(groups, y_true, y_pred, digits, zero_division, min_group_size)
-    return frame if as_frame else text
+_PARITY = {
+    "demographic_parity_difference": demographic_parity_difference,
+    "demographic_parity_ratio": demographic_parity_ratio,
+    "equalized_odds_difference": equalized_odds_difference,
+    "equalized_odds_ratio": equalized_odds_ratio,
+}
 
 
 def _groupings(by):
@@ -316,8 +77,117 @@ def _key(names):
     return " x ".join(names)
 
 
+def _disparities(key, table):
+    """Worst and best group of each metric and their gap, over unflagged groups."""
+    eligible = table[~table["small"]]
+    rows = []
+    for metric in [c for c in table.columns if c not in ("n", "small")]:
+        values = eligible[metric].astype(float).dropna()
+        row = {
+            "by": key,
+            "metric": metric,
+            "worst_group": None,
+            "worst": np.nan,
+            "best_group": None,
+            "best": np.nan,
+            "difference": np.nan,
+            "ratio": np.nan,
+        }
+        if len(values) >= 2:  # one group compares nothing (NaN, not a reassuring 0)
+            loss = metric == "age_mae"
+            worst_g = values.idxmax() if loss else values.idxmin()
+            best_g = values.idxmin() if loss else values.idxmax()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = values.min() / values.max()
+            row.update(
+                worst_group=group_label(worst_g),
+                worst=values[worst_g],
+                best_group=group_label(best_g),
+                best=values[best_g],
+                difference=values.max() - values.min(),
+                ratio=ratio,
+            )
+        row.update(n_groups=len(table), n_flagged=int(table["small"].sum()))
+        rows.append(row)
+    return rows
+
+
+def _parity_rows(key, names, frame, y_true, y_pred, weight, min_group_size):
+    """Multiclass parity of each attribute that is not one of the grouping's columns."""
+    rows = []
+    kwargs = {
+        "sensitive_features": frame,
+        "sample_weight": weight,
+        "min_group_size": min_group_size,
+    }
+    with warnings.catch_warnings():
+        # Already warned once for this grouping by the caller.
+        warnings.simplefilter("ignore", SmallGroupWarning)
+        warnings.simplefilter("ignore", TooFewGroupsWarning)
+        for attr in y_true.columns:
+            if attr in names:  # e.g. race predictions by race: parity is meaningless
+                continue
+            yt, yp = y_true[attr].to_numpy(), y_pred[attr].to_numpy()
+            row = {"by": key, "attribute": attr}
+            for name, func in _PARITY.items():
+                odds = name.startswith("equalized")
+                row[name] = func(yt, yp, **kwargs, **({"zero_division": np.nan} if odds else {}))
+            rows.append(row)
+    return rows
+
+
+def _grouping(names, sources, where, n, parts, y_true, y_pred, ages, weight, options):
+    """Add one grouping's tables, disparities, parity and notes to ``parts``."""
+    key = _key(names)
+    frame = sensitive_frame(
+        pd.DataFrame({s: column(sources, s, "sensitive", where).to_numpy() for s in names})
+    )
+    groups = Groups.from_features(frame, n)
+    size = options["min_group_size"]
+    groups.warn_small(size, stacklevel=6)
+    if not groups.warn_too_few(size, stacklevel=6):
+        parts["notes"].append(f"By {key}: {too_few_message(groups, size)}")
+    parts["sensitive"].update({s: frame[s] for s in names})
+    table = summary_table(groups, y_true, y_pred, *ages, size, weight)
+    parts["summaries"][key] = table
+    parts["texts"][key], parts["reports"][key] = classification_tables(
+        groups, y_true, y_pred, options["digits"], options["zero_division"], size, weight
+    )
+    parts["disparities"] += _disparities(key, table)
+    parts["parity"] += _parity_rows(key, names, frame, y_true, y_pred, weight, size)
+
+
+def _json_value(value):
+    """A JSON-ready scalar: Python numbers and strings, None for NaN."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return None if math.isnan(value) else float(value)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _records(frame):
+    """The rows of ``frame`` (index reset) as JSON-ready dicts, in order."""
+    flat = frame.reset_index()
+    return [{str(k): _json_value(v) for k, v in row.items()} for row in flat.to_dict("records")]
+
+
 class GroupReport:
-    """Everything :func:`group_report` computed; print it or take its tables.
+    """Accuracy, age error, classification reports, disparities and parity per group.
+
+    Build it with :meth:`from_estimator` (a fitted estimator of this library,
+    a Pipeline ending in one, or a fitted GridSearchCV over one) or
+    :meth:`from_predictions` (stored labels and predictions), as
+    scikit-learn's displays are built; print it, or take its tables.
+
+    Groups with fewer than ``min_group_size`` samples keep their rows
+    (flagged ``*`` in the text, ``small`` in the tables) but are left out of
+    the disparities and the parity metrics; where fewer than two groups are
+    left, those are NaN and :attr:`notes` says why.
 
     Attributes
     ----------
@@ -328,7 +198,7 @@ class GroupReport:
         on all samples.
     summaries : dict of str to pandas.DataFrame
         For each grouping (keys ``"race"``, ``"gender"``, ``"race x gender"``):
-        the :func:`summary_by_group` table.
+        the :func:`summary_by_group` table, groups in order (age groups by age).
     classification_reports : dict of str to pandas.DataFrame
         For each grouping: the :func:`classification_report_by_group` frame.
     classification_texts : dict of str to str
@@ -336,19 +206,28 @@ class GroupReport:
     disparities : pandas.DataFrame
         Indexed by (by, metric): for each grouping and metric, over the
         unflagged groups, the worst and best group and value, their
-        ``difference`` and ``ratio``, the number of groups and of flagged groups.
+        ``difference`` and ``ratio`` (None and NaN with fewer than two such
+        groups), the number of groups and of flagged groups.
     parity : pandas.DataFrame
         Indexed by (by, attribute), for each attribute not among the grouping's
         columns (race predictions grouped by race have no parity to speak of):
-        the multiclass demographic parity and equalized odds differences
-        (worst class; undefined rates left out, i.e.
+        the multiclass demographic parity and equalized odds differences and
+        ratios (worst class; undefined rates left out, i.e.
         ``zero_division=np.nan``).
+    notes : list of str
+        Why some disparities are NaN (groupings with fewer than two groups to compare).
     y_true, y_pred : pandas.DataFrame
         The labels compared, one column per attribute.
     age_true, age_pred : ndarray or None
     sensitive : pandas.DataFrame
         The sensitive columns used.
+    sample_weight : ndarray or None
     min_group_size : int
+
+    See Also
+    --------
+    group_report : The same as :meth:`from_estimator`.
+    gar_sklearn.plotting.GroupMetricDisplay : The per-group values as bars with intervals.
     """
 
     def __init__(
@@ -367,6 +246,8 @@ class GroupReport:
         age_pred,
         sensitive,
         min_group_size,
+        sample_weight=None,
+        notes=(),
     ):
         self.attributes = attributes
         self.overall = overall
@@ -381,6 +262,194 @@ class GroupReport:
         self.age_pred = age_pred
         self.sensitive = sensitive
         self.min_group_size = min_group_size
+        self.sample_weight = sample_weight
+        self.notes = list(notes)
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X,
+        y,
+        *,
+        by=("race", "gender"),
+        sample_weight=None,
+        min_group_size=DEFAULT_MIN_GROUP_SIZE,
+        digits=2,
+        zero_division=np.nan,
+    ):
+        """The report of a fitted estimator on ``(X, y)``.
+
+        ``y_pred = estimator.predict(X)`` (columns: the final estimator's
+        ``attributes_``); the true labels are the final estimator's
+        ``transform_targets(y)`` when it has that method (exact ages become
+        its age groups), else y's columns; when y's ``"age"`` holds exact ages,
+        the age error in years comes from ``predict_age(X)`` (through the
+        Pipeline's transforms). The groups are read from y (age groups from
+        the transformed targets).
+
+        Parameters
+        ----------
+        estimator : fitted estimator, Pipeline or fitted search
+            An estimator of this library, a Pipeline ending in one, or a fitted
+            GridSearchCV (``refit=True``) over either; duck-typed, nothing is imported.
+        X : array-like
+            Images for ``estimator``.
+        y : DataFrame or 2-D array
+            The targets: columns gender, age, race (a 2-D array in the
+            attributes' order), and any sensitive column named in ``by``.
+        by : str, or sequence of str or tuples of str, default=("race", "gender")
+            The groupings: each entry a column of y or a tuple of columns for
+            intersectional groups, e.g. ``("race", ("race", "gender"))``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples in every accuracy, error, report and
+            parity metric (as fairlearn's ``sample_params``); group sizes
+            still count samples.
+        min_group_size : int, default=30
+            Smaller groups are flagged (``*``) and left out of the disparities.
+        digits : int, default=2
+            Digits of the text classification reports.
+        zero_division : float or "warn", default=np.nan
+            For the classification reports (see :func:`classification_report_by_group`).
+
+        Returns
+        -------
+        GroupReport
+        """
+        if estimator is None:
+            raise ValueError(
+                "group_report needs a fitted 'estimator' (with X and y); for stored "
+                "labels (y_true) or 'y_pred' predictions, use "
+                "GroupReport.from_predictions(y_true, y_pred, ...)."
+            )
+        if X is None or y is None:
+            raise ValueError("group_report with an estimator needs X and y.")
+        view = fitted_view(estimator)
+        attributes = view.attributes
+        pred = predicted_frame(view, X, attributes)
+        raw, true = true_targets(view, y, attributes)
+        age_true = age_pred = None
+        if "age" in attributes and view.has_predict_age and "age" in raw.columns:
+            if pd.to_numeric(raw["age"], errors="coerce").notna().all():
+                age_true, age_pred = raw["age"].to_numpy(), predicted_ages(view, X)
+        options = {
+            "min_group_size": min_group_size,
+            "digits": digits,
+            "zero_division": zero_division,
+        }
+        return cls._build(
+            true, pred, ([true, raw], "y"), (age_true, age_pred), by, sample_weight, options
+        )
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_true,
+        y_pred,
+        *,
+        sensitive_features=None,
+        age_true=None,
+        age_pred=None,
+        by=None,
+        sample_weight=None,
+        min_group_size=DEFAULT_MIN_GROUP_SIZE,
+        digits=2,
+        zero_division=np.nan,
+    ):
+        """The report of stored labels and predictions.
+
+        Parameters
+        ----------
+        y_true : DataFrame
+            The true labels in the form of the predictions (e.g. age groups),
+            one column per attribute; it may hold the sensitive columns too.
+        y_pred : DataFrame or 2-D array
+            Predictions, one column per attribute (a 2-D array takes y_true's
+            column names); every column of ``y_pred`` is reported.
+        sensitive_features : DataFrame, Series or dict, default=None
+            The group columns, looked up before y_true's: one group label per
+            sample and column.
+        age_true, age_pred : array-like of float, default=None
+            Exact and estimated ages in years, for the age MAE. With
+            ``age_pred`` alone, y_true's ``"age"`` column is taken as the
+            exact ages (it must hold numbers).
+        by : str, or sequence of str or tuples of str, default=None
+            The groupings (see :meth:`from_estimator`); default: each column
+            of ``sensitive_features``, or ``("race", "gender")`` without it.
+        sample_weight, min_group_size, digits, zero_division
+            See :meth:`from_estimator`.
+
+        Returns
+        -------
+        GroupReport
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from gar_sklearn.metrics import GroupReport
+        >>> y = pd.DataFrame({"gender": ["M", "F", "F", "M"], "race": ["A", "A", "B", "B"]})
+        >>> pred = pd.DataFrame({"gender": ["M", "M", "F", "M"], "race": ["A", "B", "B", "B"]})
+        >>> report = GroupReport.from_predictions(y, pred, by="race", min_group_size=1)
+        >>> report.summary("race")["gender_accuracy"].to_dict()
+        {'A': 0.5, 'B': 1.0}
+        >>> report.disparities.loc[("race", "gender_accuracy"), ["worst_group", "difference"]].to_dict()
+        {'worst_group': 'A', 'difference': 0.5}
+        """
+        true, pred = _prediction_frames(y_true, y_pred)
+        sensitive = None if sensitive_features is None else sensitive_frame(sensitive_features)
+        if by is None:
+            by = tuple(sensitive.columns) if sensitive is not None else ("race", "gender")
+        if age_pred is not None and age_true is None:
+            age_true = column([true], "age", "age", "y_true").to_numpy()
+        options = {
+            "min_group_size": min_group_size,
+            "digits": digits,
+            "zero_division": zero_division,
+        }
+        where = "y_true" if sensitive is None else "sensitive_features or y_true"
+        sources = ([sensitive, true], where)
+        attributes = list(pred.columns)
+        return cls._build(
+            true[attributes], pred, sources, (age_true, age_pred), by, sample_weight, options
+        )
+
+    @classmethod
+    def _build(cls, y_true, y_pred, sources, ages, by, sample_weight, options):
+        n = check_lengths(y_true=y_true, y_pred=y_pred)
+        ages = check_ages(*ages, n)
+        weight = check_sample_weight(sample_weight, n)
+        options["min_group_size"] = check_min_group_size(options["min_group_size"])
+        parts = {
+            "summaries": {},
+            "reports": {},
+            "texts": {},
+            "disparities": [],
+            "parity": [],
+            "notes": [],
+            "sensitive": {},
+        }
+        for names in _groupings(by):
+            _grouping(names, *sources, n, parts, y_true, y_pred, ages, weight, options)
+        parity_columns = ["by", "attribute", *_PARITY]
+        return cls(
+            attributes=tuple(y_pred.columns),
+            overall=overall_row(y_true, y_pred, *ages, weight),
+            summaries=parts["summaries"],
+            classification_reports=parts["reports"],
+            classification_texts=parts["texts"],
+            disparities=pd.DataFrame(parts["disparities"]).set_index(["by", "metric"]),
+            parity=pd.DataFrame(parts["parity"], columns=parity_columns).set_index(
+                ["by", "attribute"]
+            ),
+            y_true=y_true,
+            y_pred=y_pred,
+            age_true=ages[0],
+            age_pred=ages[1],
+            sensitive=pd.DataFrame(parts["sensitive"]),
+            min_group_size=options["min_group_size"],
+            sample_weight=weight,
+            notes=parts["notes"],
+        )
 
     def _lookup(self, table, by):
         if by is None:
@@ -428,6 +497,53 @@ class GroupReport:
             frames.append(t)
         return pd.concat(frames)
 
+    def to_dict(self):
+        """The report as JSON-ready lists and dicts, groups and classes in order.
+
+        NaN becomes None; groups are text (``"White, Male"``).
+
+        Returns
+        -------
+        dict
+            Keys ``n``, ``attributes``, ``min_group_size``, ``weighted``,
+            ``overall``, ``notes`` and ``by``: for each grouping, its
+            ``groups`` (rows of the summary table), ``disparities``, ``parity``
+            and ``classification_report`` (rows of those frames).
+
+        Examples
+        --------
+        >>> import json
+        >>> import pandas as pd
+        >>> from gar_sklearn.metrics import GroupReport
+        >>> y = pd.DataFrame({"age": ["3-9", "10-19", "0-2", "3-9"], "race": ["A", "B", "A", "B"]})
+        >>> report = GroupReport.from_predictions(y, y, by="age", min_group_size=1)
+        >>> [row["age"] for row in report.to_dict()["by"]["age"]["groups"]]
+        ['0-2', '3-9', '10-19']
+        >>> text = json.dumps(report.to_dict())
+        """
+        by = {}
+        for key, table in self.summaries.items():
+            groups = table.copy()
+            groups.index = pd.Index([group_label(k) for k in table.index], name="group")
+            groups.insert(0, key, groups.index)
+            by[key] = {
+                "groups": _records(groups.reset_index(drop=True).set_index(key)),
+                "disparities": _records(self.disparities.xs(key, level="by")),
+                "parity": _records(self.parity.xs(key, level="by"))
+                if key in self.parity.index.get_level_values("by")
+                else [],
+                "classification_report": _records(self.classification_reports[key]),
+            }
+        return {
+            "n": int(self.overall["n"]),
+            "attributes": list(self.attributes),
+            "min_group_size": self.min_group_size,
+            "weighted": self.sample_weight is not None,
+            "overall": {k: _json_value(v) for k, v in self.overall.items()},
+            "notes": list(self.notes),
+            "by": by,
+        }
+
     def to_text(self, details=False, digits=3):
         """The report as text.
 
@@ -438,11 +554,12 @@ class GroupReport:
         digits : int, default=3
         """
         fmt = f"{{:.{digits}f}}".format
-        ages = "; age MAE in years from exact ages." if self.age_true is not None else "."
+        ages = "; age MAE in years from exact ages" if self.age_true is not None else ""
+        weighted = "; weighted by sample_weight" if self.sample_weight is not None else ""
         lines = [
             (
                 f"Group report: {int(self.overall['n'])} samples; attributes "
-                f"{', '.join(self.attributes)}{ages}"
+                f"{', '.join(self.attributes)}{ages}{weighted}."
             ),
             (
                 f"Groups with fewer than {self.min_group_size} samples are marked * and left "
@@ -462,8 +579,7 @@ class GroupReport:
             "",
             "Disparities (unflagged groups; difference = largest - smallest)",
             self.disparities.to_string(float_format=fmt),
-        ]
-        lines += [
+            *self.notes,
             "",
             "Parity (one class vs the rest, worst class; undefined rates left out)",
             self.parity.to_string(float_format=fmt),
@@ -483,85 +599,50 @@ class GroupReport:
         )
 
 
-def _disparities(key, table):
-    eligible = table[~table["small"]]
-    rows = []
-    for metric in [c for c in table.columns if c not in ("n", "small")]:
-        values = eligible[metric].astype(float)
-        loss = metric == "age_mae"
-        if values.empty:
-            worst_g = best_g = None
-            worst = best = np.nan
-        else:
-            worst_g = values.idxmax() if loss else values.idxmin()
-            best_g = values.idxmin() if loss else values.idxmax()
-            worst, best = values[worst_g], values[best_g]
-            worst_g, best_g = group_label(worst_g), group_label(best_g)
-        rows.append(
-            {
-                "by": key,
-                "metric": metric,
-                "worst_group": worst_g,
-                "worst": worst,
-                "best_group": best_g,
-                "best": best,
-                "difference": values.max() - values.min(),
-                "ratio": values.min() / values.max(),
-                "n_groups": len(table),
-                "n_flagged": int(table["small"].sum()),
-            }
+def _prediction_frames(y_true, y_pred):
+    """``y_true`` as a frame and ``y_pred`` as a frame of attributes that y_true has."""
+    if not isinstance(y_true, pd.DataFrame):
+        return label_frames(y_true, y_pred)  # one attribute
+    true = y_true.reset_index(drop=True)
+    if isinstance(y_pred, pd.DataFrame):
+        pred = y_pred.reset_index(drop=True)
+    else:
+        pred = target_frame(y_pred, list(true.columns), name="y_pred")
+    missing = [a for a in pred.columns if a not in true.columns]
+    if missing:
+        raise ValueError(
+            f"y_true has no column for the predicted attribute(s) {missing}; it "
+            f"has {list(true.columns)}."
         )
-    return rows
+    return true, pred
 
 
 def group_report(
-    estimator=None,
-    X=None,
-    y=None,
+    estimator,
+    X,
+    y,
     *,
-    y_pred=None,
-    y_true=None,
-    age_pred=None,
     by=("race", "gender"),
+    sample_weight=None,
     min_group_size=DEFAULT_MIN_GROUP_SIZE,
     digits=2,
     zero_division=np.nan,
 ):
-    """The whole per-group report in one call, from a fitted estimator or predictions.
+    """The per-group report of a fitted estimator: :meth:`GroupReport.from_estimator`.
 
-    With an estimator: ``y_pred = estimator.predict(X)`` (columns
-    ``estimator.attributes_``), the true labels are
-    ``estimator.transform_targets(y)`` when it has that method (exact ages
-    become its age groups), else y's columns; the ages come from
-    ``estimator.predict_age(X)`` when it has that method and y's ``"age"``
-    column holds exact ages. Without one: pass ``y_pred`` (and ``age_pred``).
+    For stored labels and predictions, use :meth:`GroupReport.from_predictions`.
 
     Parameters
     ----------
-    estimator : fitted estimator, default=None
-        See above; nothing is imported, the estimator is duck-typed.
-    X : array-like, default=None
+    estimator : fitted estimator, Pipeline or fitted search
+        An estimator of this library, a Pipeline ending in one, or a fitted
+        GridSearchCV over either.
+    X : array-like
         Images for ``estimator``.
-    y : DataFrame or 2-D array, default=None
-        The targets: columns gender, age, race (a 2-D array in the attributes'
-        order). The sensitive columns are read from it.
-    y_pred : DataFrame or 2-D array, default=None
-        Predictions, one column per attribute (a 2-D array takes y's column
-        names), when no estimator is given.
-    y_true : DataFrame, default=None
-        The true labels in the form of ``y_pred`` (e.g. age groups) where y
-        holds something else (e.g. exact ages); default: y's columns.
-    age_pred : array-like of float, default=None
-        Estimated ages in years; with exact ages in y, adds the age MAE.
-    by : str, or sequence of str or tuples of str, default=("race", "gender")
-        The groupings: each entry a column of y (or of ``y_true``) or a tuple of
-        columns for intersectional groups, e.g. ``("race", ("race", "gender"))``.
-    min_group_size : int, default=30
-        Smaller groups are flagged (``*``) and left out of the disparities.
-    digits : int, default=2
-        Digits of the text classification reports.
-    zero_division : float or "warn", default=np.nan
-        For the classification reports (see :func:`classification_report_by_group`).
+    y : DataFrame or 2-D array
+        The targets, with the sensitive columns.
+    by, sample_weight, min_group_size, digits, zero_division
+        See :meth:`GroupReport.from_estimator`.
 
     Returns
     -------
@@ -570,119 +651,29 @@ def group_report(
     See Also
     --------
     summary_by_group, classification_report_by_group : Its tables, one at a time.
-    gar_sklearn.plotting.plot_group_metric : The per-group accuracies as bars with intervals.
+    gar_sklearn.plotting.GroupMetricDisplay : The per-group accuracies as bars with intervals.
 
     Examples
     --------
+    >>> import numpy as np
     >>> import pandas as pd
     >>> from gar_sklearn.metrics import group_report
+    >>> class Stored:  # the estimators' contract over stored predictions
+    ...     attributes_ = ("gender",)
+    ...     def predict(self, X):
+    ...         return np.array([["M"], ["M"], ["F"], ["M"]], dtype=object)[X]
     >>> y = pd.DataFrame({"gender": ["M", "F", "F", "M"], "race": ["A", "A", "B", "B"]})
-    >>> pred = pd.DataFrame({"gender": ["M", "M", "F", "M"], "race": ["A", "B", "B", "B"]})
-    >>> report = group_report(y=y, y_pred=pred, by="race", min_group_size=1)
+    >>> report = group_report(Stored(), np.arange(4), y, by="race", min_group_size=1)
     >>> report.summary("race")["gender_accuracy"].to_dict()
     {'A': 0.5, 'B': 1.0}
-    >>> report.disparities.loc[("race", "gender_accuracy"), ["worst_group", "difference"]].to_dict()
-    {'worst_group': 'A', 'difference': 0.5}
     """
-    raw = None
-    if estimator is not None:
-        if X is None or y is None:
-            raise ValueError("group_report with an estimator needs X and y.")
-        attributes = estimator_attributes(estimator)
-        pred_frame = predicted_frame(estimator, X, attributes)
-        if y_true is None:
-            raw, true_frame = true_targets(estimator, y, attributes)
-        else:
-            raw, true_frame = target_frame(y, attributes), target_frame(y_true, attributes)
-        if age_pred is None and "age" in attributes and hasattr(estimator, "predict_age"):
-            age_col = raw["age"] if "age" in raw.columns else None
-            if age_col is not None and pd.to_numeric(age_col, errors="coerce").notna().all():
-                age_pred = predicted_ages(estimator, X)
-    else:
-        if y_pred is None:
-            raise ValueError("group_report needs a fitted 'estimator' (with X and y) or 'y_pred'.")
-        if y is None and y_true is None:
-            raise ValueError("group_report needs y (or y_true) to compare the predictions with.")
-        names = list(y.columns) if isinstance(y, pd.DataFrame) else None
-        if isinstance(y_pred, pd.DataFrame):
-            pred_frame = y_pred.reset_index(drop=True)
-        else:
-            pred_frame = target_frame(y_pred, names, name="y_pred")
-        attributes = tuple(pred_frame.columns)
-        raw = None if y is None else target_frame(y, attributes)
-        true_frame = target_frame(y_true, attributes, name="y_true") if y_true is not None else raw
-        missing = [a for a in attributes if a not in true_frame.columns]
-        if missing:
-            raise ValueError(
-                f"y has no column for the predicted attribute(s) {missing}; it "
-                f"has {list(true_frame.columns)}."
-            )
-        true_frame = true_frame[list(attributes)]
-    n = check_lengths(y_true=true_frame, y_pred=pred_frame)
-    age_true = None
-    if age_pred is not None:
-        age_true = exact_ages(column([raw], "age", "age").to_numpy())
-        age_pred = np.asarray(check_1d(age_pred, "age_pred"), dtype=float)
-        check_lengths(y_true=true_frame, age_pred=age_pred)
-    min_group_size = check_min_group_size(min_group_size)
-
-    summaries, reports, texts, parity_rows, disparity_rows = {}, {}, {}, [], []
-    sensitive_cols = {}
-    for names in _groupings(by):
-        key = _key(names)
-        frame = sensitive_frame(
-            pd.DataFrame({s: column([true_frame, raw], s, "sensitive").to_numpy() for s in names})
-        )
-        for s in names:
-            sensitive_cols[s] = frame[s]
-        groups = Groups.from_features(frame, n)
-        groups.warn_small(min_group_size)
-        summaries[key] = _summary(
-            groups, true_frame, pred_frame, age_true, age_pred, min_group_size
-        )
-        texts[key], reports[key] = _classification(
-            groups, true_frame, pred_frame, digits, zero_division, min_group_size
-        )
-        disparity_rows += _disparities(key, summaries[key])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SmallGroupWarning)  # already warned above
-            for attr in attributes:
-                if attr in names:  # e.g. race predictions by race: parity is meaningless
-                    continue
-                kwargs = {"sensitive_features": frame, "min_group_size": min_group_size}
-                yt, yp = true_frame[attr].to_numpy(), pred_frame[attr].to_numpy()
-                parity_rows.append(
-                    {
-                        "by": key,
-                        "attribute": attr,
-                        "demographic_parity_difference": demographic_parity_difference(
-                            yt, yp, **kwargs
-                        ),
-                        "equalized_odds_difference": equalized_odds_difference(
-                            yt, yp, zero_division=np.nan, **kwargs
-                        ),
-                    }
-                )
-    return GroupReport(
-        attributes=attributes,
-        overall=_overall(true_frame, pred_frame, age_true, age_pred),
-        summaries=summaries,
-        classification_reports=reports,
-        classification_texts=texts,
-        disparities=pd.DataFrame(disparity_rows).set_index(["by", "metric"]),
-        parity=pd.DataFrame(
-            parity_rows,
-            columns=[
-                "by",
-                "attribute",
-                "demographic_parity_difference",
-                "equalized_odds_difference",
-            ],
-        ).set_index(["by", "attribute"]),
-        y_true=true_frame,
-        y_pred=pred_frame,
-        age_true=age_true,
-        age_pred=age_pred,
-        sensitive=pd.DataFrame(sensitive_cols),
+    return GroupReport.from_estimator(
+        estimator,
+        X,
+        y,
+        by=by,
+        sample_weight=sample_weight,
         min_group_size=min_group_size,
+        digits=digits,
+        zero_division=zero_division,
     )

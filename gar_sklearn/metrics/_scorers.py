@@ -1,25 +1,39 @@
-"""Scorers for GridSearchCV: per-attribute accuracy, age MAE and per-group aggregates.
+"""Scorers for GridSearchCV: per-attribute accuracy, age MAE, per-group aggregates, parity.
 
 Every scorer is an instance of a module-level class, so it pickles (GridSearchCV
 with ``n_jobs > 1`` sends scorers to worker processes), and is called as
-``scorer(estimator, X, y)``. Scores follow scikit-learn's convention that greater
-is better: losses (MAE) and differences between groups are negated.
+``scorer(estimator, X, y, sample_weight=None)``; the estimator may be a Pipeline
+ending in an estimator of this library. Scores follow scikit-learn's convention
+that greater is better: losses (MAE) and differences between groups are negated.
 """
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import mean_absolute_error
+from sklearn.utils.metadata_routing import MetadataRequest
 
 from ._group_metrics import GroupMetrics, resolve_metric
+from ._parity import (
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+)
 from ._targets import (
     column,
-    estimator_attributes,
     exact_ages,
+    fitted_view,
     predicted_ages,
     predicted_frame,
     target_frame,
     true_targets,
 )
-from ._validation import DEFAULT_MIN_GROUP_SIZE, check_min_group_size
+from ._validation import (
+    DEFAULT_MIN_GROUP_SIZE,
+    check_method,
+    check_min_group_size,
+    check_sample_weight,
+)
 
 __all__ = [
     "combine_scorers",
@@ -27,18 +41,25 @@ __all__ = [
     "make_age_mae_scorer",
     "make_attribute_scorer",
     "make_group_scorer",
+    "make_parity_scorer",
 ]
 
 _AGGREGATES = ("worst", "difference", "ratio", "mean")
+_PARITY = {
+    ("demographic_parity", "difference"): demographic_parity_difference,
+    ("demographic_parity", "ratio"): demographic_parity_ratio,
+    ("equalized_odds", "difference"): equalized_odds_difference,
+    ("equalized_odds", "ratio"): equalized_odds_ratio,
+}
 
 
 class _Predictions:
     """One estimator's predictions on one X, computed on first use and then shared."""
 
     def __init__(self, estimator, X):
-        self.estimator = estimator
+        self.estimator = fitted_view(estimator)
         self.X = X
-        self.attributes = estimator_attributes(estimator)
+        self.attributes = self.estimator.attributes
         self._labels = None
         self._ages = None
 
@@ -58,17 +79,47 @@ class _Predictions:
         if attribute not in self.attributes:
             raise ValueError(
                 f"The scored attribute {attribute!r} is not predicted by "
-                f"{type(self.estimator).__name__}; its attributes_ are {list(self.attributes)}."
+                f"{type(self.estimator.final).__name__}; its attributes_ are "
+                f"{list(self.attributes)}."
             )
 
 
-class _Scorer:
-    def __call__(self, estimator, X, y):
-        return self._score(_Predictions(estimator, X), y)
+class _Routed:
+    """Accepts ``sample_weight`` as scikit-learn's scorers do, with or without routing.
+
+    Without metadata routing, GridSearchCV passes the test fold's
+    ``sample_weight`` (given to its ``fit``) to scorers that accept it; with
+    routing enabled, ``set_score_request(sample_weight=True)`` asks for it.
+    """
+
+    def _accept_sample_weight(self):
+        return True  # read by scikit-learn's multimetric scoring without routing
+
+    def set_score_request(self, **kwargs):
+        """Request metadata (``sample_weight=True``) for ``score`` under metadata routing."""
+        request = MetadataRequest(owner=self)
+        for param, alias in kwargs.items():
+            request.score.add_request(param=param, alias=alias)
+        self._metadata_request = request
+        return self
+
+    def get_metadata_routing(self):
+        """The metadata requested for ``score`` (none unless :meth:`set_score_request` set it)."""
+        return getattr(self, "_metadata_request", MetadataRequest(owner=self))
+
+
+class _Scorer(_Routed):
+    def __call__(self, estimator, X, y, sample_weight=None):
+        pred = _Predictions(estimator, X)
+        return self._score(pred, y, check_sample_weight(sample_weight, _n_samples(y)))
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
+
+
+def _n_samples(y):
+    return len(y) if hasattr(y, "__len__") else np.asarray(y).shape[0]
 
 
 class AttributeScorer(_Scorer):
@@ -78,13 +129,18 @@ class AttributeScorer(_Scorer):
         self.attribute = attribute
         self.metric = metric
 
-    def _score(self, pred, y):
+    def _score(self, pred, y, weight):
         pred.check_attribute(self.attribute)
         _, targets = true_targets(pred.estimator, y, pred.attributes)
         name, func, greater = resolve_metric(self.metric)
+        kwargs = {} if weight is None else {"sample_weight": weight}
         try:
             value = float(
-                func(targets[self.attribute].to_numpy(), pred.labels[self.attribute].to_numpy())
+                func(
+                    targets[self.attribute].to_numpy(),
+                    pred.labels[self.attribute].to_numpy(),
+                    **kwargs,
+                )
             )
         except ValueError as exc:
             raise ValueError(
@@ -97,10 +153,10 @@ class AttributeScorer(_Scorer):
 class AgeMAEScorer(_Scorer):
     """Negative mean absolute age error in years; made by :func:`make_age_mae_scorer`."""
 
-    def _score(self, pred, y):
+    def _score(self, pred, y, weight):
         raw = target_frame(y, pred.attributes)
         ages = exact_ages(column([raw], "age", "age").to_numpy())
-        return -float(mean_absolute_error(ages, pred.ages))
+        return -float(mean_absolute_error(ages, pred.ages, sample_weight=weight))
 
 
 class GroupScorer(_Scorer):
@@ -114,13 +170,9 @@ class GroupScorer(_Scorer):
         self.min_group_size = min_group_size
         self.greater_is_better = greater_is_better
 
-    def _score(self, pred, y):
+    def _score(self, pred, y, weight):
         raw, targets = true_targets(pred.estimator, y, pred.attributes)
-        names = (self.sensitive,) if isinstance(self.sensitive, str) else self.sensitive
-        # Transformed targets first, so that grouping by age uses the age groups.
-        sensitive = pd.DataFrame(
-            {s: column([targets, raw], s, "sensitive").to_numpy() for s in names}
-        )
+        sensitive = _sensitive(self.sensitive, targets, raw)
         name, func, greater = resolve_metric(self.metric)
         if self.greater_is_better is not None:
             greater = self.greater_is_better
@@ -132,7 +184,12 @@ class GroupScorer(_Scorer):
             y_true = targets[self.attribute].to_numpy()
             y_pred = pred.labels[self.attribute].to_numpy()
         gm = GroupMetrics(
-            func, y_true, y_pred, sensitive_features=sensitive, min_group_size=self.min_group_size
+            func,
+            y_true,
+            y_pred,
+            sensitive_features=sensitive,
+            min_group_size=self.min_group_size,
+            sample_weight=weight,
         )
         sign = 1.0 if greater else -1.0
         if self.aggregate == "worst":
@@ -144,17 +201,55 @@ class GroupScorer(_Scorer):
         return sign * float(gm.by_group[~gm.small.to_numpy()].mean())
 
 
-class CombinedScorer:
+def _sensitive(sensitive, targets, raw):
+    """The group columns, transformed targets first (so that "age" means the age groups)."""
+    names = (sensitive,) if isinstance(sensitive, str) else sensitive
+    return pd.DataFrame({s: column([targets, raw], s, "sensitive").to_numpy() for s in names})
+
+
+class ParityScorer(_Scorer):
+    """A multiclass parity difference (negated) or ratio; made by :func:`make_parity_scorer`."""
+
+    def __init__(self, metric, attribute, sensitive, aggregate, method, min_group_size):
+        self.metric = metric
+        self.attribute = attribute
+        self.sensitive = sensitive
+        self.aggregate = aggregate
+        self.method = method
+        self.min_group_size = min_group_size
+
+    def _score(self, pred, y, weight):
+        pred.check_attribute(self.attribute)
+        raw, targets = true_targets(pred.estimator, y, pred.attributes)
+        func = _PARITY[(self.metric, self.aggregate)]
+        kwargs = {"zero_division": np.nan} if self.metric == "equalized_odds" else {}
+        value = func(
+            targets[self.attribute].to_numpy(),
+            pred.labels[self.attribute].to_numpy(),
+            sensitive_features=_sensitive(self.sensitive, targets, raw),
+            method=self.method,
+            sample_weight=weight,
+            min_group_size=self.min_group_size,
+            **kwargs,
+        )
+        return -float(value) if self.aggregate == "difference" else float(value)
+
+
+class CombinedScorer(_Routed):
     """Several scorers from one ``predict`` call; made by :func:`combine_scorers`."""
 
     def __init__(self, scorers):
         self.scorers = scorers
 
-    def __call__(self, estimator, X, y):
+    def __call__(self, estimator, X, y, sample_weight=None):
         pred = _Predictions(estimator, X)
+        weight = check_sample_weight(sample_weight, _n_samples(y))
+        kwargs = {} if weight is None else {"sample_weight": weight}
         return {
             name: (
-                scorer._score(pred, y) if isinstance(scorer, _Scorer) else scorer(estimator, X, y)
+                scorer._score(pred, y, weight)
+                if isinstance(scorer, _Scorer)
+                else scorer(estimator, X, y, **kwargs)
             )
             for name, scorer in self.scorers.items()
         }
@@ -193,7 +288,8 @@ def make_attribute_scorer(attribute, metric="accuracy"):
     Returns
     -------
     callable
-        ``scorer(estimator, X, y) -> float``, picklable.
+        ``scorer(estimator, X, y, sample_weight=None) -> float``, picklable;
+        ``estimator`` may be a Pipeline ending in an estimator of this library.
 
     Examples
     --------
@@ -215,7 +311,8 @@ def make_age_mae_scorer():
     Returns
     -------
     callable
-        ``scorer(estimator, X, y) -> float``, picklable.
+        ``scorer(estimator, X, y, sample_weight=None) -> float``, picklable;
+        ``estimator`` may be a Pipeline ending in an estimator of this library.
 
     Examples
     --------
@@ -261,14 +358,17 @@ def make_group_scorer(
         Losses are negated for ``"worst"`` and ``"mean"``, so that greater is
         always better.
     min_group_size : int, default=30
-        Smaller groups are left out; the score is NaN when no group is left.
+        Smaller groups are left out. ``"worst"``, ``"difference"`` and
+        ``"ratio"`` compare groups: they are NaN when fewer than two are left
+        (``"mean"`` when none is).
     greater_is_better : bool, default=None
         Direction of a callable ``metric``; None infers it (False for MAE).
 
     Returns
     -------
     callable
-        ``scorer(estimator, X, y) -> float``, picklable.
+        ``scorer(estimator, X, y, sample_weight=None) -> float``, picklable;
+        ``estimator`` may be a Pipeline ending in an estimator of this library.
 
     Examples
     --------
@@ -279,10 +379,7 @@ aggregate='worst', min_group_size=30, greater_is_better=None)
     """
     resolve_metric(metric)
     _check_name(attribute, "attribute")
-    if isinstance(sensitive, (tuple, list)) and sensitive:
-        sensitive = tuple(_check_name(s, "sensitive") for s in sensitive)
-    else:
-        _check_name(sensitive, "sensitive")
+    sensitive = _check_sensitive(sensitive)
     if aggregate not in _AGGREGATES:
         raise ValueError(
             f"The 'aggregate' parameter must be one of {list(_AGGREGATES)}. "
@@ -295,6 +392,77 @@ aggregate='worst', min_group_size=30, greater_is_better=None)
             f"Got {greater_is_better!r} instead."
         )
     return GroupScorer(metric, attribute, sensitive, aggregate, min_group_size, greater_is_better)
+
+
+def _check_sensitive(sensitive):
+    if isinstance(sensitive, (tuple, list)) and sensitive:
+        return tuple(_check_name(s, "sensitive") for s in sensitive)
+    return _check_name(sensitive, "sensitive")
+
+
+def make_parity_scorer(
+    metric="demographic_parity",
+    *,
+    attribute="gender",
+    sensitive="race",
+    aggregate="difference",
+    method="between_groups",
+    min_group_size=DEFAULT_MIN_GROUP_SIZE,
+):
+    """A scorer giving the multiclass parity of one predicted attribute across y's groups.
+
+    The worst class's :func:`demographic_parity_difference` (or ratio) or
+    :func:`equalized_odds_difference` (or ratio) of the predicted
+    ``attribute``, grouped by y's ``sensitive`` column(s) as
+    :func:`make_group_scorer` groups them. Undefined rates (a class absent
+    from a group) are left out (``zero_division=np.nan``). Differences are
+    negated, so that greater is better: 0 is parity, as is a ratio of 1.
+
+    Parameters
+    ----------
+    metric : {"demographic_parity", "equalized_odds"}, default="demographic_parity"
+    attribute : str, default="gender"
+        The predicted attribute.
+    sensitive : str or tuple of str, default="race"
+        The column(s) of y defining the groups.
+    aggregate : {"difference", "ratio"}, default="difference"
+    method : {"between_groups", "to_overall"}, default="between_groups"
+    min_group_size : int, default=30
+        Smaller groups are left out; the score is NaN when fewer than two
+        groups are left.
+
+    Returns
+    -------
+    callable
+        ``scorer(estimator, X, y, sample_weight=None) -> float``, picklable.
+
+    Examples
+    --------
+    >>> from gar_sklearn.metrics import make_parity_scorer
+    >>> make_parity_scorer("equalized_odds", aggregate="ratio")
+    ParityScorer(metric='equalized_odds', attribute='gender', sensitive='race', \
+aggregate='ratio', method='between_groups', min_group_size=30)
+    """
+    metrics = sorted({m for m, _ in _PARITY})
+    if metric not in metrics:
+        raise ValueError(
+            f"The 'metric' parameter must be one of {metrics}. Got {metric!r} instead."
+        )
+    if aggregate not in ("difference", "ratio"):
+        raise ValueError(
+            "The 'aggregate' parameter must be one of ['difference', 'ratio']. "
+            f"Got {aggregate!r} instead."
+        )
+    check_method(method)
+    check_min_group_size(min_group_size)
+    return ParityScorer(
+        metric,
+        _check_name(attribute, "attribute"),
+        _check_sensitive(sensitive),
+        aggregate,
+        method,
+        min_group_size,
+    )
 
 
 def combine_scorers(scorers):
@@ -313,7 +481,7 @@ def combine_scorers(scorers):
     Returns
     -------
     callable
-        ``scorer(estimator, X, y) -> dict``, picklable.
+        ``scorer(estimator, X, y, sample_weight=None) -> dict``, picklable.
 
     Examples
     --------

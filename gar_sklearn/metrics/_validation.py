@@ -6,7 +6,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-__all__ = ["SmallGroupWarning"]
+from ._order import rank, sorted_labels
+
+__all__ = ["SmallGroupWarning", "TooFewGroupsWarning"]
 
 #: Default for every ``min_group_size`` parameter: groups with fewer samples are flagged
 #: and left out of between-group aggregates (a common rule of thumb for a usable rate).
@@ -19,6 +21,16 @@ class SmallGroupWarning(UserWarning):
     Such groups keep their own values in every per-group table (flagged in a
     ``small`` column) but are left out of aggregates across groups: difference,
     ratio, worst group, group minimum and maximum, and the scorers.
+    """
+
+
+class TooFewGroupsWarning(UserWarning):
+    """Fewer than two groups are left to compare, so the disparities are NaN.
+
+    A difference, a ratio, the worst or the best group compare groups: with a
+    single group (or a single one at least ``min_group_size`` large) there is
+    nothing to compare, and a difference of 0 or a ratio of 1 would claim a
+    parity that nobody measured.
     """
 
 
@@ -48,6 +60,27 @@ def check_lengths(**arrays):
     if n == 0:
         raise ValueError(f"{next(iter(lengths))} is empty: the metrics need at least one sample.")
     return n
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """``sample_weight`` as a float array of ``n_samples`` non-negative weights, or None."""
+    if sample_weight is None:
+        return None
+    weight = check_1d(sample_weight, "sample_weight")
+    try:
+        weight = weight.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"The 'sample_weight' parameter must hold numbers. Got {weight[:5].tolist()} ..."
+        ) from exc
+    check_lengths(y_true=range(n_samples), sample_weight=weight)
+    if not np.isfinite(weight).all() or (weight < 0).any():
+        bad = np.flatnonzero(~np.isfinite(weight) | (weight < 0))[:5].tolist()
+        raise ValueError(
+            "The 'sample_weight' parameter must hold finite, non-negative numbers. Got "
+            f"{weight[bad].tolist()} at positions {bad}."
+        )
+    return weight
 
 
 def check_min_group_size(min_group_size):
@@ -141,8 +174,9 @@ class Groups:
     names : list of str
         The sensitive feature names.
     index : pandas.Index or pandas.MultiIndex
-        One entry per observed group (tuples for several features), sorted where
-        the values sort, else in order of first appearance.
+        One entry per observed group (tuples for several features), ordered
+        feature by feature as :func:`sorted_labels` orders values: age groups
+        by age, other values sorted where they sort, else by first appearance.
     positions : list of ndarray
         The sample positions of each group, in ``index`` order.
     sizes : ndarray of int
@@ -153,10 +187,8 @@ class Groups:
     def __init__(self, frame):
         self.names = list(frame.columns)
         keys = frame.drop_duplicates()
-        try:
-            keys = keys.sort_values(self.names, kind="stable")
-        except TypeError:
-            pass  # values of mixed types: keep order of first appearance
+        ranks = [rank(keys[name], sorted_labels(keys[name])) for name in self.names]
+        keys = keys.iloc[np.lexsort(ranks[::-1])]
         if len(self.names) == 1:
             name = self.names[0]
             self.index = pd.Index(keys[name].to_numpy(), name=name)
@@ -179,6 +211,14 @@ class Groups:
     def small_mask(self, min_group_size):
         return self.sizes < min_group_size
 
+    def warn_too_few(self, min_group_size, stacklevel=3):
+        """Warn, and return False, when fewer than two groups reach ``min_group_size``."""
+        eligible = ~self.small_mask(min_group_size)
+        if eligible.sum() >= 2:
+            return True
+        warnings.warn(too_few_message(self, min_group_size), TooFewGroupsWarning, stacklevel)
+        return False
+
     def warn_small(self, min_group_size, stacklevel=3):
         small = self.small_mask(min_group_size)
         if small.any():
@@ -194,3 +234,25 @@ class Groups:
                 stacklevel=stacklevel,
             )
         return small
+
+
+def too_few_message(groups, min_group_size):
+    """Why the disparities of ``groups`` are NaN: fewer than two groups to compare."""
+    eligible = ~groups.small_mask(min_group_size)
+    kept = [
+        f"'{label}' (n={n})" for label, n, ok in zip(groups.labels, groups.sizes, eligible) if ok
+    ]
+    if len(groups.labels) < 2:
+        why = f"there is a single group, {kept[0] if kept else repr(groups.labels[0])}"
+        fix = ""
+    else:
+        why = (
+            f"{len(kept)} of {len(groups.labels)} groups "
+            f"{'has' if len(kept) == 1 else 'have'} at least min_group_size={min_group_size} "
+            f"samples{': ' + ', '.join(kept) if kept else ''}"
+        )
+        fix = " Lower 'min_group_size' to compare the smaller groups (their values are noisier)."
+    return (
+        f"Differences, ratios and the worst or best group need at least two groups to "
+        f"compare, and {why}: they are NaN.{fix}"
+    )
