@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from ._compat import release_worker_batch_records
+from ._text import shown
 from .preprocessing._images import ImageLoadError
 from .preprocessing._pixels import resize_images
 
@@ -310,10 +311,8 @@ def decode_images(source, indices, image_size, on_error="raise"):
 
 
 def warn_skipped(names, what="images"):
-    shown = ", ".join(repr(n) for n in names[:10])
-    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
     warnings.warn(
-        f"Skipped {len(names)} unreadable {what} (on_error='skip'): {shown}{more}.",
+        f"Skipped {len(names)} unreadable {what} (on_error='skip'): {shown(names)}.",
         UserWarning,
         stacklevel=3,
     )

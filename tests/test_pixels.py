@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gar_sklearn.preprocessing import ImageLoadError, _images, load_image, read_image
-from gar_sklearn.preprocessing._pixels import jpeg_frame, read_jpeg, resize_images
+from gar_sklearn.preprocessing._pixels import read_jpeg, resize_images
 
 
 def _pillow_only(monkeypatch):
@@ -95,14 +95,20 @@ def _segment(marker, payload):
         ("RGB", {"exif": b"Exif\x00\x00MM"}),
     ],
 )
-def test_jpeg_frame_reads_the_size_and_bands_pillow_reads(mode, options):
+def test_plain_jpegs_take_the_torch_path_with_pillows_pixels(tmp_path, monkeypatch, mode, options):
     data = _jpeg_bytes(_photo(37, 23, 1), mode, **options)
-    with Image.open(io.BytesIO(data)) as img:
-        expected = (img.width, img.height, len(img.getbands()))
-    assert jpeg_frame(data) == expected
     # a comment segment and fill bytes before the frame header change nothing
     padded = data[:2] + _segment(0xFE, b"a comment") + b"\xff\xff" + data[2:]
-    assert jpeg_frame(padded) == expected
+    paths = []
+    for k, content in enumerate((data, padded)):
+        path = tmp_path / f"face{k}.jpg"
+        path.write_bytes(content)
+        paths.append(str(path))
+    fast = [read_jpeg(path, 16, _images._HUGE_PIXELS) for path in paths]
+    _pillow_only(monkeypatch)
+    for path, got in zip(paths, fast):
+        assert got is not None
+        np.testing.assert_array_equal(got, read_image(path, 16))
 
 
 def _sof_position(data):
@@ -112,31 +118,32 @@ def _sof_position(data):
     raise AssertionError("no frame header")
 
 
-def test_jpeg_frame_leaves_everything_but_plain_jpegs_to_pillow():
+def test_everything_but_plain_jpegs_is_left_to_pillow(tmp_path):
     data = _jpeg_bytes(_photo(20, 30, 2))
     sof = _sof_position(data)
 
     def patched(offset, value):
         return data[:offset] + bytes([value]) + data[offset + 1 :]
 
-    assert jpeg_frame(patched(sof + 1, 0xC9)) is None  # arithmetic coding
-    assert jpeg_frame(patched(sof + 1, 0xC3)) is None  # lossless
-    assert jpeg_frame(patched(sof + 4, 12)) is None  # 12-bit samples
-    assert (
-        jpeg_frame(patched(sof + 5, 0)[: sof + 6] + b"\x00" + data[sof + 7 :]) is None
-    )  # height 0
-    assert (
-        jpeg_frame(data[:2] + _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00") + data[2:])
-        is None
-    )
-    assert (
-        jpeg_frame(_jpeg_bytes(_photo(20, 30, 2), "CMYK")) is None
-    )  # Pillow writes Adobe's marker
-    assert jpeg_frame(data[:sof]) is None  # cut before the frame header
-    assert jpeg_frame(data[: sof + 6]) is None  # cut inside it
-    assert jpeg_frame(b"\xff\xd8\xff\xda\x00\x08" + data[sof:]) is None  # a scan before any frame
-    assert jpeg_frame(b"GIF89a") is None and jpeg_frame(b"") is None
-    assert jpeg_frame(data[:2] + b"\x00" + data[2:]) is None  # garbage where a marker belongs
+    declined = {
+        "lossless": patched(sof + 1, 0xC3),
+        "12-bit samples": patched(sof + 4, 12),
+        "height 0": patched(sof + 5, 0)[: sof + 6] + b"\x00" + data[sof + 7 :],
+        "Adobe's marker": data[:2]
+        + _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x00")
+        + data[2:],
+        "CMYK": _jpeg_bytes(_photo(20, 30, 2), "CMYK"),  # Pillow writes Adobe's marker
+        "cut before the frame header": data[:sof],
+        "cut inside it": data[: sof + 6],
+        "a scan before any frame": b"\xff\xd8\xff\xda\x00\x08" + data[sof:],
+        "a GIF": b"GIF89a",
+        "empty": b"",
+        "garbage where a marker belongs": data[:2] + b"\x00" + data[2:],
+    }
+    for name, content in declined.items():
+        path = tmp_path / "declined.jpg"
+        path.write_bytes(content)
+        assert read_jpeg(str(path), 16, _images._HUGE_PIXELS) is None, name
 
 
 def test_progressive_and_unsubsampled_jpegs_decode_to_pillows_pixels(tmp_path, monkeypatch):
@@ -197,15 +204,17 @@ def test_load_image_of_an_array_resizes_like_a_batch():
     assert out.flags.writeable and out.flags.c_contiguous
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the wrapper's, in torchvision 0.29
-def test_the_decoder_falls_back_to_torchvisions_wrapper_without_its_operator(monkeypatch):
-    from gar_sklearn.preprocessing import _pixels
+def test_where_torchvisions_deprecation_warning_is_an_error_pillow_decodes(tmp_path, monkeypatch):
+    import warnings
 
-    data = _jpeg_bytes(_photo(30, 20, 3))
-    direct = _pixels._torch_decoder()(data)
-    monkeypatch.setattr(
-        _pixels, "_jpeg_operator", lambda: None
-    )  # a torchvision that registers it otherwise
-    wrapped = _pixels._torch_decoder()(data)
-    torch.testing.assert_close(wrapped, direct, rtol=0, atol=0)
-    assert wrapped.shape == (3, 30, 20)
+    path = tmp_path / "face.jpg"
+    path.write_bytes(_jpeg_bytes(_photo(30, 20, 3)))
+    fast = read_jpeg(str(path), 16, _images._HUGE_PIXELS)
+    assert fast is not None and fast.shape == (30, 20, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert read_jpeg(str(path), 16, _images._HUGE_PIXELS) is None
+        strict = read_image(str(path), 16)
+    _pillow_only(monkeypatch)
+    np.testing.assert_array_equal(strict, read_image(str(path), 16))
+    np.testing.assert_array_equal(fast, strict)

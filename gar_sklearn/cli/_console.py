@@ -4,6 +4,7 @@ import contextlib
 import sys
 import warnings
 
+from .._text import shown as _shown
 from ._errors import cli_spelling
 
 __all__ = ["count", "note", "shown", "warnings_as_lines"]
@@ -22,9 +23,7 @@ def count(n, noun):
 
 def shown(names, limit=5):
     """The first ``limit`` names quoted, and how many more."""
-    names = list(names)
-    text = ", ".join(repr(n) for n in names[:limit])
-    return text + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    return _shown(names, limit)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,6 @@
 """``gar-sklearn report``: predictions joined with true labels, reported per group."""
 
 import os
-import re
 
 from ._console import count, note
 from ._errors import CommandError
@@ -41,15 +40,14 @@ def match_paths(pred_paths, truth_paths):
 
 def age_group_of(age, groups):
     """The label among ``groups`` whose range holds ``age`` (exact years), else :data:`NO_GROUP`."""
+    from gar_sklearn.preprocessing import age_group_bounds
+
     for label in groups:
-        text = str(label).strip()
-        if m := re.fullmatch(r"(\d+)\s*-\s*(\d+)", text):
-            if int(m[1]) <= age <= int(m[2]):
-                return label
-        elif m := re.fullmatch(r"(?:more than\s*(\d+)|(\d+)\s*\+)", text):
-            if age >= int(m[1] or m[2]):
-                return label
-        elif re.fullmatch(r"\d+", text) and int(text) == age:
+        try:
+            low, high = age_group_bounds(label)
+        except ValueError:
+            continue
+        if low <= age <= high:
             return label
     return NO_GROUP
 

@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._text import shown
+
 __all__ = [
     "FAIRFACE_RACES",
     "GENDERS",
@@ -51,9 +53,8 @@ def _warn_skipped(what, n_total, reasons, names=()):
     by_reason = "; ".join(f"{count} {reason}" for reason, count in reasons.items() if count)
     message = f"Skipped {n_skipped} of {n_total} {what}: {by_reason}."
     if names:
-        shown = ", ".join(f"{name!r} ({reason})" for name, reason in names[:_MAX_LISTED])
-        more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-        message += f" Skipped: {shown}{more}."
+        listed = shown(names, _MAX_LISTED, lambda pair: f"{pair[0]!r} ({pair[1]})")
+        message += f" Skipped: {listed}."
     warnings.warn(message, SkippedRowsWarning, stacklevel=3)
 
 

@@ -1,6 +1,12 @@
 """Image loading, resizing and age binning."""
 
-from ._age import FAIRFACE_AGE_GROUPS, AgeBinner, age_group_midpoints, aggregate_age_proba
+from ._age import (
+    FAIRFACE_AGE_GROUPS,
+    AgeBinner,
+    age_group_bounds,
+    age_group_midpoints,
+    aggregate_age_proba,
+)
 from ._faces import FaceCropper, FaceCrops, NoFaceWarning
 from ._images import ImageLoadError, as_image_source, load_image, read_image
 from ._transformers import ImageLoader
@@ -13,6 +19,7 @@ __all__ = [
     "NoFaceWarning",
     "ImageLoadError",
     "ImageLoader",
+    "age_group_bounds",
     "age_group_midpoints",
     "aggregate_age_proba",
     "as_image_source",

@@ -8,7 +8,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["AgeBinner", "FAIRFACE_AGE_GROUPS", "age_group_midpoints", "aggregate_age_proba"]
+__all__ = [
+    "AgeBinner",
+    "FAIRFACE_AGE_GROUPS",
+    "age_group_bounds",
+    "age_group_midpoints",
+    "aggregate_age_proba",
+]
 
 #: FairFace's nine age groups, spelt as in its published label files.
 FAIRFACE_AGE_GROUPS = (
@@ -27,6 +33,33 @@ _FAIRFACE_EDGES = (0, 3, 10, 20, 30, 40, 50, 60, 70)
 
 def _group_label(lo, hi):
     return f"{lo}-{hi - 1}" if hi - lo > 1 else f"{lo}"
+
+
+def age_group_bounds(label):
+    """The ages in years an age class label covers, as ``(low, high)``.
+
+    ``"a-b"`` covers ``(a, b)``; open-ended groups (``"70+"``, ``"more than
+    70"``) ``(70, inf)``; an exact age ``(age, age)``.
+
+    Examples
+    --------
+    >>> from gar_sklearn.preprocessing import age_group_bounds
+    >>> age_group_bounds("20-29"), age_group_bounds("more than 70"), age_group_bounds(35)
+    ((20.0, 29.0), (70.0, inf), (35.0, 35.0))
+    """
+    if isinstance(label, (numbers.Number, np.number)) and not isinstance(label, bool):
+        return float(label), float(label)
+    text = str(label).strip()
+    if m := re.fullmatch(r"(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)", text):
+        return float(m[1]), float(m[2])
+    if m := re.fullmatch(r"(?:more than\s*(\d+)|(\d+)\s*\+)", text):
+        return float(m[1] or m[2]), float("inf")
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text), float(text)
+    raise ValueError(
+        f"Cannot read an age from the class label {label!r}: expected a number, "
+        "'a-b', 'N+' or 'more than N'."
+    )
 
 
 def age_group_midpoints(labels):
@@ -52,21 +85,8 @@ def age_group_midpoints(labels):
     """
     out = []
     for label in labels:
-        if isinstance(label, (numbers.Number, np.number)) and not isinstance(label, bool):
-            out.append(float(label))
-            continue
-        text = str(label).strip()
-        if m := re.fullmatch(r"(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)", text):
-            out.append((float(m[1]) + float(m[2])) / 2)
-        elif m := re.fullmatch(r"(?:more than\s*(\d+)|(\d+)\s*\+)", text):
-            out.append(float(m[1] or m[2]) + 5.0)
-        elif re.fullmatch(r"\d+(?:\.\d+)?", text):
-            out.append(float(text))
-        else:
-            raise ValueError(
-                f"Cannot read an age from the class label {label!r}: expected a number, "
-                "'a-b', 'N+' or 'more than N'."
-            )
+        low, high = age_group_bounds(label)
+        out.append(low + 5.0 if np.isinf(high) else (low + high) / 2)
     return np.asarray(out, dtype=float)
 
 
