@@ -8,6 +8,7 @@ import pandas as pd
 from .preprocessing._age import AgeBinner, age_group_midpoints
 
 __all__ = [
+    "as_target_frame",
     "check_attributes",
     "class_ages",
     "encode_targets",
@@ -35,6 +36,42 @@ def check_attributes(attributes):
             f"such as ('gender', 'age', 'race'). Got {attributes!r} instead."
         )
     return attributes
+
+
+def as_target_frame(y, attributes=None, name="y"):
+    """``y`` as a DataFrame with a positional index: the one reading of targets.
+
+    A DataFrame keeps its columns; a named Series becomes that one column; an
+    array (or an unnamed Series) gets ``attributes`` as its column names, one
+    per column (a 1-D array is one column).
+
+    Examples
+    --------
+    >>> as_target_frame([["Male", 30], ["Female", 41]], ("gender", "age"))
+       gender age
+    0    Male  30
+    1  Female  41
+    """
+    if isinstance(y, pd.DataFrame):
+        return y.reset_index(drop=True)
+    if isinstance(y, pd.Series):
+        if y.name is not None:
+            return y.reset_index(drop=True).to_frame()
+        y = y.to_numpy()
+    arr = y if isinstance(y, np.ndarray) else np.asarray(y, dtype=object)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if attributes is None:
+        raise ValueError(
+            f"{name} is an array of shape {arr.shape}: pass a DataFrame whose columns name the "
+            "attributes."
+        )
+    if arr.ndim != 2 or arr.shape[1] != len(attributes):
+        raise ValueError(
+            f"{name} must have one column per attribute {list(attributes)}: expected shape "
+            f"(n_samples, {len(attributes)}), got {arr.shape}."
+        )
+    return pd.DataFrame({a: arr[:, k] for k, a in enumerate(attributes)})
 
 
 def validate_targets(y, attributes, n_samples=None):
@@ -71,24 +108,17 @@ def validate_targets(y, attributes, n_samples=None):
             )
         frame = y.loc[:, list(attributes)].reset_index(drop=True)
     else:
-        if isinstance(y, pd.Series):
-            y = y.to_numpy()
-        arr = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
-        if arr.ndim == 1:
-            if len(attributes) != 1:
-                raise ValueError(
-                    f"y is 1-D, so it holds one attribute, but attributes={list(attributes)} names "
-                    f"{len(attributes)}. Pass y as a DataFrame with these columns, or set "
-                    "attributes to a single name."
-                )
-            arr = arr.reshape(-1, 1)
-            one_d = True
-        if arr.ndim != 2 or arr.shape[1] != len(attributes):
+        values = y.to_numpy() if isinstance(y, pd.Series) else y  # read by position
+        if not isinstance(values, np.ndarray):
+            values = np.asarray(values, dtype=object)
+        one_d = values.ndim == 1
+        if one_d and len(attributes) != 1:
             raise ValueError(
-                f"y must have one column per attribute {list(attributes)}: expected shape "
-                f"(n_samples, {len(attributes)}), got {arr.shape}."
+                f"y is 1-D, so it holds one attribute, but attributes={list(attributes)} names "
+                f"{len(attributes)}. Pass y as a DataFrame with these columns, or set "
+                "attributes to a single name."
             )
-        frame = pd.DataFrame({a: arr[:, k] for k, a in enumerate(attributes)})
+        frame = as_target_frame(values, attributes)
     if n_samples is not None and len(frame) != n_samples:
         raise ValueError(
             f"X and y have different lengths: X has {n_samples} images, y has {len(frame)} rows."

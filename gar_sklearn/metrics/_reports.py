@@ -7,6 +7,14 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ._fitted import (
+    column,
+    fitted_view,
+    predicted_ages,
+    predicted_frame,
+    target_frame,
+    true_targets,
+)
 from ._parity import (
     demographic_parity_difference,
     demographic_parity_ratio,
@@ -19,14 +27,6 @@ from ._tables import (
     label_frames,
     overall_row,
     summary_table,
-)
-from ._targets import (
-    column,
-    fitted_view,
-    predicted_ages,
-    predicted_frame,
-    target_frame,
-    true_targets,
 )
 from ._validation import (
     DEFAULT_MIN_GROUP_SIZE,

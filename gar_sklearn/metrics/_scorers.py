@@ -12,14 +12,7 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error
 from sklearn.utils.metadata_routing import MetadataRequest
 
-from ._group_metrics import GroupMetrics, resolve_metric
-from ._parity import (
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equalized_odds_difference,
-    equalized_odds_ratio,
-)
-from ._targets import (
+from ._fitted import (
     column,
     exact_ages,
     fitted_view,
@@ -27,6 +20,13 @@ from ._targets import (
     predicted_frame,
     target_frame,
     true_targets,
+)
+from ._group_metrics import GroupMetrics, resolve_metric
+from ._parity import (
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    equalized_odds_ratio,
 )
 from ._validation import (
     DEFAULT_MIN_GROUP_SIZE,

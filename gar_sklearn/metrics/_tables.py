@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, classification_report, mean_absolute_error
 
+from ._fitted import exact_ages
 from ._order import rank, sorted_labels
-from ._targets import exact_ages
 from ._validation import (
     DEFAULT_MIN_GROUP_SIZE,
     Groups,

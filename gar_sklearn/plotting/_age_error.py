@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ..metrics._targets import exact_ages
+from ..metrics._fitted import exact_ages
 from ..metrics._validation import check_1d, check_lengths
 from ._estimator import estimator_ages
 from ._matplotlib import new_axes

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from ..metrics._targets import (
+from ..metrics._fitted import (
     column,
     exact_ages,
     fitted_view,

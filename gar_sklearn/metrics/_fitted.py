@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from .._targets import as_target_frame as target_frame
+
 __all__ = []
 
 
@@ -78,30 +80,6 @@ def fitted_view(estimator):
 
 def estimator_attributes(estimator):
     return fitted_view(estimator).attributes
-
-
-def target_frame(y, attributes=None, name="y"):
-    """``y`` as a DataFrame with a positional index.
-
-    A 2-D array gets ``attributes`` as its column names; a Series becomes one
-    column (its name, else the single attribute).
-    """
-    if isinstance(y, pd.DataFrame):
-        return y.reset_index(drop=True)
-    if isinstance(y, pd.Series):
-        col = y.name if y.name is not None else (attributes[0] if attributes else "y")
-        return y.reset_index(drop=True).to_frame(col)
-    arr = np.asarray(y, dtype=object)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"'{name}' must be a DataFrame or a 2-D array; got shape {arr.shape}.")
-    if attributes is None or len(attributes) != arr.shape[1]:
-        raise ValueError(
-            f"'{name}' is an array with {arr.shape[1]} columns; name them by passing a "
-            f"DataFrame or attribute names matching in number (got {attributes!r})."
-        )
-    return pd.DataFrame(arr, columns=list(attributes))
 
 
 def true_targets(estimator, y, attributes):
