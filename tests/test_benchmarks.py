@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.realdata, requires_utkface]
 def benchmarks(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     yield
-    for name in ("_common", "accuracy_utkface", "cache_utkface"):
+    for name in ("_common", "accuracy_utkface", "cache_utkface", "switches"):
         sys.modules.pop(name, None)
 
 
@@ -95,3 +95,27 @@ def test_cache_benchmark(benchmarks, tmp_path):
     assert "hidden_units" in grid_hidden["best"] and "dropout" in grid["best"]
     mean_fit = (grid_hidden["one_fit_s"] + grid_hidden["one_fit_hidden_s"]) / 2
     assert grid_hidden["grid_over_mean_fit"] == round(grid_hidden["fit_s"] / mean_fit, 3)
+
+
+def test_switches_benchmark(benchmarks, tmp_path):
+    import switches
+
+    switches.main(
+        [
+            "--n",
+            "48",
+            "--pairs",
+            "2",
+            "--sizes",
+            "32",
+            "--model",
+            "tiny",
+            "--freeze",
+            "1",
+            "--out",
+            str(tmp_path / "switches"),
+        ]
+    )
+    text = (tmp_path / "switches.md").read_text()
+    for switch in ("fold_batch_norm", "fused_adam", "tune_cpu_allocator"):
+        assert f"| {switch} | 32 |" in text
