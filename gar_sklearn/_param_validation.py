@@ -101,7 +101,8 @@ def describe_constraints(constraints):
     options = _options(constraints)
     if options is not None:
         return f"one of {options}"
-    return " or ".join(_describe(c) for c in constraints)
+    words = [_describe(c) for c in constraints]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def validate_params(estimator, only=None):

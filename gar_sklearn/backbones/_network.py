@@ -1,5 +1,7 @@
 """The multi-head network: normalisation, a (partly frozen) backbone and one head per attribute."""
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -73,13 +75,13 @@ class Dropout(nn.Dropout):
 def resolve_freeze(freeze, stage_names):
     """How many leading stages the ``freeze`` parameter freezes.
 
-    ``None``/``False``/0: none; ``"backbone"``/``True``: all, pooling included;
-    an int ``k``: the first ``k``; a stage name: up to and including it.
+    ``None`` or 0: none; ``"backbone"``: all, pooling included; an int ``k``:
+    the first ``k``; a stage name: up to and including it.
     """
     n = len(stage_names)
-    if freeze is None or freeze is False:
+    if freeze is None:
         return 0
-    if freeze is True or freeze == "backbone":
+    if isinstance(freeze, str) and freeze == "backbone":
         return n
     if isinstance(freeze, str):
         if freeze not in stage_names:
@@ -88,8 +90,8 @@ def resolve_freeze(freeze, stage_names):
                 f"the backbone's stages {stage_names}. Got {freeze!r} instead."
             )
         return stage_names.index(freeze) + 1
-    if isinstance(freeze, int) and 0 <= freeze <= n:
-        return freeze
+    if isinstance(freeze, numbers.Integral) and not isinstance(freeze, bool) and 0 <= freeze <= n:
+        return int(freeze)
     raise ValueError(
         f"The 'freeze' parameter must be None, 'backbone', an int in [0, {n}] or one of the "
         f"backbone's stages {stage_names}. Got {freeze!r} instead."
