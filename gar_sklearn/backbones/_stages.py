@@ -1,0 +1,403 @@
+"""Stages derived from how a network's forward pass runs, and the input sizes it accepts.
+
+A network is cut into stages by watching one forward pass on the meta device
+(shapes only, no arithmetic): its top-level submodules (first-level
+``nn.Sequential`` and ``nn.ModuleList`` containers opened, as timm's feature
+extractors do) that run one after another, each on exactly the tensor the
+previous one returned, form a chain. The chain up to the global pooling
+becomes the leading stages; the network itself, with those submodules
+replaced by ``nn.Identity``, becomes the last stage (``"pool"``), so whatever
+the forward does after the chain (pooling, flattening, a class token) still
+happens. The split is kept only when running the stages in sequence gives
+what the whole network gives on a real input.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+__all__ = ["check_input_size", "feature_count", "smallest_input_size", "split_by_trace"]
+
+_NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.LocalResponseNorm,
+)
+_MAX_SIZE = 1024  # the largest side probed when looking for an accepted input size
+_PROBE_SIZES = (224, 64, 32, 96, 128, 160, 192, 256, 299, 320, 384, 448, 512)
+
+
+@dataclass
+class _Call:
+    path: str
+    module: nn.Module
+    args: tuple
+    kwargs: dict
+    output: object
+    nested: bool
+
+
+def _candidates(model):
+    """Top-level submodules, first-level Sequential and ModuleList containers opened."""
+    out = []
+    for name, child in model.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)) and len(child):
+            out += [(f"{name}.{sub}", grandchild) for sub, grandchild in child.named_children()]
+        else:
+            out.append((name, child))
+    return out
+
+
+def _meta_state(module):
+    """Meta stand-ins for every parameter and buffer: a forward pass computes shapes only."""
+    named = list(module.named_parameters()) + list(module.named_buffers())
+    return {name: torch.empty_like(t, device="meta") for name, t in named}
+
+
+def _meta_run(module, x):
+    return functional_call(module, _meta_state(module), (x,))
+
+
+def _trace(model, size):
+    """The candidate submodules' calls during one meta forward pass, in order, and its input."""
+    calls, depth, hooks = [], [0], []
+
+    def pre(path):
+        def hook(module, args, kwargs):
+            calls.append(_Call(path, module, args, kwargs, None, depth[0] > 0))
+            depth[0] += 1
+
+        return hook
+
+    def post(module, args, kwargs, output):
+        depth[0] -= 1
+        for call in reversed(calls):
+            if call.module is module and call.output is None:
+                call.output = output
+                break
+
+    for path, module in _candidates(model):
+        hooks.append(module.register_forward_pre_hook(pre(path), with_kwargs=True))
+        hooks.append(module.register_forward_hook(post, with_kwargs=True))
+    x = torch.empty(1, 3, size, size, device="meta")
+    try:
+        _meta_run(model, x)
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return calls, x
+
+
+def _is_pooled(x, y):
+    """Whether ``y`` is ``x`` pooled over space: fewer dimensions, or 1 x 1 out of more."""
+    if not isinstance(y, torch.Tensor) or y.dim() < x.dim():
+        return True
+    return x.dim() == 4 == y.dim() and y.shape[-2:] == (1, 1) and x.shape[-2:] != (1, 1)
+
+
+def _chain(calls, x):
+    """The submodules that run in sequence, each on the previous one's output, before pooling."""
+    expected = x
+    chain, seen = [], set()
+    for call in calls:
+        ok = (
+            not call.nested
+            and id(call.module) not in seen
+            and not call.kwargs
+            and len(call.args) == 1
+            and isinstance(call.output, torch.Tensor)
+            and call.args[0] is expected
+        )
+        if not ok or _is_pooled(call.args[0], call.output):
+            break
+        chain.append((call.path, call.module))
+        seen.add(id(call.module))
+        expected = call.output
+    return chain
+
+
+def _has_weights(module):
+    return next(module.parameters(), None) is not None
+
+
+def _belongs(path, name):
+    return path == name or path.startswith(name + ".")
+
+
+def _reached(chain, boundaries):
+    """The boundaries the chain reaches, in its order: a boundary inside a chained submodule
+    stands for that submodule (a stage cannot end inside one)."""
+    paths = [path for path, _ in chain]
+    reached = {}
+    for b in boundaries:
+        hits = [i for i, p in enumerate(paths) if _belongs(p, b) or _belongs(b, p)]
+        if hits:
+            name = b if _belongs(paths[hits[0]], b) else paths[hits[0]]
+            reached.setdefault(name, hits[-1])
+    return sorted(reached, key=reached.get)
+
+
+def _group(chain, boundaries=()):
+    """Stages from the chain: up to the last boundary module the chain reaches, a stage ends
+    at each boundary; after it, a stage starts at every submodule with weights that is not a
+    normalisation layer (which stays with the convolution before it)."""
+    reached = _reached(chain, boundaries)
+    groups, open_group, k = [], False, 0  # groups: [name, paths, modules]
+    for i, (path, module) in enumerate(chain):
+        if k < len(reached):
+            following = chain[i + 1][0] if i + 1 < len(chain) else None
+            ends = _belongs(path, reached[k]) and not (
+                following and _belongs(following, reached[k])
+            )
+            starts = not open_group
+            open_group = not ends
+        else:
+            ends = False
+            starts = not open_group or (_has_weights(module) and not isinstance(module, _NORMS))
+            open_group = True
+        if starts:
+            groups.append([None, [], []])
+        groups[-1][1].append(path)
+        groups[-1][2].append(module)
+        if ends:
+            groups[-1][0] = reached[k]
+            k += 1
+    paths = [path for path, _ in chain]
+    return [
+        (
+            name or _group_name(group_paths, paths),
+            mods[0] if len(mods) == 1 else nn.Sequential(*mods),
+        )
+        for name, group_paths, mods in groups
+    ]
+
+
+def _group_name(group_paths, chain_paths):
+    """A group's first path, or the container it starts with whole (``conv1`` for ``conv1.0-2``)."""
+    parent = group_paths[0].rpartition(".")[0]
+    siblings = [p for p in chain_paths if parent and p.rpartition(".")[0] == parent]
+    whole = len(siblings) > 1 and group_paths[: len(siblings)] == siblings
+    return parent if whole else group_paths[0]
+
+
+def _run(stages, x, meta=False):
+    for _, stage in stages:
+        x = _meta_run(stage, x) if meta else stage(x)
+    return x
+
+
+def split_by_trace(model, *, probe_size=224, boundaries=()):
+    """Cut ``model`` into stages that compose to its forward pass, where one can.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A feature extractor: images ``(N, 3, H, W)`` to features ``(N, F)``.
+        On success, its chained submodules are replaced by ``nn.Identity``
+        (it becomes the last stage); on failure it is left as it was.
+    probe_size : int, default=224
+        Side of the image used to follow the forward pass on the meta device.
+    boundaries : sequence of str, default=()
+        Submodule paths after which a stage must end (timm's ``feature_info``
+        modules); the others are cut at each submodule with weights.
+
+    Returns
+    -------
+    stages : list of (str, nn.Module) or None
+        The stages, the last named ``"pool"``; None when no split into at
+        least two stages reproduces the network.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+    ...                     nn.Conv2d(4, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    >>> [name for name, _ in split_by_trace(net, probe_size=16)]
+    ['0', '3', 'pool']
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        return _split(model, probe_size, boundaries)
+    finally:
+        model.train(was_training)
+
+
+def _split(model, probe_size, boundaries):
+    try:
+        calls, x = _trace(model, probe_size)
+    except Exception:  # an op without a meta kernel, a size the network refuses...
+        return None
+    chain = _chain(calls, x)
+    stages = _group(chain, boundaries)
+    if not stages:
+        return None
+    last = "pool" if "pool" not in {name for name, _ in stages} else "head"
+    stages = stages + [(last, model)]
+    swaps = [(path, module, nn.Identity()) for path, module in chain]
+    _set(model, swaps, replaced=True)
+    # the smallest of a few sizes the stages take on the meta device: a cheap real check
+    size = next((s for s in sorted({32, 64, probe_size}) if _accepts(stages, s)), None)
+    if size is None or not _reproduces(model, stages, swaps, size):
+        _set(model, swaps, replaced=False)
+        return None
+    return stages
+
+
+def _set(model, swaps, replaced):
+    """Put the identities (or the original submodules back) at the chained paths."""
+    for path, original, identity in swaps:
+        parent_path, _, attr = path.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        setattr(parent, attr, identity if replaced else original)
+
+
+def _reproduces(model, stages, swaps, size):
+    """Whether the stages compute what the whole network computes on a random image."""
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            got = _run(stages, x)
+            _set(model, swaps, replaced=False)
+            try:
+                expected = model(x)
+            finally:
+                _set(model, swaps, replaced=True)
+    except Exception:
+        return False
+    if not isinstance(expected, torch.Tensor) or got.shape != expected.shape:
+        return False
+    tolerance = 1e-5 * max(1.0, float(expected.abs().max()))
+    return bool(torch.allclose(got, expected, rtol=1e-4, atol=tolerance))
+
+
+def _accepts(stages, size):
+    """Whether the stages take a ``size`` x ``size`` image (in evaluation mode, on the meta device)."""
+    modes = [(m, m.training) for _, stage in stages for m in stage.modules()]
+    try:
+        for _, stage in stages:
+            stage.eval()
+        with torch.no_grad():
+            _run(stages, torch.empty(1, 3, size, size, device="meta"), meta=True)
+    except Exception:
+        return False
+    finally:
+        for module, training in modes:
+            module.training = training
+    return True
+
+
+def feature_count(stages):
+    """The length of the feature vectors the stages compute (found on the meta device)."""
+    size = next((s for s in _PROBE_SIZES if _accepts(stages, s)), None)
+    out = None
+    if size is not None:
+        with torch.no_grad():
+            out = _run(stages, torch.empty(1, 3, size, size, device="meta"), meta=True)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise ValueError(
+            "A backbone must map an image batch (N, 3, H, W) to features (N, n_features); got "
+            f"{'no output at any probed size' if out is None else tuple(getattr(out, 'shape', ()))}."
+        )
+    return int(out.shape[1])
+
+
+def _as_stages(backbone):
+    stages = backbone if isinstance(backbone, list) else getattr(backbone, "stages", None)
+    if stages is None:
+        if not isinstance(backbone, nn.Module):
+            raise TypeError(
+                "Expected a built backbone (gar_sklearn.backbones.build_backbone) or a "
+                f"torch.nn.Module; got {type(backbone).__name__}."
+            )
+        stages = [("model", backbone)]
+    return stages
+
+
+def smallest_input_size(backbone, max_size=_MAX_SIZE):
+    """The smallest square image side a backbone accepts, found on the meta device.
+
+    A forward pass on the meta device computes shapes only, so probing costs
+    no arithmetic, whatever the network's size. The search assumes that a
+    network taking ``s`` pixels also takes every size between ``s`` and the
+    first size found to work (pooling and strided layers only shrink).
+
+    Parameters
+    ----------
+    backbone : BackboneFeatures or torch.nn.Module
+        A built backbone (its stages are run in sequence) or a network.
+    max_size : int, default=1024
+        The largest side tried.
+
+    Returns
+    -------
+    int or None
+        None when no size up to ``max_size`` is accepted.
+
+    Examples
+    --------
+    >>> from gar_sklearn.backbones import build_backbone, smallest_input_size
+    >>> smallest_input_size(build_backbone("tiny", weights=None))
+    1
+    """
+    stages = _as_stages(backbone)
+    working = next(
+        (s for s in (*_PROBE_SIZES, max_size) if s <= max_size and _accepts(stages, s)), None
+    )
+    if working is None:
+        return None
+    low, high = 0, working  # low fails (or is 0), high works
+    while high - low > 1:
+        mid = (low + high) // 2
+        if _accepts(stages, mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def check_input_size(backbone, image_size, name=None):
+    """Raise a ValueError when ``backbone`` cannot take square images of ``image_size`` pixels.
+
+    Parameters
+    ----------
+    backbone : BackboneFeatures or torch.nn.Module
+    image_size : int
+    name : str, optional
+        The backbone's name for the message (defaults to ``backbone.name``).
+
+    Raises
+    ------
+    ValueError
+        Naming the backbone, the requested size and the smallest size it
+        accepts.
+
+    Examples
+    --------
+    >>> from gar_sklearn.backbones import build_backbone, check_input_size
+    >>> check_input_size(build_backbone("tiny", weights=None), 8)
+    """
+    stages = _as_stages(backbone)
+    if _accepts(stages, int(image_size)):
+        return
+    name = name or getattr(backbone, "name", None) or type(backbone).__name__
+    smallest = smallest_input_size(stages)
+    if smallest is not None and smallest > image_size:
+        rule = f"be at least {smallest} for backbone {name!r} (smaller images shrink to nothing in its layers)"
+    elif smallest is not None:
+        rule = f"fit backbone {name!r}, which takes {smallest} x {smallest} pixels but not every larger size"
+    else:
+        rule = f"fit backbone {name!r}, which takes no square image up to {_MAX_SIZE} pixels"
+    raise ValueError(
+        f"The 'image_size' parameter must {rule}. Got image_size={image_size} instead."
+    )
