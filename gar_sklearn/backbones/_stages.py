@@ -1,7 +1,8 @@
 """Stages derived from how a network's forward pass runs, and the input sizes it accepts.
 
-A network is cut into stages by watching one forward pass on the meta device
-(shapes only, no arithmetic): its top-level submodules (first-level
+A network is cut into stages by watching one forward pass of a small image
+(on the meta device, shapes only, for networks that take only large ones):
+its top-level submodules (first-level
 ``nn.Sequential`` and ``nn.ModuleList`` containers opened, as timm's feature
 extractors do) that run one after another, each on exactly the tensor the
 previous one returned, form a chain. The chain up to the global pooling
@@ -33,7 +34,10 @@ _NORMS = (
     nn.LocalResponseNorm,
 )
 _MAX_SIZE = 1024  # the largest side probed when looking for an accepted input size
+# the usual input sizes, and powers of two: the sizes tried, in order, for one a network takes
 _PROBE_SIZES = (224, 64, 32, 96, 128, 160, 192, 256, 299, 320, 384, 448, 512)
+_SEARCH_SIZES = sorted({2**k for k in range(11)} | set(_PROBE_SIZES))
+_REAL_PROBE_MAX = 128  # the largest side probed with a real image
 
 
 @dataclass
@@ -63,12 +67,25 @@ def _meta_state(module):
     return {name: torch.empty_like(t, device="meta") for name, t in named}
 
 
-def _meta_run(module, x):
-    return functional_call(module, _meta_state(module), (x,))
+def _image(module, size):
+    """A zero image batch of one: real (on the module's device) when small, else on the meta
+    device, where a forward pass costs the same at any size (BatchNorm, a Python
+    decomposition there, makes it slower than a real pass of a small image)."""
+    first = next(module.parameters(), None)
+    if size > _REAL_PROBE_MAX:
+        return torch.zeros(1, 3, size, size, device="meta")
+    device = first.device if first is not None else "cpu"
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    return torch.zeros(1, 3, size, size, device=device, dtype=dtype)
+
+
+def _forward(module, x):
+    """``module(x)``; on the meta device with meta stand-ins for the weights."""
+    return functional_call(module, _meta_state(module), (x,)) if x.is_meta else module(x)
 
 
 def _trace(model, size):
-    """The candidate submodules' calls during one meta forward pass, in order, and its input."""
+    """The candidate submodules' calls during one forward pass, in order, and its input."""
     calls, depth, hooks = [], [0], []
 
     def pre(path):
@@ -88,39 +105,42 @@ def _trace(model, size):
     for path, module in _candidates(model):
         hooks.append(module.register_forward_pre_hook(pre(path), with_kwargs=True))
         hooks.append(module.register_forward_hook(post, with_kwargs=True))
-    x = torch.empty(1, 3, size, size, device="meta")
+    x = _image(model, size)
     try:
-        _meta_run(model, x)
+        with torch.no_grad():
+            _forward(model, x)
     finally:
         for handle in hooks:
             handle.remove()
     return calls, x
 
 
-def _is_pooled(x, y):
-    """Whether ``y`` is ``x`` pooled over space: fewer dimensions, or 1 x 1 out of more."""
+def _is_pooled(module, x, y):
+    """Whether ``module`` pooled ``x`` over space into ``y``: fewer dimensions, or, without
+    weights (not a strided convolution), 1 x 1 out of more."""
     if not isinstance(y, torch.Tensor) or y.dim() < x.dim():
         return True
-    return x.dim() == 4 == y.dim() and y.shape[-2:] == (1, 1) and x.shape[-2:] != (1, 1)
+    collapsed = x.dim() == 4 == y.dim() and y.shape[-2:] == (1, 1) and x.shape[-2:] != (1, 1)
+    return collapsed and not _has_weights(module)
 
 
 def _chain(calls, x):
     """The submodules that run in sequence, each on the previous one's output, before pooling."""
     expected = x
-    chain, seen = [], set()
+    chain = []
+    called = [id(call.module) for call in calls]
     for call in calls:
         ok = (
             not call.nested
-            and id(call.module) not in seen
+            and called.count(id(call.module)) == 1  # an identity would stand in for every call
             and not call.kwargs
             and len(call.args) == 1
             and isinstance(call.output, torch.Tensor)
             and call.args[0] is expected
         )
-        if not ok or _is_pooled(call.args[0], call.output):
+        if not ok or _is_pooled(call.module, call.args[0], call.output):
             break
         chain.append((call.path, call.module))
-        seen.add(id(call.module))
         expected = call.output
     return chain
 
@@ -189,9 +209,9 @@ def _group_name(group_paths, chain_paths):
     return parent if whole else group_paths[0]
 
 
-def _run(stages, x, meta=False):
+def _run(stages, x):
     for _, stage in stages:
-        x = _meta_run(stage, x) if meta else stage(x)
+        x = _forward(stage, x)
     return x
 
 
@@ -205,7 +225,8 @@ def split_by_trace(model, *, probe_size=224, boundaries=()):
         On success, its chained submodules are replaced by ``nn.Identity``
         (it becomes the last stage); on failure it is left as it was.
     probe_size : int, default=224
-        Side of the image used to follow the forward pass on the meta device.
+        The network's usual image side: the largest tried when looking for
+        the small image the forward pass is followed on.
     boundaries : sequence of str, default=()
         Submodule paths after which a stage must end (timm's ``feature_info``
         modules); the others are cut at each submodule with weights.
@@ -234,9 +255,15 @@ def split_by_trace(model, *, probe_size=224, boundaries=()):
 
 
 def _split(model, probe_size, boundaries):
+    # followed at 128 pixels when the network takes it: a cheap real pass, with maps still
+    # larger than 1 x 1 before the global pooling
+    sizes = [s for s in _SEARCH_SIZES if 128 <= s < probe_size] + [probe_size]
+    size = next((s for s in sizes if _accepts([("model", model)], s)), None)
+    if size is None:
+        return None
     try:
-        calls, x = _trace(model, probe_size)
-    except Exception:  # an op without a meta kernel, a size the network refuses...
+        calls, x = _trace(model, size)
+    except Exception:  # an op without a meta kernel, a hook the network refuses...
         return None
     chain = _chain(calls, x)
     stages = _group(chain, boundaries)
@@ -246,9 +273,7 @@ def _split(model, probe_size, boundaries):
     stages = stages + [(last, model)]
     swaps = [(path, module, nn.Identity()) for path, module in chain]
     _set(model, swaps, replaced=True)
-    # the smallest of a few sizes the stages take on the meta device: a cheap real check
-    size = next((s for s in sorted({32, 64, probe_size}) if _accepts(stages, s)), None)
-    if size is None or not _reproduces(model, stages, swaps, size):
+    if not (_accepts(stages, size) and _reproduces(model, stages, swaps, size)):
         _set(model, swaps, replaced=False)
         return None
     return stages
@@ -267,7 +292,12 @@ def _reproduces(model, stages, swaps, size):
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     try:
         with torch.no_grad():
-            got = _run(stages, x)
+            got = x
+            for _, stage in stages:
+                given, before = got, got.clone()
+                got = stage(given)
+                if not torch.equal(given, before):  # it would change cached features
+                    return False
             _set(model, swaps, replaced=False)
             try:
                 expected = model(x)
@@ -282,28 +312,32 @@ def _reproduces(model, stages, swaps, size):
 
 
 def _accepts(stages, size):
-    """Whether the stages take a ``size`` x ``size`` image (in evaluation mode, on the meta device)."""
+    return _probe(stages, size) is not None
+
+
+def _probe(stages, size):
+    """The output of the stages, in evaluation mode, for a zero ``size`` x ``size`` image
+    (see :func:`_image`), or None when they refuse it."""
     modes = [(m, m.training) for _, stage in stages for m in stage.modules()]
     try:
         for _, stage in stages:
             stage.eval()
         with torch.no_grad():
-            _run(stages, torch.empty(1, 3, size, size, device="meta"), meta=True)
+            return _run(stages, _image(stages[0][1], size))
     except Exception:
-        return False
+        return None
     finally:
         for module, training in modes:
             module.training = training
-    return True
 
 
 def feature_count(stages):
-    """The length of the feature vectors the stages compute (found on the meta device)."""
-    size = next((s for s in _PROBE_SIZES if _accepts(stages, s)), None)
+    """The length of the feature vectors the stages compute."""
     out = None
-    if size is not None:
-        with torch.no_grad():
-            out = _run(stages, torch.empty(1, 3, size, size, device="meta"), meta=True)
+    for size in _SEARCH_SIZES[5:]:  # from 32 pixels up
+        out = _probe(stages, size)
+        if out is not None:
+            break
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         raise ValueError(
             "A backbone must map an image batch (N, 3, H, W) to features (N, n_features); got "
@@ -325,12 +359,13 @@ def _as_stages(backbone):
 
 
 def smallest_input_size(backbone, max_size=_MAX_SIZE):
-    """The smallest square image side a backbone accepts, found on the meta device.
+    """The smallest square image side a backbone accepts.
 
-    A forward pass on the meta device computes shapes only, so probing costs
-    no arithmetic, whatever the network's size. The search assumes that a
-    network taking ``s`` pixels also takes every size between ``s`` and the
-    first size found to work (pooling and strided layers only shrink).
+    Small sizes are tried with a real forward pass of a zero image, larger
+    ones on the meta device, which computes shapes only (no arithmetic,
+    whatever the network's size). The search assumes that a network taking
+    ``s`` pixels also takes every size between ``s`` and the first size found
+    to work (pooling and strided layers only shrink).
 
     Parameters
     ----------
@@ -351,12 +386,15 @@ def smallest_input_size(backbone, max_size=_MAX_SIZE):
     1
     """
     stages = _as_stages(backbone)
-    working = next(
-        (s for s in (*_PROBE_SIZES, max_size) if s <= max_size and _accepts(stages, s)), None
-    )
+    low, working = 0, None
+    for size in [s for s in _SEARCH_SIZES if s < max_size] + [max_size]:
+        if _accepts(stages, size):
+            working = size
+            break
+        low = size
     if working is None:
         return None
-    low, high = 0, working  # low fails (or is 0), high works
+    high = working  # low fails (or is 0), high works
     while high - low > 1:
         mid = (low + high) // 2
         if _accepts(stages, mid):
