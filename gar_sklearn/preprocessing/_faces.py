@@ -109,16 +109,20 @@ def _as_detections(result, where):
     try:
         boxes = np.asarray([] if boxes is None else boxes, dtype=float).reshape(-1, 4)
         if landmarks is not None:
-            landmarks = np.asarray(landmarks, dtype=float).reshape(len(boxes), -1, 2)
+            landmarks = np.asarray(landmarks, dtype=float)
+            if len(boxes) == 0 and landmarks.size == 0:
+                landmarks = None
+            elif landmarks.ndim != 3 or landmarks.shape[::2] != (len(boxes), 2):
+                raise ValueError(f"landmarks of shape {landmarks.shape} for {len(boxes)} boxes")
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"The detector must return face boxes (x, y, w, h) in pixels as an array of shape "
             "(n_faces, 4), a (boxes, landmarks) pair with landmarks of shape (n_faces, k, 2), or "
             f"a dict with 'boxes' and optionally 'landmarks'. Got {result!r} for {where}."
         ) from exc
-    if not np.isfinite(boxes).all() or (boxes[:, 2:] < 0).any():
+    if not np.isfinite(boxes).all() or (boxes[:, 2:] <= 0).any():
         raise ValueError(
-            f"The detector returned boxes with negative sizes or missing values for {where}: "
+            f"The detector returned boxes without a positive size or with missing values for {where}: "
             f"{boxes.tolist()}. Boxes are (x, y, w, h) in pixels."
         )
     return boxes, landmarks
