@@ -430,3 +430,24 @@ def test_registered_backbone_without_weights_and_bad_registrations(registry):
     registry("not_features", lambda: nn.Conv2d(3, 4, 3))
     with pytest.raises(ValueError, match=r"features \(N, n_features\)"):
         build_backbone("not_features", weights=None)
+
+
+@pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "resnet18", "squeezenet1_1", "tiny"])
+def test_whole_builds_one_stage_computing_the_same_features(name):
+    torch.manual_seed(0)
+    split = build_backbone(name, weights=None)
+    torch.manual_seed(0)
+    whole = build_backbone(name, weights=None, whole=True)
+    assert whole.stage_names == ["model"] and whole.n_features == split.n_features
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = x
+        for _, stage in split.stages:
+            expected = stage.eval()(expected)
+        got = whole.stages[0][1].eval()(x)
+    torch.testing.assert_close(got, expected)
+    if name == "shufflenet_v2_x0_5":  # the network's own parameter names, its classifier gone
+        from torchvision.models import get_model
+
+        keys = set(get_model(name, weights=None).state_dict()) - {"fc.weight", "fc.bias"}
+        assert set(whole.stages[0][1].state_dict()) == keys

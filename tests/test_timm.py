@@ -231,3 +231,11 @@ def test_an_estimator_trains_freezes_caches_saves_and_restores_a_timm_backbone(t
     restored = load(path)
     for a, b in zip(clf.predict_proba(X), restored.predict_proba(X)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_whole_timm_backbone_is_one_stage():
+    bb = build_backbone(f"timm/{TINY}", weights=None, whole=True)
+    assert bb.stage_names == ["model"] and bb.n_features == 96
+    assert set(bb.stages[0][1].state_dict()) == set(
+        timm.create_model(TINY, num_classes=0).state_dict()
+    )

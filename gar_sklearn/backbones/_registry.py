@@ -169,6 +169,25 @@ def _split_derived(m):
     return stages, feature_count(stages)
 
 
+def _whole_torchvision(m):
+    n_features = _remove_classifier(m)
+    return [("model", m)], n_features
+
+
+def _whole_derived(m):
+    return [("model", m)], feature_count([("model", m)])
+
+
+def _joined(split):
+    """``split`` with its stages joined into one."""
+
+    def whole(m):
+        stages, n_features = split(m)
+        return [("model", nn.Sequential(*[stage for _, stage in stages]))], n_features
+
+    return whole
+
+
 @dataclass(frozen=True)
 class _Entry:
     build: object  # callable() -> nn.Module with random weights
@@ -304,6 +323,9 @@ for _split, _archs in _FAMILIES.items():
     for _arch in _archs:
         _REGISTRY[_arch] = _torchvision_entry(_arch, _split)
 _REGISTRY["tiny"] = _Entry(build=TinyConvNet, split=TinyConvNet.split)
+# the one-stage layout (whole=True) of each split that has one
+_WHOLE = {_split_generic: _whole_torchvision, _split_derived: _whole_derived}
+_WHOLE.update({split: _whole_torchvision for split in _FAMILIES if split is not _split_squeezenet})
 
 
 def available_backbones():
@@ -337,7 +359,7 @@ def _entry(name):
     )
 
 
-def build_backbone(name, weights="DEFAULT"):
+def build_backbone(name, weights="DEFAULT", *, whole=False):
     """Build a backbone by name with the requested weights.
 
     Parameters
@@ -352,6 +374,10 @@ def build_backbone(name, weights="DEFAULT"):
         given to :func:`register_backbone`, a timm pretrained tag such as
         ``"tf_in1k"``, a path to a state_dict file of the full network, or
         None for random initialisation.
+    whole : bool, default=False
+        Build the feature extractor as one stage, ``"model"``, instead of
+        splitting it: the layout of a fitted estimator whose
+        ``stage_names_`` is ``["model"]``.
 
     Returns
     -------
@@ -369,8 +395,9 @@ def build_backbone(name, weights="DEFAULT"):
     True
     """
     if is_timm_name(name):
-        return build_timm_backbone(name, weights)
+        return build_timm_backbone(name, weights, whole=whole)
     entry = _entry(name)
+    split = _WHOLE.get(entry.split, _joined(entry.split)) if whole else entry.split
     source, description, preprocessing = _resolve(name, entry, weights)
     model = entry.build()
     if source is not None:
@@ -382,7 +409,7 @@ def build_backbone(name, weights="DEFAULT"):
                 f"The weights {description!r} do not fit backbone {name!r}: {_summarise_mismatch(exc)}"
                 " Pass weights for this architecture (a state_dict of the full network)."
             ) from exc
-    stages, n_features = entry.split(model)
+    stages, n_features = split(model)
     mean, std, input_size, interpolation = preprocessing
     return BackboneFeatures(
         stages=stages,

@@ -64,7 +64,7 @@ def _tags(arch, timm):
     return [n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*") if "." in n]
 
 
-def build_timm_backbone(name, weights="DEFAULT"):
+def build_timm_backbone(name, weights="DEFAULT", *, whole=False):
     """Build ``"timm/<name>"`` without its classifier, split at its ``feature_info`` stages.
 
     Parameters
@@ -76,6 +76,8 @@ def build_timm_backbone(name, weights="DEFAULT"):
         ``"DEFAULT"`` (the tag in ``name``, else timm's default tag), another
         pretrained tag of the model, a state_dict file of the timm model, or
         None for random initialisation.
+    whole : bool, default=False
+        One stage, ``"model"``, instead of the ``feature_info`` split.
 
     Returns
     -------
@@ -102,7 +104,8 @@ def build_timm_backbone(name, weights="DEFAULT"):
         _load(model, source, cfg, name, description)
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
     boundaries = [info["module"] for info in getattr(model, "feature_info", [])]
-    stages = split_by_trace(model, probe_size=size, boundaries=boundaries) or [("model", model)]
+    stages = None if whole else split_by_trace(model, probe_size=size, boundaries=boundaries)
+    stages = stages or [("model", model)]
     return BackboneFeatures(
         stages=stages,
         n_features=feature_count(stages),
