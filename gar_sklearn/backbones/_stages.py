@@ -1,11 +1,10 @@
 """Stages derived from how a network's forward pass runs, and the input sizes it accepts.
 
 A network is cut into stages by watching one forward pass of a small image
-(on the meta device, shapes only, for networks that take only large ones):
-its top-level submodules (first-level
-``nn.Sequential`` and ``nn.ModuleList`` containers opened, as timm's feature
-extractors do) that run one after another, each on exactly the tensor the
-previous one returned, form a chain. The chain up to the global pooling
+(on the meta device, shapes only, for networks that take only large ones): its
+top-level submodules (first-level ``nn.Sequential`` and ``nn.ModuleList``
+containers opened, as timm's feature extractors do) that run one after another,
+each on exactly the tensor the previous one returned, form a chain. The chain up to the global pooling
 becomes the leading stages; the network itself, with those submodules
 replaced by ``nn.Identity``, becomes the last stage (``"pool"``), so whatever
 the forward does after the chain (pooling, flattening, a class token) still
@@ -34,9 +33,9 @@ _NORMS = (
     nn.LocalResponseNorm,
 )
 _MAX_SIZE = 1024  # the largest side probed when looking for an accepted input size
-# the usual input sizes, and powers of two: the sizes tried, in order, for one a network takes
-_PROBE_SIZES = (224, 64, 32, 96, 128, 160, 192, 256, 299, 320, 384, 448, 512)
-_SEARCH_SIZES = sorted({2**k for k in range(11)} | set(_PROBE_SIZES))
+# image sides tried in turn when looking for one a network takes: powers of two and the
+# usual input sizes
+_SEARCH_SIZES = sorted({2**k for k in range(11)} | {96, 160, 192, 224, 299, 320, 384, 448})
 _REAL_PROBE_MAX = 128  # the largest side probed with a real image
 
 
@@ -290,6 +289,7 @@ def _set(model, swaps, replaced):
 def _reproduces(model, stages, swaps, size):
     """Whether the stages compute what the whole network computes on a random image."""
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    x = x.to(_image(model, 1).device)
     try:
         with torch.no_grad():
             got = x
@@ -334,7 +334,7 @@ def _probe(stages, size):
 def feature_count(stages):
     """The length of the feature vectors the stages compute."""
     out = None
-    for size in _SEARCH_SIZES[5:]:  # from 32 pixels up
+    for size in [s for s in _SEARCH_SIZES if s >= 32]:
         out = _probe(stages, size)
         if out is not None:
             break
