@@ -15,6 +15,7 @@ from gar_sklearn.backbones import (
     WeightsUnavailableError,
     available_backbones,
     build_backbone,
+    register_backbone,
     resolve_freeze,
 )
 
@@ -59,11 +60,51 @@ def test_registered_backbones_produce_documented_feature_sizes(name):
 
 def test_any_torchvision_classifier_by_name():
     assert "convnext_tiny" in available_backbones()
-    bb = build_backbone("shufflenet_v2_x0_5", weights=None)
-    assert bb.stage_names == ["model"]
-    net = MultiHeadNetwork(bb, [2, 3]).eval()
+    bb = build_backbone("shufflenet_v2_x0_5", weights=None)  # stages derived from its forward
+    assert bb.stage_names[0] == "conv1" and bb.stage_names[-2:] == ["conv5", "pool"]
+    net = MultiHeadNetwork(bb, [2, 3], n_frozen=3).eval()
     out = net(images=torch.zeros(2, 3, 64, 64, dtype=torch.uint8))
     assert [tuple(o.shape) for o in out] == [(2, 2), (2, 3)]
+
+
+def test_input_size_and_interpolation_of_random_weights_follow_the_architecture():
+    from torchvision.models import get_model_weights
+
+    bb = build_backbone("efficientnet_b1", weights=None)
+    transforms = get_model_weights("efficientnet_b1").DEFAULT.transforms()
+    assert bb.input_size == transforms.crop_size[0] == 240
+    assert bb.interpolation == transforms.interpolation.value
+    assert bb.mean == (0.485, 0.456, 0.406) and bb.name == "efficientnet_b1"
+    assert build_backbone("tiny", weights=None).input_size is None
+
+
+def test_googlenet_weights_get_the_statistics_of_torchvisions_input_transform(torch_home):
+    from torchvision.models import GoogLeNet, GoogLeNet_Weights, get_model
+
+    from gar_sklearn.backbones import hub_checkpoint_path
+
+    torch.manual_seed(0)
+    state = get_model("googlenet", weights=None, init_weights=True).state_dict()  # with aux heads
+    target = hub_checkpoint_path(GoogLeNet_Weights.DEFAULT)
+    target.parent.mkdir(parents=True)
+    torch.save(state, target)
+    bb = build_backbone("googlenet", weights="DEFAULT")
+    assert bb.weights == "GoogLeNet_Weights.IMAGENET1K_V1"
+    assert bb.mean == bb.std == (0.5, 0.5, 0.5)
+    # the oracle: torchvision's pretrained GoogLeNet, which normalises with ImageNet's
+    # statistics and then converts them inside the network (transform_input=True)
+    oracle = GoogLeNet(transform_input=True, init_weights=False)
+    oracle.load_state_dict(state)
+    oracle.fc = nn.Identity()
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    net = MultiHeadNetwork(bb, [2]).eval()
+    imagenet = (images / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = oracle.eval()(imagenet)
+        got = net.body(net.stem(net.normalize(images)))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_backbone_lists_valid_names():
@@ -119,6 +160,7 @@ def test_mobilenet_v2_loads_from_hub_cache_offline(torch_home, monkeypatch, weig
     else:
         bb = build_backbone("mobilenet_v2", weights=weights)
     assert bb.weights == "MobileNet_V2_Weights.IMAGENET1K_V1"
+    assert (bb.input_size, bb.interpolation) == (224, "bilinear")  # the weights' transforms
     assert bb.mean == pytest.approx((0.485, 0.456, 0.406)) and bb.std == pytest.approx(
         (0.229, 0.224, 0.225)
     )
@@ -294,3 +336,118 @@ def test_heads_use_the_fast_dropout_and_keep_their_parameter_names():
         "heads.0.4.weight",
         "heads.0.4.bias",
     ]
+
+
+# ---------------------------------------------------------------- registered backbones
+def _small():
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(1),
+    )
+
+
+@pytest.fixture
+def registry():
+    """Registrations made by a test are undone after it."""
+    from gar_sklearn.backbones import _registry
+
+    saved = dict(_registry._REGISTRY)
+    yield register_backbone
+    _registry._REGISTRY.clear()
+    _registry._REGISTRY.update(saved)
+
+
+def test_registered_backbone_with_statistics_and_named_weights(registry, tmp_path):
+    torch.manual_seed(0)
+    trained = _small()
+    path = tmp_path / "faces.pth"
+    torch.save(trained.state_dict(), path)
+    registry(
+        "faces_net",
+        _small,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        weights={"faces": path},
+        input_size=112,
+        interpolation="bicubic",
+    )
+    for weights in ("DEFAULT", "faces"):  # the only named weights are the default
+        bb = build_backbone("faces_net", weights=weights)
+        assert bb.weights == "faces_net.faces" and bb.stage_names == ["0", "3", "pool"]
+        assert (bb.mean, bb.std) == ((0.5,) * 3, (0.5,) * 3)
+        assert (bb.n_features, bb.input_size, bb.interpolation) == (6, 112, "bicubic")
+        x = torch.randn(2, 3, 16, 16)
+        with torch.no_grad():
+            expected = trained.eval()(x)
+            for _, stage in bb.stages:
+                x = stage.eval()(x)
+        torch.testing.assert_close(x, expected)
+    random = build_backbone("faces_net", weights=None)
+    assert random.weights is None and random.mean == (0.5,) * 3  # the network's statistics
+    net = MultiHeadNetwork(random, [2])
+    white = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    assert torch.allclose(net.normalize(white), torch.ones(1, 3, 2, 2))  # (1 - 0.5) / 0.5
+    with pytest.raises(
+        ValueError, match=r"no pretrained weights named 'other'.*\['DEFAULT', 'faces'\]"
+    ):
+        build_backbone("faces_net", weights="other")
+
+
+def test_registered_backbone_weights_by_url_use_the_hub_cache(registry, torch_home, monkeypatch):
+    url = "https://example.invalid/models/faces-0123abcd.pth"
+    registry("url_net", _small, weights={"v1": url, "v2": url}, default_weights="v2")
+    downloads = []
+
+    def offline(source, dst, *args, **kwargs):
+        downloads.append(source)
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsUnavailableError) as info:
+        build_backbone("url_net", weights="DEFAULT")
+    assert "'v2' of backbone 'url_net'" in str(info.value) and "faces-0123abcd.pth" in str(
+        info.value
+    )
+    assert downloads == [url]
+    torch_home.mkdir(parents=True, exist_ok=True)
+    torch.save(_small().state_dict(), torch_home / "faces-0123abcd.pth")
+    assert build_backbone("url_net", weights="v1").weights == "url_net.v1"
+    assert downloads == [url]  # read from the cache
+
+
+def test_registered_backbone_without_weights_and_bad_registrations(registry):
+    registry("bare", _small)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        build_backbone("bare", weights="DEFAULT")
+    with pytest.raises(
+        ValueError, match=r"'default_weights' parameter must be one of .*'a'.*Got 'b'"
+    ):
+        registry("bad", _small, weights={"a": "a.pth"}, default_weights="b")
+    registry("not_features", lambda: nn.Conv2d(3, 4, 3))
+    with pytest.raises(ValueError, match=r"features \(N, n_features\)"):
+        build_backbone("not_features", weights=None)
+
+
+@pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "resnet18", "squeezenet1_1", "tiny"])
+def test_whole_builds_one_stage_computing_the_same_features(name):
+    torch.manual_seed(0)
+    split = build_backbone(name, weights=None)
+    torch.manual_seed(0)
+    whole = build_backbone(name, weights=None, whole=True)
+    assert whole.stage_names == ["model"] and whole.n_features == split.n_features
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = x
+        for _, stage in split.stages:
+            expected = stage.eval()(expected)
+        got = whole.stages[0][1].eval()(x)
+    torch.testing.assert_close(got, expected)
+    if name == "shufflenet_v2_x0_5":  # the network's own parameter names, its classifier gone
+        from torchvision.models import get_model
+
+        keys = set(get_model(name, weights=None).state_dict()) - {"fc.weight", "fc.bias"}
+        assert set(whole.stages[0][1].state_dict()) == keys

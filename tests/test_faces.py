@@ -464,3 +464,98 @@ def test_finds_faces_in_most_utkface_crops(cv2):
     rate = real.source_index.nunique() / len(sample)
     # measured: 45 of these 50 (90%); 92.5% of another 120; 54% with detect_padding=0
     assert rate >= 0.8, rate
+
+
+# ------------------------------------------------------------------ pluggable detectors
+class _FixedDetector:
+    """Returns fixed detections in the coordinates of the array it is given; records calls."""
+
+    def __init__(self, result):
+        self.result = result
+        self.seen = []
+
+    def detect(self, image):
+        self.seen.append((image.shape, image.dtype))
+        return self.result
+
+
+def _photo(height=200, width=400):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_detector_sees_the_shrunk_padded_photo_and_its_boxes_map_back(monkeypatch):
+    import gar_sklearn.preprocessing._faces as faces
+
+    def no_opencv():
+        raise ImportError("no OpenCV here")
+
+    monkeypatch.setattr(faces, "_import_cv2", no_opencv)  # a detector needs no OpenCV
+    # 400 x 200 shrunk by 0.25 to 100 x 50, padded by 0.15 * 100 = 15 pixels on each side:
+    # the face (200, 40, 80, 80) of the photo is (65, 25, 20, 20) there, its eyes at
+    # (220, 60) and (260, 60) are (70, 30) and (80, 30)
+    boxes = np.array([[65.0, 25.0, 20.0, 20.0]])
+    eyes = np.array([[[70.0, 30.0], [80.0, 30.0]]])
+    for result in ((boxes, eyes), {"boxes": boxes, "landmarks": eyes}):
+        detector = _FixedDetector(result)
+        crops = FaceCropper(size=None, detect_size=100, detector=detector).transform([_photo()])
+        assert detector.seen == [((80, 130, 3), np.uint8)]
+        assert crops.boxes.tolist() == [[200, 40, 80, 80]]
+        np.testing.assert_allclose(crops.landmarks[0], [[220, 60], [260, 60]])
+        # the crop: 80 * 1.5 = 120 pixels around the box centre (240, 80)
+        np.testing.assert_array_equal(crops[0], _photo()[20:140, 180:300])
+        frame = crops.to_frame()
+        np.testing.assert_allclose(frame.loc[0, "landmarks"], [[220, 60], [260, 60]])
+
+
+def test_detector_results_without_landmarks_and_without_faces():
+    photos = [_photo(), _photo(100, 100)]
+
+    def detector(image):  # a plain callable: boxes (x, y, w, h) only, no face in the square photo
+        return [] if image.shape[0] == image.shape[1] else [(60, 60, 40, 40), (200, 60, 40, 40)]
+
+    cropper = FaceCropper(size=32, detect_padding=0, detector=detector, on_no_face="ignore")
+    crops = cropper.transform(photos)
+    assert crops.source_index.tolist() == [0, 0] and crops.no_face.tolist() == [1]
+    assert crops.boxes.tolist() == [[60, 60, 40, 40], [200, 60, 40, 40]]
+    assert crops.landmarks == [None, None] and "landmarks" not in crops.to_frame()
+    assert all(c.shape == (32, 32, 3) for c in crops)
+    # the generic rules apply to any detector's boxes: the smallest face, the largest faces
+    bigger = lambda image: [(10, 10, 20, 20), (100, 50, 60, 60)]  # noqa: E731
+    one = FaceCropper(size=None, detect_padding=0, detector=bigger, min_size=30)
+    assert one.transform([_photo()]).boxes.tolist() == [[100, 50, 60, 60]]
+    largest = FaceCropper(size=None, detect_padding=0, detector=bigger, max_faces=1)
+    assert largest.transform([_photo()]).boxes.tolist() == [[100, 50, 60, 60]]
+
+
+def test_detector_boxes_in_the_padding_are_dropped():
+    # padded by 0.5 * 400 = 200 pixels: a box centred in the padding is no face of the photo
+    detector = _FixedDetector(np.array([[10.0, 10.0, 30.0, 30.0], [250.0, 250.0, 40.0, 40.0]]))
+    crops = FaceCropper(size=None, detect_size=None, detect_padding=0.5, detector=detector)
+    assert crops.transform([_photo()]).boxes.tolist() == [[50, 50, 40, 40]]
+
+
+@pytest.mark.parametrize(
+    "result, match",
+    [
+        ("a face", r"must return face boxes \(x, y, w, h\).*Got 'a face' for X\[0\]"),
+        ([[1, 2, 3]], r"must return face boxes"),
+        ((np.zeros((1, 4)), np.zeros((2, 5, 2))), r"must return face boxes"),
+        ([[0, 0, -5, 5]], r"without a positive size or with missing values for X\[0\]"),
+        ([[0, 0, np.nan, 5]], r"without a positive size or with missing values"),
+        ({"boxes": [[0, 0, 5, 5]], "landmarks": [[1, 2]]}, r"must return face boxes"),
+    ],
+)
+def test_detector_results_that_are_not_boxes_name_the_photo(result, match):
+    with pytest.raises(ValueError, match=match):
+        FaceCropper(detector=_FixedDetector(result)).transform([_photo()])
+
+
+def test_detector_parameter_is_checked_and_cloned():
+    with pytest.raises(ValueError, match=r"'detector' parameter must be None .*Got 3 instead"):
+        FaceCropper(detector=3).fit()
+    detector = _FixedDetector([])
+    est = FaceCropper(detector=detector)
+    assert est.get_params()["detector"] is detector
+    assert isinstance(clone(est).detector, _FixedDetector)
+    assert est.fit() is est

@@ -4,9 +4,9 @@ In evaluation mode a BatchNorm layer is a fixed affine map per channel, so
 the convolution that feeds it can absorb it: its weights scaled, its bias
 shifted. The network then computes the same function (to float rounding)
 without BatchNorm's pass over every activation and without the second
-activation tensor that pass allocates. On 2 CPU cores MobileNetV2's forward
-pass ran 20-22 % faster at 224 px and 17-33 % faster at 128 px, and a batch
-of 32 at 224 px peaked about 250 MB lower; ResNet18 gained 1-4 % (docs/speed.md).
+activation tensor that pass allocates (measurements: docs/speed.md). The
+arithmetic is torch's ``torch.nn.utils.fusion.fuse_conv_bn_weights``; this
+module decides which pairs may be folded.
 """
 
 import copy
@@ -14,6 +14,7 @@ import importlib
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 __all__ = ["fold_batch_norm", "has_forward_hooks"]
 
@@ -113,20 +114,11 @@ def _fold_into(conv, bn, shared):
         return False
     if bn.running_mean is None or bn.running_var is None or bn.num_features != conv.out_channels:
         return False
-    # float64 for the per-channel factors, so that folding adds one rounding, not several
-    scale = bn.running_var.double().add(bn.eps).rsqrt()
-    if bn.weight is not None:
-        scale = scale * bn.weight.double()
-    bias = -bn.running_mean.double() * scale
-    if bn.bias is not None:
-        bias = bias + bn.bias.double()
-    if conv.bias is not None:
-        bias = bias + conv.bias.double() * scale
-    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
-    conv.weight.mul_(
-        scale.to(conv.weight.dtype).view(shape)
-    )  # in place: keeps channels-last memory
-    conv.bias = nn.Parameter(bias.to(device=conv.weight.device, dtype=conv.weight.dtype))
+    weight, bias = fuse_conv_bn_weights(
+        conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias
+    )
+    conv.weight.copy_(weight)  # in place: keeps the weight's memory layout (channels-last)
+    conv.bias = nn.Parameter(bias)
     return True
 
 

@@ -1,28 +1,41 @@
 """One registry from a backbone name to a feature extractor split into stages.
 
-A backbone is a torchvision classification model with its classifier removed,
-cut into an ordered list of stages so that the first ``k`` stages can be
-frozen (and their output cached) while the rest is trained.
+A backbone is a classification network with its classifier removed, cut into
+an ordered list of stages so that the first ``k`` stages can be frozen (and
+their output cached) while the rest is trained. Names reach torchvision's
+classifiers, backbones registered with :func:`register_backbone`, and, with
+timm installed, any timm model (``"timm/<name>"``).
 """
 
+import os
 import warnings
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
+import torch
 from torch import nn
 from torchvision import models as tv_models
-from torchvision.models import get_model, list_models
+from torchvision.models import get_model, get_model_weights, list_models
 
+from ._stages import check_input_size, feature_count, smallest_input_size, split_by_trace
+from ._timm import build_timm_backbone, is_timm_name
 from ._tiny import TinyConvNet
 from ._weights import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    download_to_cache,
+    existing_file,
     load_state_dict_file,
     looks_like_path,
     resolve_weights,
-    weights_statistics,
+    weights_preprocessing,
 )
 
 __all__ = ["BackboneFeatures", "available_backbones", "build_backbone", "register_backbone"]
+
+# torchvision builds these without ``transform_input`` when given no weights: their pretrained
+# weights then expect images normalised with mean = std = 0.5, which is what that step computes
+_HALF_NORMALISED = {"googlenet", "inception_v3"}
 
 
 @dataclass
@@ -36,9 +49,20 @@ class BackboneFeatures:
     n_features : int
         Length of the feature vector.
     mean, std : tuple of float
-        Input statistics of the weights (ImageNet's for random weights).
+        Input statistics of the weights (ImageNet's for random weights unless
+        the backbone declares its own).
     weights : str or None
-        What was loaded: a torchvision weights name, a file path, or None.
+        What was loaded: a weights name, a file path, or None.
+    name : str or None
+        The backbone's name.
+    input_size : int or None
+        The square image side the pretrained weights were trained at (for
+        random weights, the architecture's usual one), or None if unknown.
+    interpolation : str or None
+        The resize interpolation of the weights' preprocessing
+        (``"bilinear"``, ``"bicubic"``), or None if unknown.
+    stage_names : list of str
+        The names of ``stages``.
     """
 
     stages: list
@@ -46,10 +70,21 @@ class BackboneFeatures:
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
     weights: object = None
+    name: str = None
+    input_size: int = None
+    interpolation: str = None
     stage_names: list = field(init=False)
 
     def __post_init__(self):
         self.stage_names = [name for name, _ in self.stages]
+
+    def smallest_input_size(self):
+        """The smallest square image side the stages accept (see :func:`smallest_input_size`)."""
+        return smallest_input_size(self)
+
+    def check_input_size(self, image_size):
+        """Raise a ValueError naming the backbone when it cannot take ``image_size`` pixels."""
+        check_input_size(self, image_size)
 
 
 def _pool():
@@ -99,8 +134,13 @@ def _split_vgg(m):
     return blocks + [("pool", head)], m.classifier[-1].in_features
 
 
-def _split_generic(m):
-    """Any torchvision classifier: replace its last Linear layer by an identity."""
+def _split_squeezenet(m):
+    # its classifier is a 1000-channel convolution: the features are the pooled 512 channels
+    return _split_features(m, m.classifier[1].in_channels)
+
+
+def _remove_classifier(m):
+    """Replace the last linear layer by an identity; return its input size."""
     last_name, last = None, None
     for name, module in m.named_modules():
         if isinstance(module, nn.Linear):
@@ -114,7 +154,38 @@ def _split_generic(m):
         for aux in ("AuxLogits", "aux1", "aux2"):
             if hasattr(m, aux):
                 setattr(m, aux, None)
-    return [("model", m)], last.in_features
+    return last.in_features
+
+
+def _split_generic(m):
+    """Any torchvision classifier: its last linear layer removed, stages from its forward pass."""
+    n_features = _remove_classifier(m)
+    return split_by_trace(m) or [("model", m)], n_features
+
+
+def _split_derived(m):
+    """A feature extractor: stages from its forward pass, the feature size from its output."""
+    stages = split_by_trace(m) or [("model", m)]
+    return stages, feature_count(stages)
+
+
+def _whole_torchvision(m):
+    n_features = _remove_classifier(m)
+    return [("model", m)], n_features
+
+
+def _whole_derived(m):
+    return [("model", m)], feature_count([("model", m)])
+
+
+def _joined(split):
+    """``split`` with its stages joined into one."""
+
+    def whole(m):
+        stages, n_features = split(m)
+        return [("model", nn.Sequential(*[stage for _, stage in stages]))], n_features
+
+    return whole
 
 
 @dataclass(frozen=True)
@@ -122,12 +193,30 @@ class _Entry:
     build: object  # callable() -> nn.Module with random weights
     split: object  # callable(module) -> (stages, n_features)
     arch: str = None  # torchvision architecture name, for its weights enum
+    mean: tuple = None
+    std: tuple = None
+    weights: dict = None  # named weights: name -> file path or URL
+    default_weights: str = None
+    input_size: int = None
+    interpolation: str = None
 
 
 _REGISTRY = {}
 
 
-def register_backbone(name, build, split, arch=None):
+def register_backbone(
+    name,
+    build,
+    split=None,
+    arch=None,
+    *,
+    mean=None,
+    std=None,
+    weights=None,
+    default_weights=None,
+    input_size=None,
+    interpolation=None,
+):
     """Make ``name`` usable as the ``backbone`` parameter of the estimators.
 
     Parameters
@@ -135,14 +224,31 @@ def register_backbone(name, build, split, arch=None):
     name : str
         The name users pass.
     build : callable
-        ``build()`` returns the full network with random weights.
-    split : callable
+        ``build()`` returns the network with random weights: the full
+        network when ``split`` is given, else a feature extractor mapping an
+        image batch to ``(N, n_features)``.
+    split : callable or None, default=None
         ``split(network)`` returns ``(stages, n_features)``: a list of
         ``(stage_name, module)`` whose composition maps a normalised image
-        batch to ``(N, n_features)`` features.
+        batch to ``(N, n_features)`` features. None derives the stages from
+        the forward pass (:func:`split_by_trace`).
     arch : str, optional
         The torchvision architecture whose weights enum resolves ``weights``
         names such as ``"DEFAULT"``.
+    mean, std : sequence of 3 floats, optional
+        The input normalisation the network expects, used with every weights
+        (ImageNet's, or the torchvision weights' own, when omitted).
+    weights : dict, optional
+        Named weights: a name maps to a state_dict file of ``build()``'s
+        network or to an http(s) URL of one (downloaded into torch's hub
+        cache on first use, read from there offline).
+    default_weights : str, optional
+        The name in ``weights`` that ``weights="DEFAULT"`` loads; defaults to
+        the only one when ``weights`` has one entry.
+    input_size : int, optional
+        The image side the weights were trained at.
+    interpolation : {"bilinear", "bicubic", ...}, optional
+        The resize interpolation of the weights' preprocessing.
 
     Examples
     --------
@@ -153,8 +259,34 @@ def register_backbone(name, build, split, arch=None):
     ...     split=lambda net: ([("pool", net)], 3))
     >>> build_backbone("flat", weights=None).n_features
     3
+    >>> register_backbone(
+    ...     "small", build=lambda: nn.Sequential(
+    ...         nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2),
+    ...         nn.AdaptiveAvgPool2d(1), nn.Flatten(1)),
+    ...     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    >>> bb = build_backbone("small", weights=None)
+    >>> bb.stage_names, bb.n_features, bb.mean
+    (['0', '2', 'pool'], 16, (0.5, 0.5, 0.5))
     """
-    _REGISTRY[name] = _Entry(build=build, split=split, arch=arch)
+    named = dict(weights or {})
+    if default_weights is None and len(named) == 1:
+        default_weights = next(iter(named))
+    if default_weights is not None and default_weights not in named:
+        raise ValueError(
+            f"The 'default_weights' parameter must be one of the named weights {list(named)}. "
+            f"Got {default_weights!r} instead."
+        )
+    _REGISTRY[name] = _Entry(
+        build=build,
+        split=split or _split_derived,
+        arch=arch,
+        mean=None if mean is None else tuple(float(v) for v in mean),
+        std=None if std is None else tuple(float(v) for v in std),
+        weights=named,
+        default_weights=default_weights,
+        input_size=input_size,
+        interpolation=interpolation,
+    )
 
 
 def _torchvision_entry(arch, split):
@@ -166,32 +298,44 @@ def _torchvision_entry(arch, split):
     return _Entry(build=build, split=split, arch=arch)
 
 
-for _arch in (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "wide_resnet50_2",
-):
-    _REGISTRY[_arch] = _torchvision_entry(_arch, _split_resnet)
-_REGISTRY["mobilenet_v2"] = _torchvision_entry("mobilenet_v2", _split_mobilenet_v2)
-_REGISTRY["mobilenet_v3_large"] = _torchvision_entry("mobilenet_v3_large", _split_mobilenet_v3)
-_REGISTRY["mobilenet_v3_small"] = _torchvision_entry("mobilenet_v3_small", _split_mobilenet_v3)
-for _arch in ("densenet121", "densenet161", "densenet169", "densenet201"):
-    _REGISTRY[_arch] = _torchvision_entry(_arch, _split_densenet)
-for _arch in ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"):
-    _REGISTRY[_arch] = _torchvision_entry(_arch, _split_efficientnet)
-for _arch in ("vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
-    _REGISTRY[_arch] = _torchvision_entry(_arch, _split_vgg)
+_FAMILIES = {
+    _split_resnet: (
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+        "resnext101_64x4d",
+        "wide_resnet50_2",
+        "wide_resnet101_2",
+    ),
+    _split_mobilenet_v2: ("mobilenet_v2",),
+    _split_mobilenet_v3: ("mobilenet_v3_large", "mobilenet_v3_small"),
+    _split_densenet: ("densenet121", "densenet161", "densenet169", "densenet201"),
+    _split_efficientnet: tuple(f"efficientnet_b{i}" for i in range(8))
+    + ("efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"),
+    _split_vgg: tuple(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")),
+    _split_squeezenet: ("squeezenet1_0", "squeezenet1_1"),
+}
+for _split, _archs in _FAMILIES.items():
+    for _arch in _archs:
+        _REGISTRY[_arch] = _torchvision_entry(_arch, _split)
 _REGISTRY["tiny"] = _Entry(build=TinyConvNet, split=TinyConvNet.split)
+# the one-stage layout (whole=True) of each split that has one
+_WHOLE = {_split_generic: _whole_torchvision, _split_derived: _whole_derived}
+_WHOLE.update({split: _whole_torchvision for split in _FAMILIES if split is not _split_squeezenet})
 
 
 def available_backbones():
     """Names the ``backbone`` parameter accepts: registered ones first, then
     every other torchvision classification model (with its last linear layer
-    removed and no stage split).
+    removed and stages derived from its forward pass).
+
+    With timm installed, any timm model name prefixed with ``"timm/"`` (or
+    ``"timm:"``) is accepted too; those are not listed here (see
+    ``timm.list_models()``).
 
     Examples
     --------
@@ -204,29 +348,36 @@ def available_backbones():
 
 
 def _entry(name):
-    if name in _REGISTRY:
+    if isinstance(name, str) and name in _REGISTRY:
         return _REGISTRY[name]
     if isinstance(name, str) and name in list_models(module=tv_models):
         return _torchvision_entry(name, _split_generic)
     raise ValueError(
-        f"The 'backbone' parameter must be one of {list(_REGISTRY)} or another torchvision "
-        f"classification model name (see gar_sklearn.backbones.available_backbones()). "
-        f"Got {name!r} instead."
+        f"The 'backbone' parameter must be one of {list(_REGISTRY)}, another torchvision "
+        "classification model name (see gar_sklearn.backbones.available_backbones()) or a timm "
+        f"model name such as 'timm/resnet50'. Got {name!r} instead."
     )
 
 
-def build_backbone(name, weights="DEFAULT"):
+def build_backbone(name, weights="DEFAULT", *, whole=False):
     """Build a backbone by name with the requested weights.
 
     Parameters
     ----------
     name : str
-        A name from :func:`available_backbones`.
+        A name from :func:`available_backbones`, or ``"timm/<model name>"``
+        (also ``"timm:<model name>"``) for a timm model, for example
+        ``"timm/legacy_xception.tf_in1k"``.
     weights : str, os.PathLike, WeightsEnum or None, default="DEFAULT"
-        ``"DEFAULT"`` or a torchvision weights name such as ``"IMAGENET1K_V1"``
-        (read from torch's hub cache, downloaded there when online), a path to
-        a state_dict file of the full torchvision model, or None for random
-        initialisation.
+        ``"DEFAULT"``, a torchvision weights name such as ``"IMAGENET1K_V1"``
+        (read from torch's hub cache, downloaded there when online), a name
+        given to :func:`register_backbone`, a timm pretrained tag such as
+        ``"tf_in1k"``, a path to a state_dict file of the full network, or
+        None for random initialisation.
+    whole : bool, default=False
+        Build the feature extractor as one stage, ``"model"``, instead of
+        splitting it: the layout of a fitted estimator whose
+        ``stage_names_`` is ``["model"]``.
 
     Returns
     -------
@@ -243,38 +394,89 @@ def build_backbone(name, weights="DEFAULT"):
     >>> tuple(x.shape) == (2, bb.n_features)
     True
     """
+    if is_timm_name(name):
+        return build_timm_backbone(name, weights, whole=whole)
     entry = _entry(name)
-    if weights is not None and entry.arch is None and not _is_file_weights(weights):
-        raise ValueError(
-            f"The backbone {name!r} has no pretrained weights to download; use weights=None or "
-            f"weights=<path to a state_dict file>. Got weights={weights!r}."
-        )
-    resolved = resolve_weights(entry.arch, weights) if weights is not None else None
+    split = _WHOLE.get(entry.split, _joined(entry.split)) if whole else entry.split
+    source, description, preprocessing = _resolve(name, entry, weights)
     model = entry.build()
-    mean, std, description = IMAGENET_MEAN, IMAGENET_STD, None
-    if resolved is not None:
-        if _is_file_weights(resolved):
-            state = load_state_dict_file(resolved)
-            description = str(resolved)
-        else:
-            state = resolved.get_state_dict(progress=False)
-            mean, std = weights_statistics(resolved)
-            description = f"{type(resolved).__name__}.{resolved.name}"
+    if source is not None:
+        state = load_state_dict_file(source) if looks_like_path(source) else source
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             raise ValueError(
                 f"The weights {description!r} do not fit backbone {name!r}: {_summarise_mismatch(exc)}"
-                " Pass weights for this architecture (a state_dict of the full torchvision model)."
+                " Pass weights for this architecture (a state_dict of the full network)."
             ) from exc
-    stages, n_features = entry.split(model)
+    stages, n_features = split(model)
+    mean, std, input_size, interpolation = preprocessing
     return BackboneFeatures(
-        stages=stages, n_features=int(n_features), mean=mean, std=std, weights=description
+        stages=stages,
+        n_features=int(n_features),
+        mean=entry.mean or mean,
+        std=entry.std or std,
+        weights=description,
+        name=name,
+        input_size=entry.input_size or input_size,
+        interpolation=entry.interpolation or interpolation,
     )
 
 
-def _is_file_weights(weights):
-    return looks_like_path(weights)
+def _resolve(name, entry, weights):
+    """``(state_dict or file or None, description, (mean, std, input_size, interpolation))``."""
+    preprocessing = _architecture_preprocessing(entry.arch)
+    if weights is None:
+        return None, None, preprocessing
+    if looks_like_path(weights):
+        path = existing_file(weights)
+        return path, str(path), preprocessing
+    if entry.weights and (
+        weights in entry.weights or weights == "DEFAULT" and entry.default_weights
+    ):
+        key = entry.default_weights if weights == "DEFAULT" else weights
+        return _named_file(name, key, entry.weights[key]), f"{name}.{key}", preprocessing
+    if entry.arch is None:
+        valid = ["DEFAULT", *entry.weights] if entry.weights else []
+        raise ValueError(
+            f"The backbone {name!r} has no pretrained weights named {weights!r}; use weights=None, "
+            f"weights=<path to a state_dict file>"
+            + (f" or one of {valid}" if valid else "")
+            + f". Got weights={weights!r}."
+        )
+    member = resolve_weights(entry.arch, weights)
+    if isinstance(member, os.PathLike):
+        return member, str(member), preprocessing
+    mean, std, input_size, interpolation = weights_preprocessing(member)
+    if entry.arch in _HALF_NORMALISED:
+        mean = std = (0.5, 0.5, 0.5)
+    description = f"{type(member).__name__}.{member.name}"
+    return (
+        member.get_state_dict(progress=False),
+        description,
+        (mean, std, input_size, interpolation),
+    )
+
+
+def _architecture_preprocessing(arch):
+    """ImageNet's statistics, with the input size of the architecture's default weights."""
+    try:
+        default = get_model_weights(arch).DEFAULT if arch else None
+    except (ValueError, KeyError, AttributeError):
+        default = None
+    _, _, input_size, interpolation = weights_preprocessing(default)
+    return IMAGENET_MEAN, IMAGENET_STD, input_size, interpolation
+
+
+def _named_file(name, key, source):
+    """The file of the named weights ``key``: a local path, or a URL fetched into the hub cache."""
+    source = os.fspath(source)
+    if urlparse(source).scheme in ("http", "https"):
+        target = os.path.join(
+            torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(source).path)
+        )
+        return download_to_cache(source, target, f"{key!r} of backbone {name!r}")
+    return existing_file(source)
 
 
 def _summarise_mismatch(exc):

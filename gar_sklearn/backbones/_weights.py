@@ -12,6 +12,7 @@ from torchvision.models._api import WeightsEnum
 
 __all__ = [
     "WeightsUnavailableError",
+    "download_to_cache",
     "resolve_weights",
     "load_state_dict_file",
     "hub_checkpoint_path",
@@ -42,6 +43,17 @@ def looks_like_path(weights):
     )
 
 
+def existing_file(weights):
+    """``weights`` as a Path to an existing file, or a FileNotFoundError naming it."""
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The 'weights' parameter names the file {str(path)!r}, which does not exist. "
+            "Pass an existing state_dict file, a weights name such as 'DEFAULT', or None."
+        )
+    return path
+
+
 def _enum_for(arch):
     try:
         return get_model_weights(arch)
@@ -59,32 +71,36 @@ def _socket_timeout(seconds):
         socket.setdefaulttimeout(old)
 
 
-def _ensure_cached(member):
-    """Download ``member``'s file into the hub cache unless it is there; never hang."""
-    target = hub_checkpoint_path(member)
+def download_to_cache(url, target, what):
+    """Download ``url`` to ``target`` unless it is there; never hang.
+
+    ``what`` names the weights in the error raised when the file can be
+    neither found nor downloaded.
+    """
+    target = Path(target)
     if target.exists():
-        return
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    match = torch.hub.HASH_REGEX.search(target.name)  # torchvision's names carry a hash prefix
     try:
         with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-            match = torch.hub.HASH_REGEX.search(
-                target.name
-            )  # torchvision's names carry a hash prefix
             torch.hub.download_url_to_file(
-                member.url,
-                str(target),
-                hash_prefix=match.group(1) if match else None,
-                progress=False,
+                url, str(target), hash_prefix=match.group(1) if match else None, progress=False
             )
     except (
         Exception
     ) as exc:  # URLError, timeouts, HTTP errors, disk errors: all mean "not available"
         raise WeightsUnavailableError(
-            f"The pretrained weights {member} could not be downloaded from {member.url} ({exc}). "
+            f"The pretrained weights {what} could not be downloaded from {url} ({exc}). "
             f"Either put the file {target.name} into {target.parent} (the folder of torch's hub "
             "cache, $TORCH_HOME/hub/checkpoints/), or pass weights=<path to a state_dict file>, "
             "or weights=None for random initialisation."
         ) from exc
+    return target
+
+
+def _ensure_cached(member):
+    download_to_cache(member.url, hub_checkpoint_path(member), str(member))
 
 
 def resolve_weights(arch, weights):
@@ -102,14 +118,7 @@ def resolve_weights(arch, weights):
     if weights is None:
         return None
     if looks_like_path(weights):
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"The 'weights' parameter names the file {str(path)!r}, which does not exist. "
-                "Pass an existing state_dict file, a torchvision weights name such as "
-                "'DEFAULT' or 'IMAGENET1K_V1', or None."
-            )
-        return path
+        return existing_file(weights)
     enum = _enum_for(arch)
     if isinstance(weights, WeightsEnum):
         member = weights
@@ -152,13 +161,27 @@ def resolve_weights(arch, weights):
 
 def weights_statistics(member):
     """Input mean and std of a weights enum member (ImageNet's when it has none)."""
-    if isinstance(member, WeightsEnum):
-        try:
-            transforms = member.transforms()
-            return tuple(transforms.mean), tuple(transforms.std)
-        except (AttributeError, TypeError):
-            pass
-    return IMAGENET_MEAN, IMAGENET_STD
+    return weights_preprocessing(member)[:2]
+
+
+def weights_preprocessing(member):
+    """``(mean, std, input_size, interpolation)`` that a weights enum member was trained with.
+
+    ImageNet's statistics and None for what the member does not say.
+    """
+    try:
+        transforms = member.transforms()
+        mean, std = tuple(transforms.mean), tuple(transforms.std)
+    except (AttributeError, TypeError):
+        return IMAGENET_MEAN, IMAGENET_STD, None, None
+    crop = getattr(transforms, "crop_size", None)
+    interpolation = getattr(transforms, "interpolation", None)
+    return (
+        mean,
+        std,
+        int(crop[0]) if crop else None,
+        getattr(interpolation, "value", interpolation),
+    )
 
 
 def load_state_dict_file(path):

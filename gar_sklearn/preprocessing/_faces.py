@@ -1,8 +1,9 @@
 """Finding faces in raw photos and cropping them like the aligned training sets.
 
-OpenCV (``opencv-python-headless``, the ``face`` extra) is imported only when a
-detector is actually needed, so the rest of ``gar_sklearn.preprocessing``
-imports without it.
+The default detector is OpenCV's Haar cascade (``opencv-python-headless``, the
+``face`` extra), imported only when it is actually needed, so the rest of
+``gar_sklearn.preprocessing`` imports without it. Any other detector plugs in
+as a callable that returns face boxes (and landmarks when it has them).
 """
 
 import functools
@@ -13,6 +14,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._progress import progress_bar
@@ -74,6 +76,56 @@ def _cascade_path(cascade):
         "The 'cascade' parameter must be the file name of one of OpenCV's bundled Haar "
         f"cascades (for faces: {faces}) or a path to a cascade XML file. Got {cascade!r} instead."
     )
+
+
+def _detector_function(detector):
+    """The 'detector' parameter as a function ``image -> detections``, or None for Haar."""
+    if detector is None:
+        return None
+    if callable(getattr(detector, "detect", None)):
+        return detector.detect
+    if callable(detector):
+        return detector
+    raise ValueError(
+        "The 'detector' parameter must be None (OpenCV's Haar cascade), a callable or an object "
+        f"with a detect(image) method returning face boxes. Got {detector!r} instead."
+    )
+
+
+def _as_detections(result, where):
+    """A detector's result as ``(boxes (n, 4) float, landmarks (n, k, 2) float or None)``.
+
+    Accepted: boxes ``(x, y, w, h)`` as an array-like of shape (n, 4); a
+    ``(boxes, landmarks)`` pair; a dict with ``"boxes"`` and optionally
+    ``"landmarks"``.
+    """
+    landmarks = None
+    if isinstance(result, dict):
+        boxes, landmarks = result.get("boxes"), result.get("landmarks")
+    elif isinstance(result, tuple) and len(result) == 2 and np.ndim(result[0]) == 2:
+        boxes, landmarks = result
+    else:
+        boxes = result
+    try:
+        boxes = np.asarray([] if boxes is None else boxes, dtype=float).reshape(-1, 4)
+        if landmarks is not None:
+            landmarks = np.asarray(landmarks, dtype=float)
+            if len(boxes) == 0 and landmarks.size == 0:
+                landmarks = None
+            elif landmarks.ndim != 3 or landmarks.shape[::2] != (len(boxes), 2):
+                raise ValueError(f"landmarks of shape {landmarks.shape} for {len(boxes)} boxes")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"The detector must return face boxes (x, y, w, h) in pixels as an array of shape "
+            "(n_faces, 4), a (boxes, landmarks) pair with landmarks of shape (n_faces, k, 2), or "
+            f"a dict with 'boxes' and optionally 'landmarks'. Got {result!r} for {where}."
+        ) from exc
+    if not np.isfinite(boxes).all() or (boxes[:, 2:] <= 0).any():
+        raise ValueError(
+            f"The detector returned boxes without a positive size or with missing values for {where}: "
+            f"{boxes.tolist()}. Boxes are (x, y, w, h) in pixels."
+        )
+    return boxes, landmarks
 
 
 def _round(value):
@@ -160,10 +212,23 @@ class FaceCrops(list):
         Maps each position in ``failed`` to the reason.
     sources : list of str
         A name for every input image: its path, or ``"X[i]"``.
+    landmarks : list
+        For each crop, the detector's landmarks as an array of shape (k, 2)
+        of ``(x, y)`` in pixels of the original image, or None (the Haar
+        cascade gives none).
     """
 
     def __init__(
-        self, crops=(), *, source_index=(), boxes=(), no_face=(), failed=(), errors=None, sources=()
+        self,
+        crops=(),
+        *,
+        source_index=(),
+        boxes=(),
+        no_face=(),
+        failed=(),
+        errors=None,
+        sources=(),
+        landmarks=None,
     ):
         super().__init__(crops)
         self.source_index = np.asarray(source_index, dtype=np.intp)
@@ -172,6 +237,12 @@ class FaceCrops(list):
         self.failed = np.asarray(failed, dtype=np.intp)
         self.errors = dict(errors or {})
         self.sources = list(sources)
+        n_faces = len(self.source_index)
+        self.landmarks = [None] * n_faces if landmarks is None else list(landmarks)
+        if len(self.landmarks) != n_faces:
+            raise ValueError(
+                f"FaceCrops needs one landmarks entry per face ({n_faces}); got {len(self.landmarks)}."
+            )
 
     @property
     def n_images(self):
@@ -187,11 +258,19 @@ class FaceCrops(list):
             Columns ``source_index``, ``source``, ``face_index`` (position of
             the face within its image), ``face_found``, ``x``, ``y``, ``w``,
             ``h`` (missing where no face) and ``error`` (missing unless the
-            image could not be read). Rows are sorted by ``source_index``; the
+            image could not be read), and ``landmarks`` (an array of shape
+            (k, 2) per face) when the detector gave landmarks. Rows are
+            sorted by ``source_index``; the
             rows with ``face_found`` are in the order of the crops, so
             ``frame.loc[frame.face_found, "gender"] = predictions`` lines up.
         """
-        return _faces_frame(self.sources, self.source_index, self.boxes, self.errors)
+        frame = _faces_frame(self.sources, self.source_index, self.boxes, self.errors)
+        if any(points is not None for points in self.landmarks):
+            column = [None] * len(frame)
+            for row, points in zip(np.flatnonzero(frame["face_found"]), self.landmarks):
+                column[row] = points  # the face rows are in the crops' order
+            frame["landmarks"] = pd.Series(column, dtype=object)
+        return frame
 
     def __repr__(self):
         return (
@@ -236,15 +315,16 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Find the faces in photos and crop each one, square, with a margin.
 
     Raw photos are not the aligned face crops that gender, age and race models
-    are trained on. This transformer finds every frontal face with OpenCV's
-    Haar cascade detector, cuts a square around each face box enlarged by
+    are trained on. This transformer finds every face with a detector (by
+    default OpenCV's Haar cascade, for frontal faces; any other through
+    ``detector``), cuts a square around each face box enlarged by
     ``margin`` on every side (FairFace's 0.25 by default), and resizes it to
     ``size`` pixels. It returns a :class:`FaceCrops` list that records which
     input image each face came from. Images without a face are reported (a
     :class:`NoFaceWarning` and ``FaceCrops.no_face``), never dropped silently.
 
-    Needs OpenCV: ``pip install "gar-sklearn[face]"``. Stateless: ``fit`` only
-    checks the parameters.
+    The Haar cascade needs OpenCV: ``pip install "gar-sklearn[face]"``.
+    Stateless: ``fit`` only checks the parameters.
 
     Parameters
     ----------
@@ -267,13 +347,14 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     min_size : int, float or None, default=None
         Smallest face to report: an int is a side in pixels of the original
         photo, a float in (0, 1] a fraction of the photo's shorter side. None
-        keeps the detector's own minimum (24 pixels at detection scale).
+        keeps the detector's own minimum (the Haar cascade's: 24 pixels at
+        detection scale).
     scale_factor : float, default=1.1
-        Step between the detector's scales (``detectMultiScale``'s
+        Step between the Haar detector's scales (``detectMultiScale``'s
         ``scaleFactor``): smaller finds more faces, more slowly.
     min_neighbors : int, default=5
-        Overlapping detections a face needs (``minNeighbors``): higher gives
-        fewer false faces and misses more real ones.
+        Overlapping detections a Haar face needs (``minNeighbors``): higher
+        gives fewer false faces and misses more real ones.
     max_faces : int or None, default=None
         Keep at most this many faces per photo, the largest ones.
     on_no_face : {"warn", "ignore", "raise"}, default="warn"
@@ -294,11 +375,25 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         of its longer side, repeating the edge pixels, and boxes are mapped
         back (those centred outside the photo are dropped). The detector needs
         some context around a face, so without it faces that fill the frame,
-        such as already aligned crops, are often missed (on UTKFace crops,
-        about 60% are found without it and over 90% with it). 0 disables it.
+        such as already aligned crops, are often missed (see docs/faces.md).
+        0 disables it.
     cascade : str or path, default="haarcascade_frontalface_default.xml"
-        The cascade: a file name from ``cv2.data.haarcascades`` (for example
-        ``"haarcascade_frontalface_alt2.xml"``) or a path to an XML file.
+        The Haar cascade: a file name from ``cv2.data.haarcascades`` (for
+        example ``"haarcascade_frontalface_alt2.xml"``) or a path to an XML
+        file.
+    detector : callable, object with a ``detect`` method, or None, default=None
+        Another face detector in place of the Haar cascade (which then needs
+        no OpenCV): called as ``detector(image)`` (or ``detector.detect(image)``)
+        on each photo as a uint8 RGB array of shape (H, W, 3), shrunk and
+        padded as ``detect_size`` and ``detect_padding`` say, it returns the
+        face boxes ``(x, y, w, h)`` in pixels of that array, as an array-like
+        of shape (n_faces, 4), or with landmarks as a ``(boxes, landmarks)``
+        pair or a dict ``{"boxes": ..., "landmarks": ...}`` (landmarks of
+        shape (n_faces, k, 2), ``(x, y)`` in pixels). Boxes and landmarks are
+        mapped back to the original photo. ``scale_factor``,
+        ``min_neighbors`` and ``cascade`` are then unused. To save or clone a
+        cropper, give a picklable detector (a module-level function or an
+        object), not a lambda.
     verbose : int, default=0
         1 draws a progress bar over the photos on stderr when it is a
         terminal; 2 draws it also when not; 0 never.
@@ -310,10 +405,11 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     Notes
     -----
-    "Alignment" here is a consistent square framing and scale: the Haar
-    detector gives no landmarks, so faces are not rotated upright (tilted
-    and profile faces are often not found at all). Photos are read upright
-    according to their EXIF orientation.
+    "Alignment" here is a consistent square framing and scale: faces are
+    not rotated upright, even when a detector gives landmarks (they are
+    recorded in ``FaceCrops.landmarks``). The Haar cascade finds frontal,
+    roughly upright faces; tilted and profile faces are often missed. Photos
+    are read upright according to their EXIF orientation.
 
     In a :class:`~sklearn.pipeline.Pipeline` before a classifier, ``predict``
     returns one row per face, not per photo. At fit time the crops only line
@@ -345,6 +441,7 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         detect_size=800,
         detect_padding=0.15,
         cascade=_DEFAULT_CASCADE,
+        detector=None,
         verbose=0,
     ):
         self.margin = margin
@@ -359,6 +456,7 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         self.detect_size = detect_size
         self.detect_padding = detect_padding
         self.cascade = cascade
+        self.detector = detector
         self.verbose = verbose
 
     # ------------------------------------------------------------ validation
@@ -417,11 +515,14 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                 raise ValueError(
                     f"The '{name}' parameter must be one of {list(allowed)}. Got {value!r} instead."
                 )
-        return _load_cascade(_cascade_path(self.cascade))
+        detect = _detector_function(self.detector)
+        if detect is not None:
+            return None, detect
+        return _load_cascade(_cascade_path(self.cascade)), None
 
     # ------------------------------------------------------------ public API
     def fit(self, X=None, y=None):
-        """Check the parameters and that OpenCV and the cascade load; learns nothing.
+        """Check the parameters (and that OpenCV and the cascade load); learns nothing.
 
         Parameters
         ----------
@@ -491,10 +592,10 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     # --------------------------------------------------------------- the work
     def _run(self, X, crop):
-        cascade = self._check_params()
+        cascade, detect = self._check_params()
         src = as_image_source(X)
         sources = [src.describe(i) for i in range(len(src))]
-        crops, source_index, boxes, no_face, errors = [], [], [], [], {}
+        crops, source_index, boxes, landmarks, no_face, errors = [], [], [], [], [], {}
         for i in progress_bar(self.verbose, desc="faces", iterable=range(len(src))):
             try:
                 image = src.load(i)
@@ -503,12 +604,13 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                     raise
                 errors[i] = exc.reason
                 continue
-            found = self._detect_one(cascade, image)
+            found = self._detect_one(cascade, detect, image, sources[i])
             if not found:
                 no_face.append(i)
-            for box in found:
+            for box, points in found:
                 source_index.append(i)
                 boxes.append(box)
+                landmarks.append(points)
                 if crop:
                     crops.append(self._crop_one(image, box))
         if errors:
@@ -538,31 +640,48 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             failed=list(errors),
             errors=errors,
             sources=sources,
+            landmarks=landmarks,
         )
 
-    def _detect_one(self, cascade, image):
-        """Face boxes ``(x, y, w, h)`` in original pixels, clipped to the image, left to right."""
-        cv2 = _import_cv2()
+    def _detect_one(self, cascade, detect, image, where):
+        """``[(box, landmarks or None), ...]``: boxes ``(x, y, w, h)`` in original pixels,
+        clipped to the image, left to right."""
         height, width = image.shape[:2]
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         scale = 1.0
         if self.detect_size is not None and max(height, width) > self.detect_size:
             scale = self.detect_size / max(height, width)
-            gray = cv2.resize(
-                gray,
-                (max(1, _round(width * scale)), max(1, _round(height * scale))),
-                interpolation=cv2.INTER_AREA,
-            )
-        pad = _round(self.detect_padding * max(gray.shape))
+        size = (max(1, _round(width * scale)), max(1, _round(height * scale)))
+        pad = _round(self.detect_padding * max(size))
+        if detect is None:
+            found, points = self._haar(cascade, image, scale, size, pad), None
+        else:
+            view = image
+            if scale != 1.0:
+                view = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+            if pad:
+                view = np.pad(view, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+            found, points = _as_detections(detect(view), where)
+        return self._to_original(found, points, scale, pad, height, width)
+
+    def _min_side(self, height, width):
+        """``min_size`` in pixels of the original photo, or None."""
+        if self.min_size is None:
+            return None
+        if isinstance(self.min_size, numbers.Integral):
+            return self.min_size
+        return self.min_size * min(height, width)
+
+    def _haar(self, cascade, image, scale, size, pad):
+        """Haar boxes ``(x, y, w, h)`` in pixels of the shrunk, padded grayscale photo."""
+        cv2 = _import_cv2()
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if scale != 1.0:
+            gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         if pad:
             gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         options = {}
-        if self.min_size is not None:
-            min_px = (
-                self.min_size
-                if isinstance(self.min_size, numbers.Integral)
-                else self.min_size * min(height, width)
-            )
+        min_px = self._min_side(*image.shape[:2])
+        if min_px is not None:
             side = max(1, math.ceil(min_px * scale))
             options["minSize"] = (side, side)
         found = cascade.detectMultiScale(
@@ -571,18 +690,26 @@ class FaceCropper(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             minNeighbors=int(self.min_neighbors),
             **options,
         )
-        boxes = []
-        for bx, by, bw, bh in np.asarray(found, dtype=float).reshape(-1, 4):
+        return np.asarray(found, dtype=float).reshape(-1, 4)
+
+    def _to_original(self, found, points, scale, pad, height, width):
+        """Map detections back to the photo, then keep, clip, select and order them."""
+        min_px = self._min_side(height, width)
+        kept = []
+        for k, (bx, by, bw, bh) in enumerate(found):
             x, y, w, h = (bx - pad) / scale, (by - pad) / scale, bw / scale, bh / scale
             if not (0 <= x + w / 2 < width and 0 <= y + h / 2 < height):
                 continue  # a "face" found in the replicated border
+            if min_px is not None and max(w, h) < min_px:
+                continue
             x0, y0 = max(_round(x), 0), max(_round(y), 0)
             x1, y1 = min(_round(x + w), width), min(_round(y + h), height)
-            boxes.append((x0, y0, x1 - x0, y1 - y0))
-        if self.max_faces is not None and len(boxes) > self.max_faces:
-            largest = sorted(range(len(boxes)), key=lambda k: -boxes[k][2] * boxes[k][3])
-            boxes = [boxes[k] for k in sorted(largest[: self.max_faces])]
-        return sorted(boxes, key=lambda b: (b[0], b[1]))
+            landmarks = None if points is None else (points[k] - pad) / scale
+            kept.append(((x0, y0, x1 - x0, y1 - y0), landmarks))
+        if self.max_faces is not None and len(kept) > self.max_faces:
+            largest = sorted(range(len(kept)), key=lambda k: -kept[k][0][2] * kept[k][0][3])
+            kept = [kept[k] for k in sorted(largest[: self.max_faces])]
+        return sorted(kept, key=lambda item: (item[0][0], item[0][1]))
 
     def _crop_one(self, image, box):
         face = _extract(image, _crop_box(box, image.shape, self.margin, self.border), self.border)
