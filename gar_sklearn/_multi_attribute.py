@@ -508,6 +508,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _build_module(self, n_classes, device):
         """The backbone with its heads, on ``device``; and the backbone's description."""
         backbone = build_backbone(self.backbone, self.weights)
+        backbone.check_input_size(int(self.image_size))
         n_frozen = resolve_freeze(self.freeze, backbone.stage_names)
         module = MultiHeadNetwork(
             backbone,
@@ -835,7 +836,7 @@ def _restore(data, device):
     n_classes = [len(c) for c in est._class_lists()]
     with torch.random.fork_rng(devices=[]):  # random initial weights, replaced below: keep the seed
         module = MultiHeadNetwork(
-            build_backbone(est.backbone, weights=None),
+            build_backbone(est.backbone, weights=None, whole=est.stage_names_ == ["model"]),
             n_classes,
             n_frozen=est.n_frozen_stages_,
             hidden_units=est.head_hidden_units,

@@ -778,3 +778,16 @@ def test_named_adam_optimizers_use_torchs_fused_kernel_with_the_same_steps(monke
     MultiAttributeClassifier(**{**params, "freeze": None}).fit(X, y)
     MultiAttributeClassifier(**{**params, "unfreeze_after": 1}).fit(X, y)
     assert made == [None, None, None]
+
+
+def test_an_image_size_too_small_for_the_backbone_fails_at_fit_naming_both():
+    X, y = make_synthetic_faces(8, image_size=32, random_state=0)
+    clf = MultiAttributeClassifier(
+        backbone="alexnet", weights=None, image_size=32, attributes=("gender",), max_epochs=1
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"'image_size' parameter must be at least 63 for backbone "
+        r"'alexnet'.*Got image_size=32",
+    ):
+        clf.fit(X, y)
