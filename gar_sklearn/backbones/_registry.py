@@ -438,11 +438,13 @@ def _resolve(name, entry, weights):
         return _named_file(name, key, entry.weights[key]), f"{name}.{key}", preprocessing
     if entry.arch is None:
         valid = ["DEFAULT", *entry.weights] if entry.weights else []
+        missing = "to download" if weights == "DEFAULT" else f"named {weights!r}"
+        options = "weights=None or weights=<path to a state_dict file>"
+        if valid:
+            options = f"weights=None, weights=<path to a state_dict file> or one of {valid}"
         raise ValueError(
-            f"The backbone {name!r} has no pretrained weights named {weights!r}; use weights=None, "
-            f"weights=<path to a state_dict file>"
-            + (f" or one of {valid}" if valid else "")
-            + f". Got weights={weights!r}."
+            f"The backbone {name!r} has no pretrained weights {missing}; use {options}. "
+            f"Got weights={weights!r}."
         )
     member = resolve_weights(entry.arch, weights)
     if isinstance(member, os.PathLike):
