@@ -9,7 +9,7 @@ timm installed, any timm model (``"timm/<name>"``).
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import torch
@@ -17,7 +17,8 @@ from torch import nn
 from torchvision import models as tv_models
 from torchvision.models import get_model, get_model_weights, list_models
 
-from ._stages import check_input_size, feature_count, smallest_input_size, split_by_trace
+from ._features import BackboneFeatures
+from ._stages import feature_count, split_by_trace
 from ._timm import build_timm_backbone, is_timm_name
 from ._tiny import TinyConvNet
 from ._weights import (
@@ -36,55 +37,6 @@ __all__ = ["BackboneFeatures", "available_backbones", "build_backbone", "registe
 # torchvision builds these without ``transform_input`` when given no weights: their pretrained
 # weights then expect images normalised with mean = std = 0.5, which is what that step computes
 _HALF_NORMALISED = {"googlenet", "inception_v3"}
-
-
-@dataclass
-class BackboneFeatures:
-    """A built backbone: stages whose composition maps images to feature vectors.
-
-    Attributes
-    ----------
-    stages : list of (str, nn.Module)
-        Named stages in order; the last one pools to ``(N, n_features)``.
-    n_features : int
-        Length of the feature vector.
-    mean, std : tuple of float
-        Input statistics of the weights (ImageNet's for random weights unless
-        the backbone declares its own).
-    weights : str or None
-        What was loaded: a weights name, a file path, or None.
-    name : str or None
-        The backbone's name.
-    input_size : int or None
-        The square image side the pretrained weights were trained at (for
-        random weights, the architecture's usual one), or None if unknown.
-    interpolation : str or None
-        The resize interpolation of the weights' preprocessing
-        (``"bilinear"``, ``"bicubic"``), or None if unknown.
-    stage_names : list of str
-        The names of ``stages``.
-    """
-
-    stages: list
-    n_features: int
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    weights: object = None
-    name: str = None
-    input_size: int = None
-    interpolation: str = None
-    stage_names: list = field(init=False)
-
-    def __post_init__(self):
-        self.stage_names = [name for name, _ in self.stages]
-
-    def smallest_input_size(self):
-        """The smallest square image side the stages accept (see :func:`smallest_input_size`)."""
-        return smallest_input_size(self)
-
-    def check_input_size(self, image_size):
-        """Raise a ValueError naming the backbone when it cannot take ``image_size`` pixels."""
-        check_input_size(self, image_size)
 
 
 def _pool():

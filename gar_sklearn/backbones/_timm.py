@@ -10,6 +10,7 @@ cache, and are downloaded there only when missing.
 import os
 from pathlib import Path
 
+from ._features import BackboneFeatures
 from ._stages import feature_count, split_by_trace
 from ._weights import (
     WeightsUnavailableError,
@@ -85,7 +86,6 @@ def build_timm_backbone(name, weights="DEFAULT", *, whole=False):
         With the mean, std, input size and interpolation of the pretrained
         config.
     """
-    from ._registry import BackboneFeatures  # the registry imports this module
 
     timm = _import_timm()
     arch, tag = _model_name(name, timm)
