@@ -38,6 +38,10 @@ _SWITCHES = {
     "feature_cache_bytes": (4 * 2**30, _size, "an int >= 0 (bytes)"),
     "predict_cache_bytes": (2**29, _size, "an int >= 0 (bytes)"),
     "image_cache_bytes": (2 * 2**30, _size, "an int >= 0 (bytes)"),
+    "cuda_image_cache_bytes": (8 * 2**30, _size, "an int >= 0 (bytes)"),
+    "cuda_feature_cache_bytes": (2 * 2**30, _size, "an int >= 0 (bytes)"),
+    "cuda_tf32": (True, _flag, "True or False"),
+    "cudnn_benchmark": (True, _flag, "True or False"),
 }
 # the environment variables of earlier versions, still read
 _OLD_NAMES = {
@@ -112,6 +116,19 @@ def get_config():
       many bytes, else it streams the images.
     - ``image_cache_bytes`` (2 GiB): ``image_cache="auto"`` decodes the
       training images once into memory when they fit in this many bytes.
+    - ``cuda_image_cache_bytes`` (8 GiB): the same budget (host memory) for
+      a fit that runs on a GPU, where decoding would keep the GPU waiting.
+    - ``cuda_feature_cache_bytes`` (2 GiB): on a GPU, the cached features of
+      a fit move to GPU memory once, before training, when they fit in this
+      many bytes (0: never); else each batch is copied from pinned memory.
+    - ``cuda_tf32`` (True): fits and predictions on a GPU let float32 matrix
+      products and convolutions use TensorFloat-32 tensor cores (torch's
+      ``allow_tf32`` flags, restored afterwards); False leaves torch's flags
+      as they are.
+    - ``cudnn_benchmark`` (True): fits and predictions on a GPU let cuDNN
+      time its convolution algorithms once per input shape and keep the
+      fastest (``torch.backends.cudnn.benchmark``, restored afterwards);
+      False leaves the flag as it is.
 
     Examples
     --------

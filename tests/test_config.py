@@ -21,6 +21,10 @@ DEFAULTS = {
     "feature_cache_bytes": 4 * 2**30,
     "predict_cache_bytes": 2**29,
     "image_cache_bytes": 2 * 2**30,
+    "cuda_image_cache_bytes": 8 * 2**30,
+    "cuda_feature_cache_bytes": 2 * 2**30,
+    "cuda_tf32": True,
+    "cudnn_benchmark": True,
 }
 
 

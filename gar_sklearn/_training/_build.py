@@ -9,7 +9,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from .._config import get_config
-from .._data import collate_batch, worker_context
+from .._data import collate_batch, loading_policy
 from ._callbacks import BatchProgressBar, HeadAccuracy, Unfreeze
 from ._device import resolve_precision
 from ._net import MultiHeadNet
@@ -138,21 +138,32 @@ def _optimizer_kwargs(settings, module, device):
     return kwargs
 
 
-def _loader_kwargs(n_train, batch_size, device, workers):
-    cuda = device.startswith("cuda")
-    return dict(
+def _in_host_memory(dataset):
+    """Whether a DataLoader may pin the batches of ``dataset`` (features already on a
+    GPU cannot be pinned)."""
+    features = getattr(dataset, "features", None)
+    return not (isinstance(features, torch.Tensor) and features.device.type != "cpu")
+
+
+def _loader_kwargs(train_ds, val_ds, batch_size, device, workers):
+    """The DataLoader arguments of training and validation: workers, pinning and
+    prefetching as :func:`~gar_sklearn._data.loading_policy` says for ``device``;
+    ``workers`` is a pair (training, validation)."""
+    policy = loading_policy(device)
+    n_train = len(train_ds) if train_ds is not None else 0
+    kwargs = dict(
         iterator_train__shuffle=True,
         # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
         iterator_train__drop_last=n_train % batch_size == 1,
-        iterator_train__num_workers=workers,
-        iterator_train__multiprocessing_context=worker_context(workers),
-        iterator_train__persistent_workers=False,
         iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
-        iterator_train__pin_memory=cuda,
-        iterator_valid__pin_memory=cuda,
         iterator_train__collate_fn=collate_batch,  # datasets' batches come collated
         iterator_valid__collate_fn=collate_batch,
     )
+    for prefix, dataset, n_workers in zip(("train", "valid"), (train_ds, val_ds), workers):
+        loader = policy.loader_kwargs(n_workers)
+        loader["pin_memory"] = loader["pin_memory"] and _in_host_memory(dataset)
+        kwargs.update({f"iterator_{prefix}__{k}": v for k, v in loader.items()})
+    return kwargs
 
 
 def make_net(
@@ -165,6 +176,7 @@ def make_net(
     val_ds=None,
     seed=None,
     workers=0,
+    valid_workers=0,
     loss_weights=None,
     soft_targets=None,
     checkpoint=None,
@@ -173,6 +185,8 @@ def make_net(
     """The skorch net that trains ``module`` as ``settings`` say.
 
     ``train_ds`` may be None for a net that only predicts (a loaded model).
+    ``workers``, ``valid_workers``: DataLoader worker processes of training
+    and validation.
     ``checkpoint``: a :class:`~gar_sklearn._training.TrainingCheckpoint`,
     placed after every other callback. ``callbacks``: the user's own
     ``(name, callback)`` pairs, placed before it.
@@ -182,6 +196,9 @@ def make_net(
         optimizer = OPTIMIZERS[optimizer]
     monitor = "valid_loss" if val_ds is not None else "train_loss"
     n_train = len(train_ds) if train_ds is not None else 0
+    loaders = _loader_kwargs(
+        train_ds, val_ds, settings.batch_size, device, (workers, valid_workers)
+    )
     steps_per_epoch = max(1, math.ceil(n_train / settings.batch_size))
     return MultiHeadNet(
         module,
@@ -196,7 +213,7 @@ def make_net(
         ),
         device=device,
         loss_weights=loss_weights,
-        amp_dtype=resolve_precision(settings.precision),
+        amp_dtype=resolve_precision(settings.precision, device),
         soft_targets=soft_targets,
         seed=seed,
         verbose=settings.verbose,
@@ -207,5 +224,5 @@ def make_net(
             else {}
         ),
         **_optimizer_kwargs(settings, module, device),
-        **_loader_kwargs(n_train, settings.batch_size, device, workers),
+        **loaders,
     )
