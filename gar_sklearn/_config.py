@@ -30,6 +30,10 @@ def _size(text):
     return int(float(text))
 
 
+def _no_environment(text):
+    raise ValueError("an accelerator can only be given with set_config or config_context")
+
+
 # name: (default, parse an environment value, description for errors)
 _SWITCHES = {
     "tune_cpu_allocator": (True, _flag, "True or False"),
@@ -42,6 +46,7 @@ _SWITCHES = {
     "cuda_feature_cache_bytes": (2 * 2**30, _size, "an int >= 0 (bytes)"),
     "cuda_tf32": (True, _flag, "True or False"),
     "cudnn_benchmark": (True, _flag, "True or False"),
+    "accelerator": (None, _no_environment, "None or an accelerate.Accelerator"),
 }
 # the environment variables of earlier versions, still read
 _OLD_NAMES = {
@@ -84,7 +89,9 @@ def _check(name, value):
             f"{sorted(_SWITCHES)}."
         )
     default, _, allowed = _SWITCHES[name]
-    if isinstance(default, bool):
+    if name == "accelerator":
+        ok = value is None or all(hasattr(value, a) for a in ("prepare", "device", "reduce"))
+    elif isinstance(default, bool):
         ok = isinstance(value, bool)
     else:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -129,6 +136,11 @@ def get_config():
       time its convolution algorithms once per input shape and keep the
       fastest (``torch.backends.cudnn.benchmark``, restored afterwards);
       False leaves the flag as it is.
+    - ``accelerator`` (None): an ``accelerate.Accelerator``; fits then train
+      through it, data-parallel over the processes that ``accelerate launch``
+      started (one per GPU), with its mixed precision (see
+      ``docs/scaling.md``). Set it with :func:`set_config` or
+      :func:`config_context` only.
 
     Examples
     --------

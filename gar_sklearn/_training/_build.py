@@ -166,6 +166,31 @@ def _loader_kwargs(train_ds, val_ds, batch_size, device, workers):
     return kwargs
 
 
+def _net_class(settings, device, train_ds, checkpoint):
+    """The net class, its extra arguments and its device: with an ``accelerator``
+    configured (:func:`gar_sklearn.set_config`), a fit trains through it."""
+    accelerator = get_config()["accelerator"]
+    if accelerator is None or train_ds is None:  # a loaded model only predicts
+        amp_dtype = resolve_precision(settings.precision, device)
+        return MultiHeadNet, {"amp_dtype": amp_dtype, "criterion": nn.CrossEntropyLoss}, device
+    from ._accelerate import AcceleratedMultiHeadNet, CrossEntropy
+
+    if settings.precision not in ("auto", "float32", "fp32"):
+        raise ValueError(
+            f"With an accelerator, mixed precision is the accelerator's: leave 'precision' as "
+            f"'float32' or 'auto' and create Accelerator(mixed_precision=...). Got "
+            f"precision={settings.precision!r} instead."
+        )
+    for name, value in (
+        ("checkpoint_dir", checkpoint),
+        ("unfreeze_after", settings.unfreeze_after),
+    ):
+        if value is not None:
+            raise ValueError(f"'{name}' is not supported when training through an accelerator.")
+    extra = {"accelerator": accelerator, "amp_dtype": None, "criterion": CrossEntropy}
+    return AcceleratedMultiHeadNet, extra, None  # the accelerator places the module
+
+
 def make_net(
     module,
     settings,
@@ -189,7 +214,9 @@ def make_net(
     and validation.
     ``checkpoint``: a :class:`~gar_sklearn._training.TrainingCheckpoint`,
     placed after every other callback. ``callbacks``: the user's own
-    ``(name, callback)`` pairs, placed before it.
+    ``(name, callback)`` pairs, placed before it. With an ``accelerator``
+    configured, a net that trains is an
+    :class:`~gar_sklearn._training._accelerate.AcceleratedMultiHeadNet`.
     """
     optimizer = settings.optimizer
     if isinstance(optimizer, str):
@@ -200,9 +227,9 @@ def make_net(
         train_ds, val_ds, settings.batch_size, device, (workers, valid_workers)
     )
     steps_per_epoch = max(1, math.ceil(n_train / settings.batch_size))
-    return MultiHeadNet(
+    net_class, extra, net_device = _net_class(settings, device, train_ds, checkpoint)
+    return net_class(
         module,
-        criterion=nn.CrossEntropyLoss,
         optimizer=optimizer,
         lr=settings.lr,
         max_epochs=settings.max_epochs,
@@ -211,9 +238,8 @@ def make_net(
         callbacks=_callbacks(
             settings, module, attributes, monitor, steps_per_epoch, checkpoint, callbacks
         ),
-        device=device,
+        device=net_device,
         loss_weights=loss_weights,
-        amp_dtype=resolve_precision(settings.precision, device),
         soft_targets=soft_targets,
         seed=seed,
         verbose=settings.verbose,
@@ -225,4 +251,5 @@ def make_net(
         ),
         **_optimizer_kwargs(settings, module, device),
         **loaders,
+        **extra,
     )

@@ -22,8 +22,13 @@ def resolve_device(device):
     """``"auto"`` -> ``"cuda"`` when available, else ``"cpu"``; anything else is checked.
 
     A CUDA device is checked against the machine's: its index must name one
-    of the GPUs present.
+    of the GPUs present. With an ``accelerator`` configured
+    (:func:`gar_sklearn.set_config`), ``"auto"`` is the device it gives this
+    process, and another kind of device is refused.
     """
+    accelerator = get_config()["accelerator"]
+    if accelerator is not None:
+        return _accelerated_device(device, accelerator)
     if device is None or device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -45,7 +50,17 @@ def resolve_device(device):
                 f"device={device!r} names GPU {dev.index}, but this machine has {count} GPU(s) "
                 f"(cuda:0 to cuda:{count - 1})."
             )
-    return str(dev)
+    return "cpu" if dev.type == "cpu" else str(dev)
+
+
+def _accelerated_device(device, accelerator):
+    given = torch.device(accelerator.device)
+    if device is None or device == "auto" or torch.device(device).type == given.type:
+        return "cpu" if given.type == "cpu" else str(given)
+    raise ValueError(
+        f"device={device!r} was requested, but the configured accelerator runs this process "
+        f"on {str(given)!r}; use device='auto' to train where the accelerator places it."
+    )
 
 
 def resolve_precision(precision, device="cpu"):

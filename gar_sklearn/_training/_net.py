@@ -46,7 +46,7 @@ class MultiHeadNet(NeuralNet):
     The loss is the (weighted) sum of the heads' cross-entropies. Datasets
     that have ``set_epoch`` are told the epoch before each training pass, so
     augmentation differs every epoch. With ``seed`` set, the training
-    loader's generator (its shuffling and worker seeds) is re-seeded from
+    loader's generators (its shuffling and worker seeds) are re-seeded from
     ``(seed, epoch)`` at the start of every epoch, so that an epoch's batches
     depend on nothing but the seed and the epoch: a resumed fit draws what an
     uninterrupted one would. Prediction runs :meth:`inference_module` under
@@ -129,11 +129,12 @@ class MultiHeadNet(NeuralNet):
         return total
 
     def get_iterator(self, dataset, training=False):
-        """skorch's DataLoader; for training, one told the epoch each time an epoch
-        begins (its persistent workers too, through shared memory), that shuffles
-        with a generator of its own (see :class:`_EpochLoader`)."""
+        """skorch's DataLoader, passed through :meth:`prepare_loader`; for training,
+        one told the epoch each time an epoch begins (its persistent workers too,
+        through shared memory), that shuffles with a generator of its own (see
+        :class:`_EpochLoader`)."""
         if not training:
-            loader = super().get_iterator(dataset, training=False)
+            loader = self.prepare_loader(super().get_iterator(dataset, training=False))
             return _ReleasingLoader(loader) if loader.num_workers else loader
         kwargs = self.get_params_for("iterator_train")
         if kwargs.get("persistent_workers") and hasattr(dataset, "set_epoch"):
@@ -141,9 +142,16 @@ class MultiHeadNet(NeuralNet):
         kwargs.setdefault("batch_size", self.batch_size)  # as skorch's get_iterator
         if kwargs["batch_size"] == -1:
             kwargs["batch_size"] = len(dataset)
+        generators = [kwargs.get("generator")]
         if kwargs.pop("shuffle", False):
             kwargs["sampler"] = RandomSampler(dataset, generator=torch.Generator())
-        return _EpochLoader(self, self.iterator_train(dataset, **kwargs), dataset)
+            generators.append(kwargs["sampler"].generator)
+        loader = self.prepare_loader(self.iterator_train(dataset, **kwargs))
+        return _EpochLoader(self, loader, dataset, [g for g in generators if g is not None])
+
+    def prepare_loader(self, loader):
+        """A hook for subclasses to adapt each DataLoader before use; here, the loader itself."""
+        return loader
 
     def set_mode(self, training):
         """Put the module and the criterion in training or evaluation mode.
@@ -314,27 +322,28 @@ class _EpochLoader:
     skorch builds the training iterator once per fit; the epoch is known only
     when each epoch begins (the history has gained its row). Workers started
     for the epoch get the dataset with its epoch set; persistent workers read
-    it from shared memory (:class:`_SharedEpoch`). The sampler shuffles with a
-    generator of its own, re-seeded from ``(seed, epoch)``: a loader draws its
+    it from shared memory (:class:`_SharedEpoch`). ``generators`` (the
+    sampler's and the loader's) are re-seeded from ``(seed, epoch)``. The
+    sampler shuffles with a generator of its own: a loader draws its
     workers' seeds from the loader's generator only when it starts workers,
     so that with one generator an epoch's order would depend on whether the
     workers persist, and a resumed fit would not draw what an uninterrupted
     one did.
     """
 
-    def __init__(self, net, loader, dataset):
+    def __init__(self, net, loader, dataset, generators=()):
         self.net = net
         self.loader = loader
         self.dataset = dataset
+        self.generators = list(generators)
 
     def __iter__(self):
         epoch = max(len(self.net.history) - 1, 0)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         if self.net.seed is not None:
-            for owner in (self.loader.sampler, self.loader):
-                if getattr(owner, "generator", None) is not None:
-                    owner.generator.manual_seed(_epoch_seed(self.net.seed, epoch))
+            for generator in self.generators:
+                generator.manual_seed(_epoch_seed(self.net.seed, epoch))
         yield from releasing_batches(self.loader)
 
     def __len__(self):
