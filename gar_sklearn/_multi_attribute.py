@@ -173,7 +173,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     image_cache : {"auto", True, False}, default="auto"
         Decode the training images once into memory (uint8, image_size^2 x 3
         bytes each) instead of every epoch. "auto": when they fit in the
-        ``image_cache_bytes`` budget of :func:`gar_sklearn.set_config`.
+        ``image_cache_bytes`` budget of :func:`gar_sklearn.set_config`
+        (``cuda_image_cache_bytes`` for a fit on a GPU).
     device : str, default="auto"
         "auto" uses CUDA when available, else the CPU.
     precision : {"float32", "bfloat16", "float16", "auto"}, default="float32"
@@ -187,7 +188,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         DataLoader worker processes for decoding files. "auto": one per core
         that torch's threads leave spare, at most 4; none where no core is
         spare, and then the main process decodes each batch between forward
-        passes.
+        passes. On a GPU, every core but one, at most 8, kept from epoch to
+        epoch.
     on_error : {"raise", "skip"}, default="raise"
         Unreadable images: raise naming the file, or skip them with a warning
         listing them (at predict time their predictions are None and their
