@@ -30,6 +30,10 @@ def _size(text):
     return int(float(text))
 
 
+def _no_environment(text):
+    raise ValueError("an accelerator can only be given with set_config or config_context")
+
+
 # name: (default, parse an environment value, description for errors)
 _SWITCHES = {
     "tune_cpu_allocator": (True, _flag, "True or False"),
@@ -38,6 +42,11 @@ _SWITCHES = {
     "feature_cache_bytes": (4 * 2**30, _size, "an int >= 0 (bytes)"),
     "predict_cache_bytes": (2**29, _size, "an int >= 0 (bytes)"),
     "image_cache_bytes": (2 * 2**30, _size, "an int >= 0 (bytes)"),
+    "cuda_image_cache_bytes": (8 * 2**30, _size, "an int >= 0 (bytes)"),
+    "cuda_feature_cache_bytes": (2 * 2**30, _size, "an int >= 0 (bytes)"),
+    "cuda_tf32": (True, _flag, "True or False"),
+    "cudnn_benchmark": (True, _flag, "True or False"),
+    "accelerator": (None, _no_environment, "None or an accelerate.Accelerator"),
 }
 # the environment variables of earlier versions, still read
 _OLD_NAMES = {
@@ -80,7 +89,9 @@ def _check(name, value):
             f"{sorted(_SWITCHES)}."
         )
     default, _, allowed = _SWITCHES[name]
-    if isinstance(default, bool):
+    if name == "accelerator":
+        ok = value is None or all(hasattr(value, a) for a in ("prepare", "device", "reduce"))
+    elif isinstance(default, bool):
         ok = isinstance(value, bool)
     else:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -112,6 +123,24 @@ def get_config():
       many bytes, else it streams the images.
     - ``image_cache_bytes`` (2 GiB): ``image_cache="auto"`` decodes the
       training images once into memory when they fit in this many bytes.
+    - ``cuda_image_cache_bytes`` (8 GiB): the same budget (host memory) for
+      a fit that runs on a GPU, where decoding would keep the GPU waiting.
+    - ``cuda_feature_cache_bytes`` (2 GiB): on a GPU, the cached features of
+      a fit move to GPU memory once, before training, when they fit in this
+      many bytes (0: never); else each batch is copied from pinned memory.
+    - ``cuda_tf32`` (True): fits and predictions on a GPU let float32 matrix
+      products and convolutions use TensorFloat-32 tensor cores (torch's
+      ``allow_tf32`` flags, restored afterwards); False leaves torch's flags
+      as they are.
+    - ``cudnn_benchmark`` (True): fits and predictions on a GPU let cuDNN
+      time its convolution algorithms once per input shape and keep the
+      fastest (``torch.backends.cudnn.benchmark``, restored afterwards);
+      False leaves the flag as it is.
+    - ``accelerator`` (None): an ``accelerate.Accelerator``; fits then train
+      through it, data-parallel over the processes that ``accelerate launch``
+      started (one per GPU), with its mixed precision (see
+      ``docs/scaling.md``). Set it with :func:`set_config` or
+      :func:`config_context` only.
 
     Examples
     --------

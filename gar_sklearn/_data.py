@@ -4,6 +4,7 @@ The estimators never hand torch anything but these datasets. Images travel
 as uint8 (N, 3, H, W) tensors; normalisation happens on the network side.
 """
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from ._compat import release_worker_batch_records
+from ._config import get_config
 from ._text import shown
 from .preprocessing._images import ImageLoadError
 from .preprocessing._pixels import resize_images
@@ -28,6 +30,8 @@ __all__ = [
     "decode_images",
     "view_rng",
     "default_num_workers",
+    "LoadingPolicy",
+    "loading_policy",
     "map_in_threads",
     "augment_in_place",
     "worker_context",
@@ -41,6 +45,14 @@ def worker_context(num_workers):
     Named explicitly because inside joblib's loky workers (GridSearchCV with
     ``n_jobs > 1``) the default context is loky's, whose processes a
     DataLoader cannot start.
+
+    Fork also where the parent has initialised CUDA: the workers never touch
+    CUDA (they read, resize and augment images into CPU tensors; pinning and
+    the copy to the GPU happen in the parent), which ``tests/test_cuda_loading.py``
+    checks, and forked workers share the decoded-image cache with the parent
+    instead of each receiving a copy, as spawned ones would. An augmenter that
+    calls CUDA inside a worker gets torch's error ("Cannot re-initialize CUDA
+    in forked subprocess"), not a wrong result.
     """
     if not num_workers:
         return None
@@ -49,22 +61,112 @@ def worker_context(num_workers):
     )
 
 
-def default_num_workers():
-    """DataLoader workers that decode while the network computes: one per core that torch's
-    threads leave spare, at most 4; None (0) where no core is spare.
+@dataclasses.dataclass(frozen=True)
+class LoadingPolicy:
+    """How batches reach a network on one kind of device (see :func:`loading_policy`).
 
-    With no spare core, a worker process competes with the compute threads,
-    and each time it takes one of their cores the other stalls at the next
-    synchronisation (measured in ``docs/speed.md``). Without workers, the
-    main process reads each batch between forward passes.
-
-    Also 0 in a daemonic process, such as a dask worker or a multiprocessing
-    pool's: those may not start processes of their own.
+    Attributes
+    ----------
+    num_workers : int
+        DataLoader worker processes for ``num_workers="auto"`` where images
+        must be decoded or augmented.
+    persistent_workers : bool
+        Keep a training loader's workers alive from one epoch to the next.
+    prefetch_factor : int or None
+        Batches each worker prepares ahead (None: torch's default, 2).
+    pin_memory : bool
+        Put batches in page-locked memory, so that copies to the device run
+        asynchronously.
+    image_cache_bytes : int
+        The budget of the decoded-image cache (``image_cache="auto"``).
     """
-    if multiprocessing.current_process().daemon:
-        return 0
-    n_cpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(4, (n_cpu or 1) - torch.get_num_threads()))
+
+    num_workers: int
+    persistent_workers: bool
+    prefetch_factor: int | None
+    pin_memory: bool
+    image_cache_bytes: int
+
+    def loader_kwargs(self, num_workers, *, once=False):
+        """DataLoader keyword arguments for ``num_workers`` workers; ``once``: a loader
+        iterated a single time (prediction, feature extraction) keeps no workers."""
+        kwargs = dict(
+            num_workers=num_workers,
+            multiprocessing_context=worker_context(num_workers),
+            pin_memory=self.pin_memory,
+        )
+        if num_workers:  # torch refuses these without workers
+            kwargs["persistent_workers"] = self.persistent_workers and not once
+            if self.prefetch_factor is not None:
+                kwargs["prefetch_factor"] = self.prefetch_factor
+        return kwargs
+
+
+def _usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def loading_policy(device, *, n_cpu=None, torch_threads=None, daemon=None):
+    """Workers, pinning and the decoded-image cache's budget for a network on ``device``.
+
+    On the CPU the workers compete with torch's compute threads: one worker
+    per core those threads leave spare, at most 4, none where no core is
+    spare (with no spare core a worker takes cores from the compute threads,
+    which then stall at every synchronisation: ``docs/speed.md``); workers
+    start afresh each epoch; the image cache's budget is the
+    ``image_cache_bytes`` switch.
+
+    On a GPU the CPU only feeds it: every core but one (the process driving
+    the GPU) decodes, at most 8, in persistent workers that each prepare 4
+    batches ahead into pinned memory; the image cache's budget is the
+    ``cuda_image_cache_bytes`` switch (see :func:`gar_sklearn.get_config`).
+
+    No workers in a daemonic process (a dask worker, a multiprocessing
+    pool's), which may not start processes of its own.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    n_cpu, torch_threads, daemon : optional
+        The cores this process may use, torch's thread count and whether the
+        process is daemonic; measured when None.
+
+    Returns
+    -------
+    LoadingPolicy
+
+    Examples
+    --------
+    >>> from gar_sklearn._data import loading_policy
+    >>> loading_policy("cpu", n_cpu=8, torch_threads=6).num_workers
+    2
+    >>> gpu = loading_policy("cuda:0", n_cpu=16, torch_threads=16)
+    >>> gpu.num_workers, gpu.persistent_workers, gpu.prefetch_factor, gpu.pin_memory
+    (8, True, 4, True)
+    """
+    kind = torch.device(device).type
+    n_cpu = n_cpu if n_cpu is not None else _usable_cores() or 1
+    torch_threads = torch_threads if torch_threads is not None else torch.get_num_threads()
+    daemon = multiprocessing.current_process().daemon if daemon is None else daemon
+    config = get_config()
+    if kind == "cpu":
+        workers = max(0, min(4, n_cpu - torch_threads))
+        return LoadingPolicy(
+            0 if daemon else workers, False, None, False, config["image_cache_bytes"]
+        )
+    workers = max(1, min(8, n_cpu - 1))
+    return LoadingPolicy(
+        0 if daemon else workers, True, 4, kind == "cuda", config["cuda_image_cache_bytes"]
+    )
+
+
+def default_num_workers(device="cpu"):
+    """DataLoader workers that decode while a network on ``device`` computes
+    (:func:`loading_policy`): on the CPU one per core that torch's threads leave
+    spare, at most 4; None (0) where no core is spare or in a daemonic process.
+    """
+    return loading_policy(device).num_workers
 
 
 _pool_lock = threading.Lock()
@@ -234,6 +336,9 @@ class FeatureDataset(Dataset):
     random_view : bool
         Pick a view per item and epoch at random (training); else view 0, the
         un-augmented image (validation).
+    dtype : torch.dtype or None, default=torch.float32
+        The dtype of the batches; None: the stored one (float16 halves the
+        bytes copied to a GPU, where the network converts them).
 
     A loader's batch is fetched with one indexing operation
     (``__getitems__``) and comes already collated: pass
@@ -242,11 +347,12 @@ class FeatureDataset(Dataset):
     rows one by one cost half as much again.
     """
 
-    def __init__(self, features, targets, random_view=False, seed=0):
+    def __init__(self, features, targets, random_view=False, seed=0, dtype=torch.float32):
         self.features = features
         self.targets = torch.as_tensor(targets, dtype=torch.long)
         self.random_view = random_view
         self.seed = seed
+        self.dtype = dtype
         self.set_epoch(0)
 
     def __len__(self):
@@ -266,7 +372,10 @@ class FeatureDataset(Dataset):
 
     def _batch(self, index):
         views = 0 if self._views is None else self._views[index]
-        return {"features": self.features[index, views].float()}, self.targets[index]
+        features = self.features[index, views]
+        return {"features": features if self.dtype is None else features.to(self.dtype)}, (
+            self.targets[index]
+        )
 
     def __getitem__(self, index):
         return self._batch(index)

@@ -15,26 +15,34 @@ import hashlib
 import os
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ._compat import tensor_version
 from ._config import get_config
 from ._data import (
     CollatedBatch,
     augment_in_place,
     collate_batch,
+    loading_policy,
     releasing_batches,
     view_rng,
-    worker_context,
 )
 from ._fingerprint import fingerprint
 from .backbones import fold_batch_norm, has_forward_hooks
 from .preprocessing._pixels import resize_images
 
-__all__ = ["FeatureCache", "feature_cache", "config_key"]
+__all__ = [
+    "FeatureCache",
+    "config_key",
+    "feature_cache",
+    "resident_features",
+    "stem_fingerprint",
+]
 
 STORAGE_DTYPE = torch.float16  # activations are bounded; half precision halves the memory
 
@@ -48,11 +56,57 @@ def weights_fingerprint(module):
     return h.hexdigest()
 
 
+# module -> (identity of its tensors, fingerprint): weakly held, never pickled with the module
+_fingerprints = weakref.WeakKeyDictionary()
+_fingerprints_lock = threading.Lock()
+
+
+def stem_fingerprint(module):
+    """:func:`weights_fingerprint` of ``module``, computed again only when a tensor of
+    it has changed since the last call.
+
+    Hashing copies every weight to the CPU (on a GPU, a synchronisation and
+    tens of MB per call); the fingerprint is kept beside the module with the
+    storage and in-place version (:func:`~gar_sklearn._compat.tensor_version`)
+    of each of its tensors: optimizer steps and ``load_state_dict`` bump the
+    version, moving the module to another device gives new storage. As for
+    the net's inference copy, writes through a tensor's ``.data`` go unseen.
+    """
+    key = tuple(
+        (name, t.data_ptr(), tensor_version(t), t.dtype, tuple(t.shape))
+        for name, t in module.state_dict(keep_vars=True).items()
+    )
+    with _fingerprints_lock:
+        cached = _fingerprints.get(module)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    digest = weights_fingerprint(module)
+    with _fingerprints_lock:
+        _fingerprints[module] = (key, digest)
+    return digest
+
+
+def resident_features(features, device):
+    """``features`` (tensors, or None in their place) moved to ``device`` when it is
+    not the CPU and together they fit in the ``cuda_feature_cache_bytes`` budget
+    (:func:`gar_sklearn.get_config`); else as they are.
+
+    Resident features reach the network without a host-to-device copy per batch.
+    """
+    features = list(features)
+    if torch.device(device).type == "cpu":
+        return features
+    nbytes = sum(f.numel() * f.element_size() for f in features if f is not None)
+    if nbytes > get_config()["cuda_feature_cache_bytes"]:
+        return features
+    return [None if f is None else f.to(device) for f in features]
+
+
 def config_key(backbone, stem, image_size, n_views, augmenter):
     return "|".join(
         [
             str(backbone),
-            weights_fingerprint(stem),
+            stem_fingerprint(stem),
             f"size={image_size}",
             f"views={n_views}",
             f"aug={fingerprint(augmenter) if n_views > 1 else 'none'}",
@@ -251,9 +305,7 @@ class FeatureCache:
         loader = DataLoader(
             _ViewDataset(source, pairs, keys, image_size, augmenter),
             batch_size=batch_size,
-            num_workers=num_workers,
-            multiprocessing_context=worker_context(num_workers),
-            pin_memory=torch.device(device).type == "cuda",
+            **loading_policy(device).loader_kwargs(num_workers, once=True),
             collate_fn=collate_batch,
             # a generator of its own: iterating would otherwise draw from torch's global one, and a
             # fit from a cold cache would then train with other dropout masks than one from a warm cache
@@ -271,7 +323,7 @@ class FeatureCache:
                 # releasing: else resident memory grows by a batch per batch
                 for (images,) in releasing_batches(loader):
                     feats = stem(module.normalize(images.to(device, non_blocking=True)))
-                    chunks.append(feats.to("cpu", STORAGE_DTYPE))
+                    chunks.append(feats.to(STORAGE_DTYPE).cpu())  # half the bytes to copy
                     if progress is not None:
                         progress.update(len(chunks[-1]))
         finally:

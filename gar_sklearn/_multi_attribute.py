@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from ._allocator import tune_cpu_allocator
 from ._config import get_config
-from ._data import ImageDataset, collate_batch, releasing_batches, warn_skipped, worker_context
+from ._data import ImageDataset, collate_batch, loading_policy, releasing_batches, warn_skipped
 from ._feature_cache import feature_cache
 from ._fingerprint import data_fingerprint
 from ._outputs import MultiAttributeOutputMixin
@@ -40,6 +40,7 @@ from ._training import (
     SCHEDULES,
     TrainingCheckpoint,
     TrainingSettings,
+    cuda_speed_settings,
     drop_incomplete_epoch,
     drop_training_state,
     make_net,
@@ -54,6 +55,7 @@ from ._training._datasets import (
     loader_workers,
     stem_features,
     train_workers,
+    valid_workers,
 )
 from ._version import __version__
 from .augmentation import RandomFlip
@@ -171,11 +173,13 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     image_cache : {"auto", True, False}, default="auto"
         Decode the training images once into memory (uint8, image_size^2 x 3
         bytes each) instead of every epoch. "auto": when they fit in the
-        ``image_cache_bytes`` budget of :func:`gar_sklearn.set_config`.
+        ``image_cache_bytes`` budget of :func:`gar_sklearn.set_config`
+        (``cuda_image_cache_bytes`` for a fit on a GPU).
     device : str, default="auto"
         "auto" uses CUDA when available, else the CPU.
-    precision : {"float32", "bfloat16", "float16"}, default="float32"
-        Mixed precision (autocast); float16 uses a gradient scaler.
+    precision : {"float32", "bfloat16", "float16", "auto"}, default="float32"
+        Mixed precision (autocast); float16 uses a gradient scaler; "auto":
+        bfloat16 on a GPU that computes in it, else float32.
     channels_last : bool, default=True
         Lay out images and convolution weights channels-last, the layout
         oneDNN (CPU) and tensor cores (GPU) compute fastest in; False keeps
@@ -184,7 +188,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         DataLoader worker processes for decoding files. "auto": one per core
         that torch's threads leave spare, at most 4; none where no core is
         spare, and then the main process decodes each batch between forward
-        passes.
+        passes. On a GPU, every core but one, at most 8, kept from epoch to
+        epoch.
     on_error : {"raise", "skip"}, default="raise"
         Unreadable images: raise naming the file, or skip them with a warning
         listing them (at predict time their predictions are None and their
@@ -308,7 +313,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         "cache_dir": [None, Described((str, os.PathLike), "a folder path")],
         "image_cache": [StrOptions({"auto"}), "boolean"],
         "device": [str],  # "auto", "cpu", "cuda", "cuda:N": checked against the machine
-        "precision": [StrOptions({"float32", "fp32", "bfloat16", "bf16", "float16", "fp16"})],
+        "precision": [
+            StrOptions({"auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"})
+        ],
         "channels_last": ["boolean"],
         "num_workers": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
         "on_error": [StrOptions({"raise", "skip"})],
@@ -544,8 +551,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _fit_network(self, data):
         """Build and train the network; return the fitted attributes."""
-        with torch.random.fork_rng(
-            devices=[] if data.device == "cpu" else [torch.device(data.device)]
+        with (
+            torch.random.fork_rng(
+                devices=[] if data.device == "cpu" else [torch.device(data.device)]
+            ),
+            cuda_speed_settings(data.device),
         ):
             torch.manual_seed(data.seed)
             module, backbone, n_frozen = self._build_module(
@@ -586,6 +596,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                     augment=self.augment,
                     seed=data.seed,
                     image_cache=self.image_cache,
+                    device=data.device,
                 )
             net = self._train(module, data, train_ds, val_ds, fitted)
         fitted["net_"] = drop_training_state(net)
@@ -602,7 +613,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             train_ds=train_ds,
             val_ds=val_ds,
             seed=data.seed,
-            workers=train_workers(self.num_workers, train_ds, self.augment),
+            workers=train_workers(self.num_workers, train_ds, self.augment, data.device),
+            valid_workers=valid_workers(self.num_workers, val_ds, data.device),
             loss_weights=self._loss_weights(data.attributes),
             soft_targets=self._age_soft_targets(data.attributes, data.classes, data.binner),
             checkpoint=checkpoint,
@@ -735,13 +747,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 yield {"features": batch[:, 0]}, mirrored, [True] * len(batch)
             return
         cuda = str(device).startswith("cuda")
-        workers = loader_workers(self.num_workers, source)
+        workers = loader_workers(self.num_workers, source, device)
         loader = DataLoader(
             ImageDataset(source, self.image_size_, on_error=self.on_error),
             batch_size=batch_size,
-            num_workers=workers,
-            multiprocessing_context=worker_context(workers),
-            pin_memory=cuda,
+            **loading_policy(device).loader_kwargs(workers, once=True),
             collate_fn=collate_batch,
             generator=torch.Generator(),  # leaves torch's global generator as it was
         )
@@ -767,16 +777,17 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         probas, ok, start = None, np.empty(n, dtype=bool), 0
         bar = progress_bar(self.verbose, n, desc="predict")
         module = self.net_.inference_module()
-        for inputs, mirrored, flags in self._prediction_batches(source, module):
-            batch_probas = self._batch_probas(module, inputs, mirrored)
-            if probas is None:
-                probas = [np.empty((n, bp.shape[1]), dtype=np.float32) for bp in batch_probas]
-            stop = start + len(flags)
-            for p, bp in zip(probas, batch_probas):
-                p[start:stop] = bp
-            ok[start:stop] = np.asarray(flags, dtype=bool)
-            start = stop
-            bar.update(len(flags))
+        with cuda_speed_settings(self.net_.device):
+            for inputs, mirrored, flags in self._prediction_batches(source, module):
+                batch_probas = self._batch_probas(module, inputs, mirrored)
+                if probas is None:
+                    probas = [np.empty((n, bp.shape[1]), dtype=np.float32) for bp in batch_probas]
+                stop = start + len(flags)
+                for p, bp in zip(probas, batch_probas):
+                    p[start:stop] = bp
+                ok[start:stop] = np.asarray(flags, dtype=bool)
+                start = stop
+                bar.update(len(flags))
         bar.close()
         if not ok.all():
             bad = np.flatnonzero(~ok)

@@ -21,6 +21,11 @@ DEFAULTS = {
     "feature_cache_bytes": 4 * 2**30,
     "predict_cache_bytes": 2**29,
     "image_cache_bytes": 2 * 2**30,
+    "cuda_image_cache_bytes": 8 * 2**30,
+    "cuda_feature_cache_bytes": 2 * 2**30,
+    "cuda_tf32": True,
+    "cudnn_benchmark": True,
+    "accelerator": None,
 }
 
 
@@ -63,6 +68,10 @@ def test_a_context_is_the_threads_own():
         ({"fold_batch_norm": 1}, r"The 'fold_batch_norm' switch must be True or False. Got 1"),
         ({"predict_cache_bytes": -1}, r"must be an int >= 0 \(bytes\). Got -1 instead"),
         ({"image_cache_bytes": "2GB"}, r"must be an int >= 0 \(bytes\). Got '2GB' instead"),
+        (
+            {"accelerator": "cuda"},
+            r"'accelerator' switch must be None or an accelerate.Accelerator",
+        ),
     ],
 )
 def test_bad_switches_are_refused_and_change_nothing(switches, match):

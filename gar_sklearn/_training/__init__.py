@@ -20,7 +20,7 @@ from ._checkpoint import (
     training_finished,
     training_state,
 )
-from ._device import resolve_device, resolve_precision
+from ._device import cuda_speed_settings, resolve_device, resolve_precision
 from ._net import MultiHeadNet
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "TrainingCheckpoint",
     "TrainingSettings",
     "Unfreeze",
+    "cuda_speed_settings",
     "drop_incomplete_epoch",
     "drop_training_state",
     "make_net",

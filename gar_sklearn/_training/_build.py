@@ -9,7 +9,7 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from .._config import get_config
-from .._data import collate_batch, worker_context
+from .._data import collate_batch, loading_policy
 from ._callbacks import BatchProgressBar, HeadAccuracy, Unfreeze
 from ._device import resolve_precision
 from ._net import MultiHeadNet
@@ -138,21 +138,57 @@ def _optimizer_kwargs(settings, module, device):
     return kwargs
 
 
-def _loader_kwargs(n_train, batch_size, device, workers):
-    cuda = device.startswith("cuda")
-    return dict(
+def _in_host_memory(dataset):
+    """Whether a DataLoader may pin the batches of ``dataset`` (features already on a
+    GPU cannot be pinned)."""
+    features = getattr(dataset, "features", None)
+    return not (isinstance(features, torch.Tensor) and features.device.type != "cpu")
+
+
+def _loader_kwargs(train_ds, val_ds, batch_size, device, workers):
+    """The DataLoader arguments of training and validation: workers, pinning and
+    prefetching as :func:`~gar_sklearn._data.loading_policy` says for ``device``;
+    ``workers`` is a pair (training, validation)."""
+    policy = loading_policy(device)
+    n_train = len(train_ds) if train_ds is not None else 0
+    kwargs = dict(
         iterator_train__shuffle=True,
         # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
         iterator_train__drop_last=n_train % batch_size == 1,
-        iterator_train__num_workers=workers,
-        iterator_train__multiprocessing_context=worker_context(workers),
-        iterator_train__persistent_workers=False,
         iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
-        iterator_train__pin_memory=cuda,
-        iterator_valid__pin_memory=cuda,
         iterator_train__collate_fn=collate_batch,  # datasets' batches come collated
         iterator_valid__collate_fn=collate_batch,
     )
+    for prefix, dataset, n_workers in zip(("train", "valid"), (train_ds, val_ds), workers):
+        loader = policy.loader_kwargs(n_workers)
+        loader["pin_memory"] = loader["pin_memory"] and _in_host_memory(dataset)
+        kwargs.update({f"iterator_{prefix}__{k}": v for k, v in loader.items()})
+    return kwargs
+
+
+def _net_class(settings, device, train_ds, checkpoint):
+    """The net class, its extra arguments and its device: with an ``accelerator``
+    configured (:func:`gar_sklearn.set_config`), a fit trains through it."""
+    accelerator = get_config()["accelerator"]
+    if accelerator is None or train_ds is None:  # a loaded model only predicts
+        amp_dtype = resolve_precision(settings.precision, device)
+        return MultiHeadNet, {"amp_dtype": amp_dtype, "criterion": nn.CrossEntropyLoss}, device
+    from ._accelerate import AcceleratedMultiHeadNet, CrossEntropy
+
+    if settings.precision not in ("auto", "float32", "fp32"):
+        raise ValueError(
+            f"With an accelerator, mixed precision is the accelerator's: leave 'precision' as "
+            f"'float32' or 'auto' and create Accelerator(mixed_precision=...). Got "
+            f"precision={settings.precision!r} instead."
+        )
+    for name, value in (
+        ("checkpoint_dir", checkpoint),
+        ("unfreeze_after", settings.unfreeze_after),
+    ):
+        if value is not None:
+            raise ValueError(f"'{name}' is not supported when training through an accelerator.")
+    extra = {"accelerator": accelerator, "amp_dtype": None, "criterion": CrossEntropy}
+    return AcceleratedMultiHeadNet, extra, None  # the accelerator places the module
 
 
 def make_net(
@@ -165,6 +201,7 @@ def make_net(
     val_ds=None,
     seed=None,
     workers=0,
+    valid_workers=0,
     loss_weights=None,
     soft_targets=None,
     checkpoint=None,
@@ -173,19 +210,26 @@ def make_net(
     """The skorch net that trains ``module`` as ``settings`` say.
 
     ``train_ds`` may be None for a net that only predicts (a loaded model).
+    ``workers``, ``valid_workers``: DataLoader worker processes of training
+    and validation.
     ``checkpoint``: a :class:`~gar_sklearn._training.TrainingCheckpoint`,
     placed after every other callback. ``callbacks``: the user's own
-    ``(name, callback)`` pairs, placed before it.
+    ``(name, callback)`` pairs, placed before it. With an ``accelerator``
+    configured, a net that trains is an
+    :class:`~gar_sklearn._training._accelerate.AcceleratedMultiHeadNet`.
     """
     optimizer = settings.optimizer
     if isinstance(optimizer, str):
         optimizer = OPTIMIZERS[optimizer]
     monitor = "valid_loss" if val_ds is not None else "train_loss"
     n_train = len(train_ds) if train_ds is not None else 0
+    loaders = _loader_kwargs(
+        train_ds, val_ds, settings.batch_size, device, (workers, valid_workers)
+    )
     steps_per_epoch = max(1, math.ceil(n_train / settings.batch_size))
-    return MultiHeadNet(
+    net_class, extra, net_device = _net_class(settings, device, train_ds, checkpoint)
+    return net_class(
         module,
-        criterion=nn.CrossEntropyLoss,
         optimizer=optimizer,
         lr=settings.lr,
         max_epochs=settings.max_epochs,
@@ -194,9 +238,8 @@ def make_net(
         callbacks=_callbacks(
             settings, module, attributes, monitor, steps_per_epoch, checkpoint, callbacks
         ),
-        device=device,
+        device=net_device,
         loss_weights=loss_weights,
-        amp_dtype=resolve_precision(settings.precision),
         soft_targets=soft_targets,
         seed=seed,
         verbose=settings.verbose,
@@ -207,5 +250,6 @@ def make_net(
             else {}
         ),
         **_optimizer_kwargs(settings, module, device),
-        **_loader_kwargs(n_train, settings.batch_size, device, workers),
+        **loaders,
+        **extra,
     )

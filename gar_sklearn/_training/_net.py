@@ -15,6 +15,7 @@ from skorch import NeuralNet
 from skorch.callbacks import PrintLog
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
+from torch.utils.data import Dataset, RandomSampler
 
 from .._compat import tensor_version
 from .._config import get_config
@@ -22,7 +23,21 @@ from .._data import releasing_batches
 from ..backbones import fold_batch_norm, has_forward_hooks
 from ._callbacks import EpochLog
 
-__all__ = ["MultiHeadNet"]
+__all__ = ["MultiHeadNet", "to_device"]
+
+
+def to_device(x, device):
+    """``x`` (a tensor, or a dict of them) on ``device``, copied without blocking: from
+    pinned memory the copy to a GPU overlaps with the work already queued. float16
+    tensors (cached features, stored in half precision) become float32 there, after
+    the copy: half the bytes cross the bus. Anything else is returned as it is.
+    """
+    if isinstance(x, Mapping):
+        return {k: to_device(v, device) for k, v in x.items()}
+    if not isinstance(x, torch.Tensor) or device is None:
+        return x
+    x = x.to(device, non_blocking=True)
+    return x.float() if x.dtype == torch.float16 else x
 
 
 class MultiHeadNet(NeuralNet):
@@ -31,7 +46,7 @@ class MultiHeadNet(NeuralNet):
     The loss is the (weighted) sum of the heads' cross-entropies. Datasets
     that have ``set_epoch`` are told the epoch before each training pass, so
     augmentation differs every epoch. With ``seed`` set, the training
-    loader's generator (its shuffling and worker seeds) is re-seeded from
+    loader's generators (its shuffling and worker seeds) are re-seeded from
     ``(seed, epoch)`` at the start of every epoch, so that an epoch's batches
     depend on nothing but the seed and the epoch: a resumed fit draws what an
     uninterrupted one would. Prediction runs :meth:`inference_module` under
@@ -92,11 +107,14 @@ class MultiHeadNet(NeuralNet):
         return self
 
     def infer(self, x, **fit_params):
+        """The module's outputs for the batch ``x``, moved with :func:`to_device` and
+        run under autocast when ``amp_dtype`` is set."""
+        x = to_device(x, self.device)
         with self._autocast():
             return super().infer(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        y_true = y_true.to(self.device)
+        y_true = to_device(y_true, self.device)
         weights = self.loss_weights or [1.0] * len(y_pred)
         total = 0.0
         soft = self.soft_targets or {}
@@ -111,8 +129,29 @@ class MultiHeadNet(NeuralNet):
         return total
 
     def get_iterator(self, dataset, training=False):
-        loader = super().get_iterator(dataset, training=training)
-        return _EpochLoader(self, loader, dataset) if training else loader
+        """skorch's DataLoader, passed through :meth:`prepare_loader`; for training,
+        one told the epoch each time an epoch begins (its persistent workers too,
+        through shared memory), that shuffles with a generator of its own (see
+        :class:`_EpochLoader`)."""
+        if not training:
+            loader = self.prepare_loader(super().get_iterator(dataset, training=False))
+            return _ReleasingLoader(loader) if loader.num_workers else loader
+        kwargs = self.get_params_for("iterator_train")
+        if kwargs.get("persistent_workers") and hasattr(dataset, "set_epoch"):
+            dataset = _SharedEpoch(dataset)
+        kwargs.setdefault("batch_size", self.batch_size)  # as skorch's get_iterator
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        generators = [kwargs.get("generator")]
+        if kwargs.pop("shuffle", False):
+            kwargs["sampler"] = RandomSampler(dataset, generator=torch.Generator())
+            generators.append(kwargs["sampler"].generator)
+        loader = self.prepare_loader(self.iterator_train(dataset, **kwargs))
+        return _EpochLoader(self, loader, dataset, [g for g in generators if g is not None])
+
+    def prepare_loader(self, loader):
+        """A hook for subclasses to adapt each DataLoader before use; here, the loader itself."""
+        return loader
 
     def set_mode(self, training):
         """Put the module and the criterion in training or evaluation mode.
@@ -171,7 +210,7 @@ class MultiHeadNet(NeuralNet):
         """Outputs of ``module`` (:meth:`inference_module`) for the batch ``Xi``, under
         inference mode and autocast. Loops over batches get the module once: checking
         that it is current walks every parameter."""
-        x = to_tensor(Xi, device=self.device)
+        x = to_tensor(to_device(Xi, self.device), device=self.device)
         with torch.inference_mode(), self._autocast():
             return module(**x) if isinstance(x, Mapping) else module(x)
 
@@ -223,26 +262,88 @@ def _epoch_seed(seed, epoch):
     return int(state[0] >> 1)
 
 
+class _SharedEpoch(Dataset):
+    """``dataset`` whose epoch reaches persistent DataLoader workers.
+
+    Such a worker keeps the copy of the dataset it started with; ``set_epoch``
+    also writes the epoch into shared memory, which each copy reads before
+    each batch. The loader's workers are resumed after the epoch is set and
+    before any batch of the epoch is requested, so no batch sees a stale epoch.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.shared = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def set_epoch(self, epoch):
+        self.shared.fill_(int(epoch))
+        self.dataset.set_epoch(epoch)
+
+    def _current(self):
+        epoch = int(self.shared)
+        if getattr(self.dataset, "epoch", None) != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset
+
+    def __getitems__(self, indices):
+        dataset = self._current()
+        if hasattr(dataset, "__getitems__"):
+            return dataset.__getitems__(indices)
+        return [dataset[i] for i in indices]
+
+    def __getitem__(self, index):
+        return self._current()[index]
+
+
+class _ReleasingLoader:
+    """A DataLoader with workers, iterated through :func:`~gar_sklearn._data.releasing_batches`."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __iter__(self):
+        yield from releasing_batches(self.loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __getattr__(self, name):
+        if name == "loader":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+
 class _EpochLoader:
     """A training DataLoader that is told the epoch each time an epoch starts iterating it.
 
     skorch builds the training iterator once per fit; the epoch is known only
-    when each epoch begins (the history has gained its row). Workers are
-    started afresh for every epoch and get the dataset with its epoch set.
+    when each epoch begins (the history has gained its row). Workers started
+    for the epoch get the dataset with its epoch set; persistent workers read
+    it from shared memory (:class:`_SharedEpoch`). ``generators`` (the
+    sampler's and the loader's) are re-seeded from ``(seed, epoch)``. The
+    sampler shuffles with a generator of its own: a loader draws its
+    workers' seeds from the loader's generator only when it starts workers,
+    so that with one generator an epoch's order would depend on whether the
+    workers persist, and a resumed fit would not draw what an uninterrupted
+    one did.
     """
 
-    def __init__(self, net, loader, dataset):
+    def __init__(self, net, loader, dataset, generators=()):
         self.net = net
         self.loader = loader
         self.dataset = dataset
+        self.generators = list(generators)
 
     def __iter__(self):
         epoch = max(len(self.net.history) - 1, 0)
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
-        generator = getattr(self.loader, "generator", None)
-        if self.net.seed is not None and generator is not None:
-            generator.manual_seed(_epoch_seed(self.net.seed, epoch))
+        if self.net.seed is not None:
+            for generator in self.generators:
+                generator.manual_seed(_epoch_seed(self.net.seed, epoch))
         yield from releasing_batches(self.loader)
 
     def __len__(self):
