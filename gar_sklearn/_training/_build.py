@@ -13,6 +13,7 @@ from .._data import collate_batch, worker_context
 from ._callbacks import BatchProgressBar, HeadAccuracy, Unfreeze
 from ._device import resolve_precision
 from ._net import MultiHeadNet
+from ._weighting import balanced_sampler
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingSettings", "make_net"]
 
@@ -86,12 +87,31 @@ def _schedule(settings, monitor, steps_per_epoch):
     return None
 
 
-def _callbacks(settings, module, attributes, monitor, steps_per_epoch, checkpoint, extra):
-    callbacks = [("head_accuracy", HeadAccuracy(attributes))]
-    if settings.patience is not None:
-        stopper = EarlyStopping(
+def _early_stopping(settings, monitor, selection):
+    """Early stopping on the loss, or on the ``selection`` history key (higher is better):
+    that one keeps its best epoch even without ``patience``."""
+    if selection is None:
+        if settings.patience is None:
+            return None
+        return EarlyStopping(
             monitor=monitor, patience=settings.patience, load_best=True, sink=_silent
         )
+    patience = settings.max_epochs + 1 if settings.patience is None else settings.patience
+    return EarlyStopping(
+        monitor=selection,
+        patience=patience,
+        lower_is_better=False,
+        threshold=0.0,  # any gain: the epoch the selection callback flags best
+        load_best=True,
+        sink=_silent,
+    )
+
+
+def _callbacks(settings, module, attributes, monitor, steps_per_epoch, checkpoint, extra, leading):
+    leading, selection = leading  # callbacks before every other one; the selection's key
+    callbacks = [*leading, ("head_accuracy", HeadAccuracy(attributes))]
+    stopper = _early_stopping(settings, monitor, selection)
+    if stopper is not None:
         callbacks.append(("early_stopping", stopper))
     schedule = _schedule(settings, monitor, steps_per_epoch)
     if schedule is not None:
@@ -138,16 +158,21 @@ def _optimizer_kwargs(settings, module, device):
     return kwargs
 
 
-def _loader_kwargs(n_train, batch_size, device, workers):
+def _loader_kwargs(n_train, batch_size, device, workers, sampling_weight=None):
     cuda = device.startswith("cuda")
+    generator = torch.Generator()  # re-seeded from (seed, epoch) by the net
+    sampler = {}
+    if sampling_weight is not None:  # the sampler draws from the loader's generator
+        sampler["iterator_train__sampler"] = balanced_sampler(sampling_weight, generator)
     return dict(
-        iterator_train__shuffle=True,
+        iterator_train__shuffle=not sampler,
+        **sampler,
         # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
         iterator_train__drop_last=n_train % batch_size == 1,
         iterator_train__num_workers=workers,
         iterator_train__multiprocessing_context=worker_context(workers),
         iterator_train__persistent_workers=False,
-        iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
+        iterator_train__generator=generator,
         iterator_train__pin_memory=cuda,
         iterator_valid__pin_memory=cuda,
         iterator_train__collate_fn=collate_batch,  # datasets' batches come collated
@@ -169,6 +194,9 @@ def make_net(
     soft_targets=None,
     checkpoint=None,
     callbacks=(),
+    leading=(),
+    selection=None,
+    sampling_weight=None,
 ):
     """The skorch net that trains ``module`` as ``settings`` say.
 
@@ -176,6 +204,13 @@ def make_net(
     ``checkpoint``: a :class:`~gar_sklearn._training.TrainingCheckpoint`,
     placed after every other callback. ``callbacks``: the user's own
     ``(name, callback)`` pairs, placed before it.
+
+    ``leading``: ``(name, callback)`` pairs placed before every other
+    callback (weight averaging, selection scores). ``selection``: a history
+    key, higher being better, that early stopping watches instead of the
+    loss, keeping its best epoch even with ``patience=None``.
+    ``sampling_weight``: each training sample's chance in a draw with
+    replacement, made each epoch instead of shuffling.
     """
     optimizer = settings.optimizer
     if isinstance(optimizer, str):
@@ -192,7 +227,14 @@ def make_net(
         batch_size=settings.batch_size,
         train_split=predefined_split(val_ds) if val_ds is not None else None,
         callbacks=_callbacks(
-            settings, module, attributes, monitor, steps_per_epoch, checkpoint, callbacks
+            settings,
+            module,
+            attributes,
+            monitor,
+            steps_per_epoch,
+            checkpoint,
+            callbacks,
+            (leading, selection),
         ),
         device=device,
         loss_weights=loss_weights,
@@ -207,5 +249,5 @@ def make_net(
             else {}
         ),
         **_optimizer_kwargs(settings, module, device),
-        **_loader_kwargs(n_train, settings.batch_size, device, workers),
+        **_loader_kwargs(n_train, settings.batch_size, device, workers, sampling_weight),
     )
