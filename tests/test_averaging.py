@@ -1,5 +1,7 @@
 """Weight averaging (EMA, SWA) and richer cached views."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from gar_sklearn.augmentation import FaceAugmenter
 from gar_sklearn.datasets import make_synthetic_faces
 from gar_sklearn.preprocessing._images import as_image_source
 
+from .conftest import REPO, requires_utkface
 from .test_checkpoint import assert_same_fit, interrupt_at
 
 # one training step per epoch (the batch holds every image), no validation: the weights after
@@ -197,3 +200,50 @@ def test_fit_from_four_cached_face_augmenter_views(faces):
     two = MultiAttributeClassifier(**dict(params, cache_views=2)).fit(*faces)
     assert a.used_feature_cache_ and a.history_[:, "train_loss"] == b.history_[:, "train_loss"]
     assert a.history_[:, "train_loss"] != two.history_[:, "train_loss"]
+
+
+# ---------------------------------------------------------------- benchmark
+@pytest.mark.realdata
+@requires_utkface
+def test_accuracy_benchmark_switches_features_on_and_reports_gains(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    try:
+        import accuracy_utkface
+        from _common import utkface_split
+
+        _, X_test, _, _ = utkface_split(n=160)
+        # a baseline that got everything wrong, with no confidence: each gain is this run's value
+        zeros = np.zeros(len(X_test))
+        np.savez(
+            tmp_path / "base.npz",
+            test_paths=np.asarray(X_test, dtype=str),
+            **{f"{h}_correct": zeros for h in ("gender", "race", "age9")},
+            **{f"{h}_confidence": zeros for h in ("gender", "race", "age9")},
+            age_error=zeros,
+            age_error_argmax=zeros,
+        )
+        results = accuracy_utkface.main(
+            [
+                *("--n", "160", "--image-size", "32", "--epochs", "2", "--weights", "none"),
+                *("--weight-averaging", "ema", "--ema-decay", "0.9", "--views", "3"),
+                *("--view-augment", "face", "--calibrate", "--n-boot", "50", "--verbose", "0"),
+                *("--baseline", str(tmp_path / "base.npz"), "--save-predictions"),
+                *("--out", str(tmp_path / "acc")),
+            ]
+        )
+    finally:
+        for name in ("_common", "_intervals", "accuracy_utkface"):
+            sys.modules.pop(name, None)
+    overall = results["overall"]
+    gains = {row["metric"]: row for row in results["gains"]}
+    assert gains["gender_correct"]["gain"] == pytest.approx(overall["gender_accuracy"])
+    assert gains["age_error"]["gain"] == pytest.approx(overall["age_mae"])
+    assert gains["race_ece"]["this_run"] == pytest.approx(overall["race_ece"])
+    for row in gains.values():
+        assert row["gain_lower"] - 1e-12 <= row["gain"] <= row["gain_upper"] + 1e-12
+    ece = {(r["race"], r["head"]): r for r in results["calibration"]["ece"]}
+    assert ece["all", "race"]["ece_after"] == pytest.approx(overall["race_ece"])
+    assert len(results["calibration"]["temperatures"]) == 3
+    assert results["settings"]["weight_averaging"] == "ema" and results["settings"]["views"] == 3
+    saved = np.load(tmp_path / "acc.npz")
+    assert saved["gender_correct"].mean() == pytest.approx(overall["gender_accuracy"])
