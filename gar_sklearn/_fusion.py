@@ -310,13 +310,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         )
 
         _seed_part(gender_estimator, seeds[0])
-        gender_kwargs = _weight_kwargs(gender_estimator, weight, "gender_estimator")
-        if valid is None:
-            gender_estimator.fit(X, frame, **gender_kwargs)
-        else:
-            gender_estimator.fit(
-                X, frame, validation_data=(valid[0].items, valid[1]), **gender_kwargs
-            )
+        _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
         specialists, train_sizes = {}, {}
         for k, g in enumerate(genders):
             X_fit, y_fit, fit_kwargs = self._specialist_data(
@@ -553,6 +547,14 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
 def _as_list(probas):
     return list(probas) if isinstance(probas, (list, tuple)) else [probas]
+
+
+def _fit_gender_estimator(part, X, frame, valid, weight):
+    """Fit the gender classifier on all images, with the validation images and weights given."""
+    kwargs = _weight_kwargs(part, weight, "gender_estimator")
+    if valid is not None:
+        kwargs["validation_data"] = (valid[0].items, valid[1])
+    part.fit(X, frame, **kwargs)
 
 
 def _weight_kwargs(part, weight, name):
