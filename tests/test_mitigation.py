@@ -237,15 +237,27 @@ def test_callable_selection_gets_labels_and_groups(faces):
 
 def test_a_sensitive_column_need_not_be_an_attribute(faces):
     X, y = faces
+    seen = []
+
+    def worst_race(y_true, y_pred, sensitive_features):
+        seen.append(sensitive_features)
+        correct = (y_true["gender"] == y_pred["gender"]).to_numpy()
+        races = sensitive_features["race"].to_numpy()
+        return min(correct[races == r].mean() for r in np.unique(races))
+
+    val = (X[90:], y.iloc[90:].reset_index(drop=True))
     clf = MultiAttributeClassifier(
         **SMALL,
         attributes=("gender",),
         max_epochs=2,
         group_by="race",
         balance="reweight",
-        selection="worst_group_accuracy",
-    ).fit(X, y)
-    assert len(clf.history_[:, "valid_worst_group_acc"]) == 2
+        selection=worst_race,
+    ).fit(X[:90], y[:90], val)
+    assert clf.attributes_ == ("gender",) and len(seen) == 2
+    pd.testing.assert_frame_equal(seen[-1], val[1][["race"]])
+    scores = clf.history_[:, "valid_selection"]
+    assert len(scores) == 2 and all(0 <= v <= 1 for v in scores)
 
 
 @pytest.mark.parametrize(
