@@ -60,6 +60,7 @@ class WeightAveraging(Callback):
     def initialize(self):
         self.averaged_ = None
         self.raw_ = None  # the optimizer's weights while the module holds the averaged ones
+        self.swa_epoch_ = None  # the last epoch SWA averaged
         return self
 
     def _averaging(self, net):
@@ -96,10 +97,12 @@ class WeightAveraging(Callback):
             self._end_of_training_pass(net)
 
     def _end_of_training_pass(self, net):
-        if self.raw_ is None and self.method == "swa" and self._averaging(net):
-            if not getattr(self, "swa_epoch_", None) == len(net.history):
-                self.averaged_.update_parameters(net.module_)
-                self.swa_epoch_ = len(net.history)
+        epoch = len(net.history)
+        if self.method == "swa" and self._averaging(net) and self.swa_epoch_ != epoch:
+            self.averaged_.update_parameters(
+                net.module_
+            )  # the optimizer's weights: not swapped yet
+            self.swa_epoch_ = epoch
         self._swap_in(net)
 
     def on_epoch_end(self, net, **kwargs):
@@ -113,7 +116,7 @@ class WeightAveraging(Callback):
         return {
             "averaged": None if self.averaged_ is None else self.averaged_.state_dict(),
             "raw": self.raw_,
-            "swa_epoch_": getattr(self, "swa_epoch_", None),
+            "swa_epoch_": self.swa_epoch_,
         }
 
     def load_training_state(self, net, state):
