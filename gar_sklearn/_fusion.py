@@ -16,6 +16,7 @@ from ._param_validation import Described, HasMethods, StrOptions, validate_param
 from ._persistence import register_persistence
 from ._split import holdout_split, n_holdout
 from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
+from ._training._groups import check_sample_weight
 from .augmentation import AugmentingOverSampler
 from .preprocessing._images import as_image_source
 
@@ -254,7 +255,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         return gender_estimator, specialist, attributes
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X, y, validation_data=None, sample_weight=None):
         """Fit the gender classifier on all images and a specialist on each gender's images.
 
         Parameters
@@ -267,6 +268,11 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         validation_data : tuple (X_valid, y_valid), optional
             Images for early stopping: all of them for the gender classifier,
             each gender's for its specialist, instead of held-out fractions of X.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Each image's weight, passed to the parts' ``fit``: all of them to
+            the gender classifier, each gender's (the augmented copies taking
+            their original's) to its specialist, held-out ones with its
+            validation images.
 
         Returns
         -------
@@ -278,6 +284,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         attributes = (column,) + spec_attributes
         source = as_image_source(X)
         frame, _ = validate_targets(y, attributes, len(source))
+        weight = check_sample_weight(sample_weight, len(source))
         gender = self._check_gender_values(frame[column], genders, "y")
         age_bins = specialist.get_params(deep=False).get("age_bins")
         classes, binner = fit_encoders(frame, attributes, age_bins)
@@ -303,14 +310,14 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         )
 
         _seed_part(gender_estimator, seeds[0])
-        if valid is None:
-            gender_estimator.fit(X, frame)
-        else:
-            gender_estimator.fit(X, frame, validation_data=(valid[0].items, valid[1]))
+        _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
         specialists, train_sizes = {}, {}
         for k, g in enumerate(genders):
             X_fit, y_fit, fit_kwargs = self._specialist_data(
-                plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k]
+                plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k], weight=weight
+            )
+            fit_kwargs.update(
+                _weight_kwargs(specialist, fit_kwargs.pop("sample_weight"), "specialist")
             )
             specialists[g] = self._fit_specialist(
                 specialist, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
@@ -333,9 +340,11 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         }
         return self
 
-    def _specialist_data(self, plan, source, frame, valid, sampler_seed):
-        """The images, labels and fit arguments (validation data) of one specialist."""
+    def _specialist_data(self, plan, source, frame, valid, sampler_seed, weight=None):
+        """The images, labels and fit arguments (validation data, sample weights) of one
+        specialist."""
         train_idx, val_idx = plan["train"], plan["valid"]
+        rows = train_idx
         if self.grow_subsets:
             mask = np.zeros(len(source), dtype=bool)
             mask[train_idx] = True
@@ -346,16 +355,19 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 random_state=int(sampler_seed),
             )
             X_fit, y_fit = sampler.fit_resample(source.items, frame)
+            rows = sampler.sample_indices_  # a copy weighs what its original does
         else:
             X_fit = source.subset(train_idx).items
             y_fit = frame.iloc[train_idx].reset_index(drop=True)
-        fit_kwargs = {}
+        fit_kwargs = {"sample_weight": None if weight is None else weight[rows]}
         if plan["valid_from"] in ("X", "validation_data"):
             images, labels = (source, frame) if plan["valid_from"] == "X" else valid[:2]
             fit_kwargs["validation_data"] = (
                 images.subset(val_idx).items,
                 labels.iloc[val_idx].reset_index(drop=True),
             )
+            if weight is not None and plan["valid_from"] == "X":
+                fit_kwargs["validation_data"] += (weight[val_idx],)
         return X_fit, y_fit, fit_kwargs
 
     def _fit_specialist(self, specialist, g, plan, X_fit, y_fit, fit_kwargs, seed):
@@ -535,6 +547,26 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
 def _as_list(probas):
     return list(probas) if isinstance(probas, (list, tuple)) else [probas]
+
+
+def _fit_gender_estimator(part, X, frame, valid, weight):
+    """Fit the gender classifier on all images, with the validation images and weights given."""
+    kwargs = _weight_kwargs(part, weight, "gender_estimator")
+    if valid is not None:
+        kwargs["validation_data"] = (valid[0].items, valid[1])
+    part.fit(X, frame, **kwargs)
+
+
+def _weight_kwargs(part, weight, name):
+    """``{"sample_weight": weight}`` for the part's ``fit``, nothing without weights."""
+    if weight is None:
+        return {}
+    if "sample_weight" not in inspect.signature(part.fit).parameters:
+        raise ValueError(
+            f"The '{name}' parameter must be an estimator whose fit takes sample_weight to fit "
+            f"with sample weights. Got {type(part).__name__} instead."
+        )
+    return {"sample_weight": weight}
 
 
 def _seed_part(part, seed):

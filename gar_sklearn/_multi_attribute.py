@@ -19,7 +19,7 @@ from ._allocator import tune_cpu_allocator
 from ._config import get_config
 from ._data import ImageDataset, collate_batch, loading_policy, releasing_batches, warn_skipped
 from ._feature_cache import feature_cache
-from ._fingerprint import data_fingerprint
+from ._fingerprint import data_fingerprint, describe
 from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, Interval, StrOptions, validate_params
 from ._persistence import (
@@ -34,7 +34,14 @@ from ._persistence import (
 )
 from ._progress import progress_bar
 from ._split import holdout_split, n_holdout
-from ._targets import check_attributes, class_ages, encode_targets, fit_encoders, validate_targets
+from ._targets import (
+    as_target_frame,
+    check_attributes,
+    class_ages,
+    encode_targets,
+    fit_encoders,
+    validate_targets,
+)
 from ._training import (
     OPTIMIZERS,
     SCHEDULES,
@@ -48,6 +55,8 @@ from ._training import (
     restore_training_state,
     training_finished,
 )
+from ._training._averaging import AVERAGINGS
+from ._training._calibration import fit_temperatures
 from ._training._datasets import (
     drop_unreadable,
     feature_datasets,
@@ -57,6 +66,15 @@ from ._training._datasets import (
     train_workers,
     valid_workers,
 )
+from ._training._extras import check_fit_options, sample_datasets, training_extras
+from ._training._groups import (
+    SampleInfo,
+    check_group_by,
+    check_sample_weight,
+    group_labels,
+    is_group_by,
+)
+from ._training._selection import SELECTIONS, selection_key
 from ._version import __version__
 from .augmentation import RandomFlip
 from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
@@ -85,6 +103,7 @@ class _FitData:
     device: str
     fingerprint: dict | None  # of the fit, with checkpoint_dir
     resume: dict | None  # the checkpoint's training state to resume from
+    infos: tuple = (SampleInfo(), None)  # weights and groups of the training, validation rows
 
 
 class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
@@ -197,6 +216,43 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     test_time_flip : bool, default=False
         At predict time, average the probabilities of each image and its
         mirror image, for twice the prediction time.
+    group_by : None, str or tuple of str, default=None
+        Column(s) of y whose combinations of values define groups (``"race"``,
+        ``("race", "gender")``), for ``balance`` and ``selection``. A column
+        that is not an attribute is read from a y DataFrame; an age column
+        that is an attribute is grouped as it is predicted (binned).
+    balance : {None, "reweight", "sample"}, default=None
+        Give every group of ``group_by`` the same weight in training:
+        ``"reweight"`` weighs each sample's loss by ``W / (G * W_g)`` (``W``
+        the total sample weight, ``W_g`` its group's, ``G`` the number of
+        groups); ``"sample"`` draws each epoch's training samples with
+        replacement, every group as often (a ``WeightedRandomSampler``
+        seeded from ``random_state`` and the epoch). The validation loss
+        then weighs the validation split's groups equally.
+    selection : {"loss", "worst_group_accuracy"} or callable, default="loss"
+        What picks the epoch whose weights are kept and drives early
+        stopping: the validation loss, or the lowest validation accuracy of
+        a group of ``group_by`` (a group's accuracy being the mean over the
+        attributes), or ``selection(y_true, y_pred, sensitive_features)``
+        returning a score, higher being better (labels as DataFrames with a
+        column per attribute; the ``group_by`` columns as a DataFrame, None
+        without ``group_by``). Other than ``"loss"``, the best epoch is kept
+        even with ``patience=None``; the learning-rate schedule still
+        watches the loss.
+    weight_averaging : {None, "ema", "swa"}, default=None
+        Average the weights during training and validate, select, predict
+        and save with the average: ``"ema"`` an exponential moving average
+        over training steps (``ema_decay``), ``"swa"`` the mean of the
+        weights at the end of each epoch (stochastic weight averaging).
+        BatchNorm statistics are averaged too.
+    ema_decay : float, default=0.999
+        The moving average's decay per training step, with ``"ema"``.
+    averaging_start : int, default=0
+        Epochs trained before averaging starts.
+    calibrate : bool, default=False
+        Fit a temperature per head on the validation split after training
+        (temperature scaling), so that ``predict_proba`` is calibrated;
+        predictions do not change.
     random_state : int, RandomState or None, default=None
         Seeds initialisation, the validation split, shuffling and augmentation.
     verbose : int, default=0
@@ -237,6 +293,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         The backbone's stages.
     used_feature_cache_ : bool
         Whether training ran from cached features.
+    temperatures_ : list of float or None
+        With ``calibrate``, each head's temperature (its logits are divided by
+        it); None otherwise.
 
     Notes
     -----
@@ -320,6 +379,19 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         "num_workers": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
         "on_error": [StrOptions({"raise", "skip"})],
         "test_time_flip": ["boolean"],
+        "group_by": [
+            None,
+            Described(is_group_by, "a column name of y or a tuple of column names"),
+        ],
+        "balance": [None, StrOptions({"reweight", "sample"})],
+        "selection": [
+            StrOptions(set(SELECTIONS)),
+            Described(callable, "a callable(y_true, y_pred, sensitive_features) -> float"),
+        ],
+        "weight_averaging": [None, StrOptions(set(AVERAGINGS))],
+        "ema_decay": [Interval(Real, 0, 1, closed="both")],
+        "averaging_start": [Interval(Integral, 0, None, closed="left")],
+        "calibrate": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "checkpoint_dir": [None, Described((str, os.PathLike), "a folder path")],
@@ -369,6 +441,13 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         num_workers="auto",
         on_error="raise",
         test_time_flip=False,
+        group_by=None,
+        balance=None,
+        selection="loss",
+        weight_averaging=None,
+        ema_decay=0.999,
+        averaging_start=0,
+        calibrate=False,
         random_state=None,
         verbose=0,
         checkpoint_dir=None,
@@ -405,12 +484,19 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.num_workers = num_workers
         self.on_error = on_error
         self.test_time_flip = test_time_flip
+        self.group_by = group_by
+        self.balance = balance
+        self.selection = selection
+        self.weight_averaging = weight_averaging
+        self.ema_decay = ema_decay
+        self.averaging_start = averaging_start
+        self.calibrate = calibrate
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X, y, validation_data=None, sample_weight=None):
         """Fit the network on images X and labels y.
 
         Parameters
@@ -419,11 +505,19 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             The images. Paths are decoded in worker processes, never all at
             once unless they fit the decoded-image cache.
         y : DataFrame, 2-D array or 1-D array
-            A DataFrame holding a column per attribute, a 2-D array with the
-            attributes as columns in order, or (single attribute) a 1-D array.
-        validation_data : tuple (X_valid, y_valid), optional
+            A DataFrame holding a column per attribute (and the ``group_by``
+            columns), a 2-D array with the attributes as columns in order, or
+            (single attribute) a 1-D array.
+        validation_data : tuple (X_valid, y_valid[, sample_weight_valid]), optional
             Images for early stopping, instead of holding out
-            ``validation_fraction`` of X.
+            ``validation_fraction`` of X; their weights in the validation
+            loss, optionally.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Each image's weight in the loss: the loss is ``sum(w_i * l_i) /
+            sum(w_i)``, so an integer weight counts as that many copies of the
+            image. Images held out for validation keep their weights in the
+            validation loss. With scikit-learn's metadata routing, request it
+            with ``set_fit_request(sample_weight=True)``.
 
         Returns
         -------
@@ -438,46 +532,46 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         ``checkpoint_dir``, fitting again resumes.
         """
         validate_params(self)
-        data = self._check_fit_data(X, y, validation_data)
+        data = self._check_fit_data(X, y, validation_data, sample_weight)
         fitted = self._fit_network(data)
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, name)
         vars(self).update(fitted)
         return self
 
-    def _check_fit_data(self, X, y, validation_data):
-        """Everything about X, y and validation_data that can be checked before training."""
+    def _check_fit_data(self, X, y, validation_data, sample_weight=None):
+        """Everything about X, y, validation_data and sample_weight that can be checked
+        before training."""
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
         frame, one_d = validate_targets(y, attributes, len(source))
-        if self.on_error == "skip":  # before fitting the encoders: no class of unreadable images
-            source, frame = drop_unreadable(source, frame)
+        weight = check_sample_weight(sample_weight, len(source))
+        source, frame, rows = _readable(source, frame, self.on_error)
         classes, binner = fit_encoders(frame, attributes, self.age_bins)
         codes = encode_targets(frame, attributes, classes, binner)
         self._loss_weights(attributes)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
-        train, val = (source, codes), None
+        val = val_y = val_weight = None
         if validation_data is not None:
-            val = self._validation_data(validation_data, attributes, classes, binner)
-        elif self.validation_fraction:
-            n_valid = n_holdout(len(codes), self.validation_fraction)
-            if len(codes) - n_valid < 1:
-                raise ValueError(
-                    f"Too few images to hold out a validation split: {len(codes)} image(s) with "
-                    f"validation_fraction={self.validation_fraction}. Provide more images, "
-                    "validation_data, or validation_fraction=0."
-                )
-            train_idx, val_idx = holdout_split(codes, n_valid, rng.randint(np.iinfo(np.int32).max))
-            train = (source.subset(train_idx), codes[train_idx])
-            val = (source.subset(val_idx), codes[val_idx])
-        if len(train[0]) < 2:
-            raise ValueError(
-                f"At least 2 training images are needed; got n_samples={len(train[0])}."
+            val, val_y, val_weight = self._validation_data(
+                validation_data, attributes, classes, binner
             )
+        infos = self._sample_infos(
+            (as_target_frame(y, attributes).iloc[rows], None if weight is None else weight[rows]),
+            (val_y, val_weight),
+            attributes,
+            binner,
+        )
+        check_fit_options(
+            self.get_params(deep=False),
+            has_groups=infos[0].group is not None,
+            has_validation=val is not None or bool(self.validation_fraction),
+        )
+        train, val, split_infos = self._split((source, codes), val, infos, rng)
         given = val if validation_data is not None else (None, None)
-        fingerprint, resume = self._read_checkpoint(source, codes, given)
+        fingerprint, resume = self._read_checkpoint(source, codes, given, infos)
         return _FitData(
             attributes,
             one_d,
@@ -491,9 +585,46 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             device,
             fingerprint,
             resume,
+            split_infos,
         )
 
-    def _read_checkpoint(self, source, codes, given_val):
+    def _split(self, data, val, infos, rng):
+        """``(train, val, (train info, val info))``: the validation split, held out from
+        ``data`` when ``val`` (from validation_data) is None and ``validation_fraction`` is set."""
+        source, codes = data
+        info, val_info = infos
+        if val is None and self.validation_fraction:
+            n_valid = n_holdout(len(codes), self.validation_fraction)
+            if len(codes) - n_valid < 1:
+                raise ValueError(
+                    f"Too few images to hold out a validation split: {len(codes)} image(s) with "
+                    f"validation_fraction={self.validation_fraction}. Provide more images, "
+                    "validation_data, or validation_fraction=0."
+                )
+            train_idx, val_idx = holdout_split(codes, n_valid, rng.randint(np.iinfo(np.int32).max))
+            data = (source.subset(train_idx), codes[train_idx])
+            val = (source.subset(val_idx), codes[val_idx])
+            info, val_info = info.subset(train_idx), info.subset(val_idx)
+        if len(data[0]) < 2:
+            raise ValueError(
+                f"At least 2 training images are needed; got n_samples={len(data[0])}."
+            )
+        return data, val, (info, val_info)
+
+    def _sample_infos(self, train, val, attributes, binner):
+        """The :class:`SampleInfo` (weights, groups) of the rows of X and of validation_data:
+        ``train`` and ``val`` are ``(y rows as a DataFrame, weights or None)`` pairs."""
+        columns = check_group_by(self.group_by)
+        groups, table = [None, None], None
+        if columns:
+            ys = [train[0]] + ([val[0]] if val[0] is not None else [])
+            found, table = group_labels(ys, columns, attributes, binner)
+            groups[: len(found)] = found
+        info = SampleInfo(train[1], groups[0], table)
+        val_info = None if val[0] is None else SampleInfo(val[1], groups[1], table)
+        return info, val_info
+
+    def _read_checkpoint(self, source, codes, given_val, infos=()):
         """``(fingerprint of this fit, state to resume from)``, None without ``checkpoint_dir``."""
         if self.checkpoint_dir is None:
             return None, None
@@ -502,15 +633,30 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             "data": data_fingerprint(source, codes, *given_val),
             "library": __version__,
         }
+        samples = [(i.weight, i.group) for i in infos if i is not None]
+        if any(part is not None for pair in samples for part in pair):
+            fingerprint["samples"] = describe(samples)  # weights and groups
         return fingerprint, read_checkpoint(Path(self.checkpoint_dir) / "last.pt", fingerprint)
 
     def _validation_data(self, validation_data, attributes, classes, binner):
-        X_val, y_val = validation_data
+        """``((source, codes), y rows as a DataFrame, weights or None)`` of validation_data."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "validation_data must be a tuple (X_valid, y_valid) or (X_valid, y_valid, "
+                f"sample_weight_valid). Got {type(validation_data).__name__} instead."
+            )
+        X_val, y_val = validation_data[:2]
         val_source = as_image_source(X_val)
         val_frame, _ = validate_targets(y_val, attributes, len(val_source))
-        if self.on_error == "skip":
-            val_source, val_frame = drop_unreadable(val_source, val_frame)
-        return val_source, encode_targets(val_frame, attributes, classes, binner)
+        weight = None
+        if len(validation_data) == 3:
+            weight = check_sample_weight(
+                validation_data[2], len(val_source), name="validation_data's sample weights"
+            )
+        val_source, val_frame, rows = _readable(val_source, val_frame, self.on_error)
+        y_rows = as_target_frame(y_val, attributes).iloc[rows]
+        codes = encode_targets(val_frame, attributes, classes, binner)
+        return (val_source, codes), y_rows, None if weight is None else weight[rows]
 
     def _build_module(self, n_classes, device):
         """The backbone with its heads, on ``device``; and the backbone's description."""
@@ -598,7 +744,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                     image_cache=self.image_cache,
                     device=data.device,
                 )
+            params = self.get_params(deep=False)
+            train_ds, val_ds = sample_datasets(train_ds, val_ds, data.infos, params)
             net = self._train(module, data, train_ds, val_ds, fitted)
+            fitted["temperatures_"] = fit_temperatures(net, val_ds) if self.calibrate else None
         fitted["net_"] = drop_training_state(net)
         return fitted
 
@@ -618,6 +767,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             loss_weights=self._loss_weights(data.attributes),
             soft_targets=self._age_soft_targets(data.attributes, data.classes, data.binner),
             checkpoint=checkpoint,
+            **training_extras(
+                self.get_params(deep=False), data.attributes, data.classes, data.infos
+            ),
         )
         if resume is None:
             net.fit(train_ds, None)
@@ -640,7 +792,8 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             str(self.checkpoint_dir),
             data.fingerprint,
             functools.partial(_write_best, template),
-            monitor="valid_loss" if has_validation else "train_loss",
+            monitor=selection_key(self.selection)
+            or ("valid_loss" if has_validation else "train_loss"),
         )
 
     def _warn_interrupted(self, net):
@@ -694,13 +847,19 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _batch_probas(self, module, inputs, mirrored=None):
         """Softmax outputs of one batch through ``module`` (the net's inference module),
-        averaged with those of its mirror images when given."""
-        probas = [
-            torch.softmax(lg.float(), dim=1) for lg in self.net_.inference_step(inputs, module)
-        ]
+        averaged with those of its mirror images when given; each head's logits divided by
+        its temperature when calibrated."""
+        temperatures = getattr(self, "temperatures_", None)
+
+        def softmax(outputs):
+            if temperatures is None:
+                return [torch.softmax(lg.float(), dim=1) for lg in outputs]
+            return [torch.softmax(lg.float() / t, dim=1) for lg, t in zip(outputs, temperatures)]
+
+        probas = softmax(self.net_.inference_step(inputs, module))
         if mirrored is not None:
-            for p, lg in zip(probas, self.net_.inference_step(mirrored, module)):
-                p.add_(torch.softmax(lg.float(), dim=1)).mul_(0.5)
+            for p, q in zip(probas, softmax(self.net_.inference_step(mirrored, module))):
+                p.add_(q).mul_(0.5)
         return [p.cpu().numpy() for p in probas]
 
     def _cached_features(self, source, inference):
@@ -795,6 +954,17 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             for p in probas:
                 p[bad] = np.nan
         return probas, ok
+
+
+def _readable(source, frame, on_error):
+    """``(source, frame, rows)``: with ``on_error="skip"``, without the unreadable images
+    (``rows``: the positions kept). Before fitting the encoders: no class of unreadable images."""
+    rows = np.arange(len(source))
+    if on_error == "skip":
+        source, kept = drop_unreadable(source, frame.assign(__row__=rows))
+        rows = kept.pop("__row__").to_numpy()
+        frame = kept.reset_index(drop=True)
+    return source, frame, rows
 
 
 # ---------------------------------------------------------------- persistence

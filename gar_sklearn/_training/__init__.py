@@ -4,7 +4,15 @@
 - ``_net``: the skorch net (multi-head loss, epoch-aware loader, inference copy);
 - ``_callbacks``: epoch table, progress bar, per-head accuracy, unfreezing;
 - ``_checkpoint``: training state, resuming, the checkpoint callback;
-- ``_build``: the net of a fit from the estimator's settings.
+- ``_build``: the net of a fit from the estimator's settings;
+- ``_groups``: sample weights and group labels as arrays (no torch);
+- ``_weighting``: weights and groups carried by batches, the weighted loss,
+  the balanced sampler;
+- ``_selection``: scores of the validation predictions by group, for
+  selecting the epoch;
+- ``_averaging``: EMA / SWA of the weights (``torch.optim.swa_utils``);
+- ``_calibration``: temperature scaling per head;
+- ``_extras``: those optional parts of a fit from the estimator's parameters.
 
 The estimators use it; it uses the data, backbones and persistence format
 modules, and nothing here imports an estimator.

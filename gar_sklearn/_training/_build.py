@@ -13,6 +13,7 @@ from .._data import collate_batch, loading_policy
 from ._callbacks import BatchProgressBar, HeadAccuracy, Unfreeze
 from ._device import resolve_precision
 from ._net import MultiHeadNet
+from ._weighting import balanced_sampler
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingSettings", "make_net"]
 
@@ -86,12 +87,31 @@ def _schedule(settings, monitor, steps_per_epoch):
     return None
 
 
-def _callbacks(settings, module, attributes, monitor, steps_per_epoch, checkpoint, extra):
-    callbacks = [("head_accuracy", HeadAccuracy(attributes))]
-    if settings.patience is not None:
-        stopper = EarlyStopping(
+def _early_stopping(settings, monitor, selection):
+    """Early stopping on the loss, or on the ``selection`` history key (higher is better):
+    that one keeps its best epoch even without ``patience``."""
+    if selection is None:
+        if settings.patience is None:
+            return None
+        return EarlyStopping(
             monitor=monitor, patience=settings.patience, load_best=True, sink=_silent
         )
+    patience = settings.max_epochs + 1 if settings.patience is None else settings.patience
+    return EarlyStopping(
+        monitor=selection,
+        patience=patience,
+        lower_is_better=False,
+        threshold=0.0,  # any gain: the epoch the selection callback flags best
+        load_best=True,
+        sink=_silent,
+    )
+
+
+def _callbacks(settings, module, attributes, monitor, steps_per_epoch, checkpoint, extra, leading):
+    leading, selection = leading  # callbacks before every other one; the selection's key
+    callbacks = [*leading, ("head_accuracy", HeadAccuracy(attributes))]
+    stopper = _early_stopping(settings, monitor, selection)
+    if stopper is not None:
         callbacks.append(("early_stopping", stopper))
     schedule = _schedule(settings, monitor, steps_per_epoch)
     if schedule is not None:
@@ -145,17 +165,23 @@ def _in_host_memory(dataset):
     return not (isinstance(features, torch.Tensor) and features.device.type != "cpu")
 
 
-def _loader_kwargs(train_ds, val_ds, batch_size, device, workers):
+def _loader_kwargs(train_ds, val_ds, batch_size, device, workers, sampling_weight=None):
     """The DataLoader arguments of training and validation: workers, pinning and
     prefetching as :func:`~gar_sklearn._data.loading_policy` says for ``device``;
-    ``workers`` is a pair (training, validation)."""
+    ``workers`` is a pair (training, validation). With ``sampling_weight``, each
+    epoch draws its samples with these weights instead of shuffling."""
     policy = loading_policy(device)
     n_train = len(train_ds) if train_ds is not None else 0
+    generator = torch.Generator()  # re-seeded from (seed, epoch) by the net
+    sampler = {}
+    if sampling_weight is not None:  # the sampler draws from the loader's generator
+        sampler["iterator_train__sampler"] = balanced_sampler(sampling_weight, generator)
     kwargs = dict(
-        iterator_train__shuffle=True,
+        iterator_train__shuffle=not sampler,
+        **sampler,
         # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
         iterator_train__drop_last=n_train % batch_size == 1,
-        iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
+        iterator_train__generator=generator,
         iterator_train__collate_fn=collate_batch,  # datasets' batches come collated
         iterator_valid__collate_fn=collate_batch,
     )
@@ -206,6 +232,9 @@ def make_net(
     soft_targets=None,
     checkpoint=None,
     callbacks=(),
+    leading=(),
+    selection=None,
+    sampling_weight=None,
 ):
     """The skorch net that trains ``module`` as ``settings`` say.
 
@@ -217,6 +246,13 @@ def make_net(
     ``(name, callback)`` pairs, placed before it. With an ``accelerator``
     configured, a net that trains is an
     :class:`~gar_sklearn._training._accelerate.AcceleratedMultiHeadNet`.
+
+    ``leading``: ``(name, callback)`` pairs placed before every other
+    callback (weight averaging, selection scores). ``selection``: a history
+    key, higher being better, that early stopping watches instead of the
+    loss, keeping its best epoch even with ``patience=None``.
+    ``sampling_weight``: each training sample's chance in a draw with
+    replacement, made each epoch instead of shuffling.
     """
     optimizer = settings.optimizer
     if isinstance(optimizer, str):
@@ -224,7 +260,7 @@ def make_net(
     monitor = "valid_loss" if val_ds is not None else "train_loss"
     n_train = len(train_ds) if train_ds is not None else 0
     loaders = _loader_kwargs(
-        train_ds, val_ds, settings.batch_size, device, (workers, valid_workers)
+        train_ds, val_ds, settings.batch_size, device, (workers, valid_workers), sampling_weight
     )
     steps_per_epoch = max(1, math.ceil(n_train / settings.batch_size))
     net_class, extra, net_device = _net_class(settings, device, train_ds, checkpoint)
@@ -236,7 +272,14 @@ def make_net(
         batch_size=settings.batch_size,
         train_split=predefined_split(val_ds) if val_ds is not None else None,
         callbacks=_callbacks(
-            settings, module, attributes, monitor, steps_per_epoch, checkpoint, callbacks
+            settings,
+            module,
+            attributes,
+            monitor,
+            steps_per_epoch,
+            checkpoint,
+            callbacks,
+            (leading, selection),
         ),
         device=net_device,
         loss_weights=loss_weights,

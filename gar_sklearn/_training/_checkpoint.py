@@ -55,6 +55,8 @@ def _callback_states(net):
                 "state_dict": cb.lr_scheduler_.state_dict(),
                 "batch_idx_": cb.batch_idx_,
             }
+        elif hasattr(cb, "training_state"):  # the callback says what it needs (weight averaging)
+            states[name] = {"training_state": cb.training_state(net)}
         elif hasattr(cb, "best_score_"):  # skorch's scoring callbacks: the history's "_best" flags
             states[name] = {"best_score_": cb.best_score_}
     return states
@@ -88,6 +90,8 @@ def _restore_callbacks(net, states):
         elif isinstance(cb, LRScheduler) and cb.lr_scheduler_ is not None:
             cb.lr_scheduler_.load_state_dict(cb_state["state_dict"])
             cb.batch_idx_ = cb_state["batch_idx_"]
+        elif cb is not None and "training_state" in cb_state:
+            cb.load_training_state(net, cb_state["training_state"])
         elif cb is not None and "best_score_" in cb_state:
             cb.best_score_ = cb_state["best_score_"]
 
@@ -191,7 +195,7 @@ def drop_training_state(net):
     net.optimizer_ = None
     net.train_split = None
     for _, callback in net.callbacks_:
-        for attr in ("lr_scheduler_", "best_model_weights_"):
+        for attr in ("lr_scheduler_", "best_model_weights_", "averaged_", "raw_"):
             if getattr(callback, attr, None) is not None:
                 setattr(callback, attr, None)
     return net

@@ -35,6 +35,7 @@ def loader_workers(num_workers, source, device="cpu"):
 
 def train_workers(num_workers, train_ds, augment, device="cpu"):
     """Worker processes for the training loader: to decode files, or to augment."""
+    train_ds = getattr(train_ds, "dataset", train_ds)  # inside a SampleDataset
     if not isinstance(train_ds, ImageDataset):
         return 0  # cached features: nothing to load
     if num_workers != "auto":

@@ -22,6 +22,7 @@ from .._config import get_config
 from .._data import releasing_batches
 from ..backbones import fold_batch_norm, has_forward_hooks
 from ._callbacks import EpochLog
+from ._weighting import batch_sample_weight, module_inputs, weighted_head_loss
 
 __all__ = ["MultiHeadNet", "to_device"]
 
@@ -111,15 +112,20 @@ class MultiHeadNet(NeuralNet):
         run under autocast when ``amp_dtype`` is set."""
         x = to_device(x, self.device)
         with self._autocast():
-            return super().infer(x, **fit_params)
+            return super().infer(module_inputs(x), **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_device(y_true, self.device)
         weights = self.loss_weights or [1.0] * len(y_pred)
         total = 0.0
         soft = self.soft_targets or {}
+        sample_weight = batch_sample_weight(X, self.device)  # see _weighting.SampleDataset
         for k, (logits, w) in enumerate(zip(y_pred, weights)):
-            if k in soft:  # cross-entropy against a label distribution
+            if sample_weight is not None:
+                loss = weighted_head_loss(
+                    self.criterion_, logits, y_true[:, k], sample_weight, soft.get(k)
+                )
+            elif k in soft:  # cross-entropy against a label distribution
                 target = soft[k].to(logits.device)[y_true[:, k]]
                 log_p = torch.log_softmax(logits.float(), dim=1)
                 loss = -(target * log_p).sum(dim=1).mean()
@@ -210,7 +216,7 @@ class MultiHeadNet(NeuralNet):
         """Outputs of ``module`` (:meth:`inference_module`) for the batch ``Xi``, under
         inference mode and autocast. Loops over batches get the module once: checking
         that it is current walks every parameter."""
-        x = to_tensor(to_device(Xi, self.device), device=self.device)
+        x = to_tensor(to_device(module_inputs(Xi), self.device), device=self.device)
         with torch.inference_mode(), self._autocast():
             return module(**x) if isinstance(x, Mapping) else module(x)
 
