@@ -31,6 +31,7 @@ epochs without stopping early.
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,8 +122,8 @@ def run_recipe(name, args, data, baseline):
         baseline=None if baseline is None else baseline["gender"],
     )
     row["by_race"] = per_race(inputs, races, args.n_boot, args.min_race_size)
-    correct = {h: per_image[f"{h}_correct"] for h in ("gender", "race", "age9")}
-    return row, correct
+    row["per_image"] = per_image
+    return row, {h: per_image[f"{h}_correct"] for h in ("gender", "race", "age9")}
 
 
 def _fmt(interval_):
@@ -173,6 +174,12 @@ def main(argv=None):
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--min-race-size", type=int, default=100, help="races in the gender gap")
     parser.add_argument("--out", default=None, help="write <out>.json and <out>.md")
+    parser.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="also write <out>.npz: the baseline's per-image results, a --baseline for "
+        "accuracy_utkface.py",
+    )
     args = parser.parse_args(argv)
 
     ensure_hub_weights()
@@ -183,6 +190,14 @@ def main(argv=None):
     for name in names:
         row, correct = run_recipe(name, args, data, baseline)
         baseline = correct if baseline is None else baseline
+        per_image = row.pop("per_image")
+        if name == "baseline" and args.save_predictions and args.out:
+            X_test = data[1]
+            np.savez(
+                Path(args.out).with_suffix(".npz"),
+                test_paths=np.asarray(X_test, dtype=str),
+                **per_image,
+            )
         rows.append(row)
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "verbose", "data")}
     results = {
