@@ -376,7 +376,14 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _check_gender_values(self, values, genders, name):
         values = values.to_numpy(dtype=object)
-        found = list(dict.fromkeys(values.tolist()))
+        try:
+            found = list(dict.fromkeys(values.tolist()))
+        except TypeError:  # unhashable labels (lists, dicts) cannot be genders
+            kinds = sorted({type(v).__name__ for v in values.tolist()})
+            raise ValueError(
+                f"{name}[{self.gender_column!r}] must hold the values of the 'genders' parameter "
+                f"{list(genders)}; got values of type(s) {kinds}."
+            ) from None
         allowed = set(genders)
         outside = [v for v in found if v not in allowed]
         if outside:
