@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._multi_attribute import MultiAttributeClassifier
 from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, StrOptions, validate_params
-from ._persistence import register_persistence
+from ._persistence import check_fields, register_persistence
 from ._split import holdout_split, n_holdout
 from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
 from .augmentation import AugmentingOverSampler
@@ -582,4 +582,27 @@ def _gender_columns(gender_estimator, column, gender_classes):
     return k, columns
 
 
-register_persistence(GenderFusionClassifier)  # its fitted parts are saved through their own entry
+# what prediction reads: a file lacking one is refused at load
+_SAVED_FITTED = (
+    "gender_estimator_",
+    "specialists_",
+    "attributes_",
+    "classes_",
+    "age_binner_",
+    "_one_d",
+    "genders_",
+    "_gender_map",
+    "_class_maps",
+)
+
+
+def _restore(data, device):
+    check_fields(data, ("params", "fitted"), "GenderFusionClassifier")
+    check_fields(data["fitted"], _SAVED_FITTED, "GenderFusionClassifier", "the fitted attribute(s)")
+    estimator = GenderFusionClassifier(**data["params"])
+    vars(estimator).update(data["fitted"])
+    return estimator
+
+
+# its fitted parts are saved (and checked) through their own entry
+register_persistence(GenderFusionClassifier, restore=_restore)

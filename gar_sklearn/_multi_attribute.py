@@ -23,6 +23,7 @@ from ._fingerprint import data_fingerprint
 from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, Interval, StrOptions, validate_params
 from ._persistence import (
+    check_fields,
     fitted_attributes,
     model_template,
     params_fingerprint,
@@ -490,6 +491,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """``(fingerprint of this fit, state to resume from)``, None without ``checkpoint_dir``."""
         if self.checkpoint_dir is None:
             return None, None
+        if os.path.exists(self.checkpoint_dir) and not os.path.isdir(self.checkpoint_dir):
+            raise ValueError(
+                "The 'checkpoint_dir' parameter must be a folder (created when missing). Got "
+                f"{str(self.checkpoint_dir)!r} instead, which is a file."
+            )
         fingerprint = {
             "params": params_fingerprint(self, exclude=self._fit_invariant_params),
             "data": data_fingerprint(source, codes, *given_val),
@@ -826,7 +832,23 @@ def _load_device(saved, requested):
     return saved
 
 
+# what prediction, scoring and a new save read: a file lacking one is refused at load
+_SAVED_FITTED = (
+    "attributes_",
+    "classes_",
+    "_one_d",
+    "age_binner_",
+    "image_size_",
+    "n_frozen_stages_",
+)
+_SAVED_NETWORK = ("state_dict", "stem_frozen", "channels_last", "history")
+
+
 def _restore(data, device):
+    owner = "MultiAttributeClassifier"
+    check_fields(data, ("params", "fitted", "network"), owner)
+    check_fields(data["fitted"], _SAVED_FITTED, owner, "the fitted attribute(s)")
+    check_fields(data["network"], _SAVED_NETWORK, owner, "the network's entries")
     est = MultiAttributeClassifier(**data["params"])
     for name, value in data["fitted"].items():
         setattr(est, name, value)
