@@ -56,12 +56,28 @@ from ._training._datasets import (
     stem_features,
     train_workers,
 )
+from ._training._random import (
+    fit_generator,
+    release_generator,
+    seeded_initialisation,
+    use_generator,
+)
 from ._version import __version__
 from .augmentation import RandomFlip
 from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
 from .preprocessing._images import as_image_source
 
 __all__ = ["MultiAttributeClassifier"]
+
+
+# a batch of 32 such images takes 6 GiB as uint8: larger sizes are typos, not faces
+_MAX_IMAGE_SIZE = 8192
+
+
+def _plain(value):
+    """A numpy scalar parameter (from a grid built with ``np.arange``, say) as Python's own
+    number or bool, as torch and ``is True`` checks expect; other values as they are."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _is_optimizer_class(value):
@@ -441,6 +457,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _check_fit_data(self, X, y, validation_data):
         """Everything about X, y and validation_data that can be checked before training."""
+        if self.image_size > _MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"The 'image_size' parameter must be at most {_MAX_IMAGE_SIZE} (pixels per side). "
+                f"Got {self.image_size!r} instead."
+            )
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
         frame, one_d = validate_targets(y, attributes, len(source))
@@ -514,32 +535,33 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _build_module(self, n_classes, device):
         """The backbone with its heads, on ``device``; and the backbone's description."""
         backbone = build_backbone(self.backbone, self.weights)
-        n_frozen = resolve_freeze(self.freeze, backbone.stage_names)
+        n_frozen = resolve_freeze(_plain(self.freeze), backbone.stage_names)
         module = MultiHeadNetwork(
             backbone,
             n_classes,
             n_frozen=n_frozen,
-            hidden_units=self.head_hidden_units,
-            dropout=self.dropout,
+            hidden_units=_plain(self.head_hidden_units),
+            dropout=float(self.dropout),
             channels_last=bool(self.channels_last),
         ).to(device)
         return module, backbone, n_frozen
 
     def _uses_feature_cache(self, n_frozen):
-        if self.cache_features is True and (n_frozen == 0 or self.unfreeze_after is not None):
+        cache_features = _plain(self.cache_features)  # np.True_ is True
+        if cache_features is True and (n_frozen == 0 or self.unfreeze_after is not None):
             raise ValueError(
                 "cache_features=True needs a backbone prefix frozen for the whole fit: set "
                 "'freeze' and leave 'unfreeze_after' as None."
             )
-        return self.cache_features is True or (
-            self.cache_features == "auto" and n_frozen > 0 and self.unfreeze_after is None
+        return cache_features is True or (
+            cache_features == "auto" and n_frozen > 0 and self.unfreeze_after is None
         )
 
     def _feature_cache_access(self, device, image_size=None):
         """How fit and predict reach the feature cache (see ``stem_features``)."""
         return dict(
             backbone=self.backbone,
-            image_size=self.image_size if image_size is None else image_size,
+            image_size=int(self.image_size if image_size is None else image_size),
             device=device,
             batch_size=int(self.batch_size),
             num_workers=self.num_workers,
@@ -549,52 +571,56 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _fit_network(self, data):
         """Build and train the network; return the fitted attributes."""
-        with torch.random.fork_rng(
-            devices=[] if data.device == "cpu" else [torch.device(data.device)]
-        ):
-            torch.manual_seed(data.seed)
+        # the random initial weights: from the fit's seed, one fit at a time across threads
+        with seeded_initialisation(data.seed, data.device):
             module, backbone, n_frozen = self._build_module(
                 [len(c) for c in data.classes], data.device
             )
-            use_cache = self._uses_feature_cache(n_frozen)
-            fitted = {
-                "attributes_": data.attributes,
-                "classes_": data.classes[0] if data.one_d else data.classes,
-                "_one_d": data.one_d,
-                "_feature_bytes": None,  # set when training runs from cached features
-                "age_binner_": data.binner,
-                "device_": data.device,
-                "image_size_": self.image_size,
-                "weights_": backbone.weights,
-                "stage_names_": backbone.stage_names,
-                "n_frozen_stages_": n_frozen,
-                "used_feature_cache_": use_cache,
-            }
-            if data.device == "cpu":
-                tune_cpu_allocator()
-            if use_cache:
-                n_views = self.cache_views if self.augment is not None else 1
-                train_ds, val_ds, fitted["_feature_bytes"] = feature_datasets(
-                    module,
-                    data.train,
-                    data.val,
-                    cache=self._feature_cache_access(data.device),
-                    n_views=n_views,
-                    augment=self.augment,
-                    seed=data.seed,
-                )
-            else:
-                train_ds, val_ds = image_datasets(
-                    data.train,
-                    data.val,
-                    image_size=self.image_size,
-                    augment=self.augment,
-                    seed=data.seed,
-                    image_cache=self.image_cache,
-                )
-            net = self._train(module, data, train_ds, val_ds, fitted)
+        # dropout and stochastic depth draw from the fit's own generator, not torch's global one
+        use_generator(module, fit_generator(data.seed, data.device))
+        fitted = {
+            "attributes_": data.attributes,
+            "classes_": data.classes[0] if data.one_d else data.classes,
+            "_one_d": data.one_d,
+            "_feature_bytes": None,  # set when training runs from cached features
+            "age_binner_": data.binner,
+            "device_": data.device,
+            "image_size_": int(self.image_size),
+            "weights_": backbone.weights,
+            "stage_names_": backbone.stage_names,
+            "n_frozen_stages_": n_frozen,
+            "used_feature_cache_": self._uses_feature_cache(n_frozen),
+        }
+        if data.device == "cpu":
+            tune_cpu_allocator()
+        train_ds, val_ds = self._datasets(module, data, fitted)
+        net = self._train(module, data, train_ds, val_ds, fitted)
+        release_generator(net.module_)
         fitted["net_"] = drop_training_state(net)
         return fitted
+
+    def _datasets(self, module, data, fitted):
+        """The training and validation datasets: cached features or images."""
+        if fitted["used_feature_cache_"]:
+            n_views = int(self.cache_views) if self.augment is not None else 1
+            train_ds, val_ds, fitted["_feature_bytes"] = feature_datasets(
+                module,
+                data.train,
+                data.val,
+                cache=self._feature_cache_access(data.device),
+                n_views=n_views,
+                augment=self.augment,
+                seed=data.seed,
+            )
+            return train_ds, val_ds
+        return image_datasets(
+            data.train,
+            data.val,
+            image_size=int(self.image_size),
+            augment=self.augment,
+            seed=data.seed,
+            image_cache=_plain(self.image_cache),
+        )
 
     def _train(self, module, data, train_ds, val_ds, fitted):
         """Make the net and train it, resuming from ``checkpoint_dir`` when it holds a checkpoint."""
@@ -619,7 +645,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             restore_training_state(net, resume)
             if not resume["finished"]:
                 checkpoint.resume(resume)
-                net.partial_fit(train_ds, None, epochs=self.max_epochs - resume["epoch"])
+                net.partial_fit(train_ds, None, epochs=int(self.max_epochs) - resume["epoch"])
         if not training_finished(net):
             self._warn_interrupted(net)
         return net
@@ -661,10 +687,13 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _loss_weights(self, attributes):
         if self.loss_weights is None:
             return None
-        if set(self.loss_weights) - set(attributes):
+        weights = self.loss_weights.values()
+        if set(self.loss_weights) - set(attributes) or not all(
+            isinstance(w, Real) and not isinstance(w, bool) and 0 <= w < np.inf for w in weights
+        ):
             raise ValueError(
                 f"The 'loss_weights' parameter must be a dict keyed by attributes "
-                f"{list(attributes)}. Got {self.loss_weights!r} instead."
+                f"{list(attributes)}, of finite weights >= 0. Got {self.loss_weights!r} instead."
             )
         return [float(self.loss_weights.get(a, 1.0)) for a in attributes]
 
@@ -855,7 +884,7 @@ def _restore(data, device):
     est.device_ = device = _load_device(getattr(est, "device_", "cpu"), device)
     network = data["network"]
     n_classes = [len(c) for c in est._class_lists()]
-    with torch.random.fork_rng(devices=[]):  # random initial weights, replaced below: keep the seed
+    with seeded_initialisation(None):  # random initial weights, replaced below: keep the seed
         module = MultiHeadNetwork(
             build_backbone(est.backbone, weights=None),
             n_classes,

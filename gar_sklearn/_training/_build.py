@@ -148,6 +148,7 @@ def _loader_kwargs(n_train, batch_size, device, workers):
         iterator_train__multiprocessing_context=worker_context(workers),
         iterator_train__persistent_workers=False,
         iterator_train__generator=torch.Generator(),  # re-seeded from (seed, epoch) by the net
+        iterator_valid__generator=torch.Generator(),  # its seed draw leaves torch's global one alone
         iterator_train__pin_memory=cuda,
         iterator_valid__pin_memory=cuda,
         iterator_train__collate_fn=collate_batch,  # datasets' batches come collated

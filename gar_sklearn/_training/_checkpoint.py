@@ -4,11 +4,11 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
 from .._persistence import remove_stale_temporaries, write_checkpoint
+from ._random import module_generator
 
 __all__ = [
     "TrainingCheckpoint",
@@ -63,10 +63,12 @@ def _callback_states(net):
 
 def training_state(net):
     """Everything a resumed fit needs to continue exactly: module, optimizer,
-    scheduler and early-stopping state, history, random number generators."""
-    rng = {"torch": torch.get_rng_state()}
-    if str(net.device).startswith("cuda") and torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+    scheduler and early-stopping state, history, and the state of the generator
+    the module's random layers draw from (see ``_random``)."""
+    generator = module_generator(net.module_)
+    rng = {}
+    if generator is not None:
+        rng = {"layers": generator.get_state(), "layers_device": generator.device.type}
     return {
         "epoch": len(net.history),
         "module": net.module_.state_dict(),
@@ -93,17 +95,6 @@ def _restore_callbacks(net, states):
             cb.best_score_ = cb_state["best_score_"]
 
 
-def _restore_cuda_rng(states):
-    """Restore the saved CUDA generators that this machine has GPUs for.
-
-    A checkpoint written on a machine with another number of GPUs resumes:
-    the generators of GPUs it lacks are left out, those of GPUs it has but
-    the writer did not are left as they are.
-    """
-    for index, state in enumerate(states[: torch.cuda.device_count()]):
-        torch.cuda.set_rng_state(state, index)
-
-
 def restore_training_state(net, state):
     """Put a :func:`training_state` back into an initialized net.
 
@@ -117,9 +108,11 @@ def restore_training_state(net, state):
     net.history_ = History(state["history"])
     net.optimizer_.load_state_dict(state["optimizers"]["optimizer"])
     _restore_callbacks(net, state["callbacks"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and str(net.device).startswith("cuda") and torch.cuda.is_available():
-        _restore_cuda_rng(state["rng"]["cuda"])
+    generator = module_generator(net.module_)
+    # a generator's state fits only its kind of device (a fit resumed on another device
+    # goes on with its own draws)
+    if generator is not None and state["rng"].get("layers_device") == generator.device.type:
+        generator.set_state(state["rng"]["layers"])
     if state["grad_scaler"] is not None and net.grad_scaler_ is not None:
         net.grad_scaler_.load_state_dict(state["grad_scaler"])
 
