@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from ._compat import release_worker_batch_records
+from ._compat import release_worker_batch_records, shutdown_loader_workers
 from .preprocessing._images import ImageLoadError
 from .preprocessing._pixels import resize_images
 
@@ -93,11 +93,17 @@ def map_in_threads(fn, items):
 def releasing_batches(loader):
     """Iterate over ``loader``; when its batches come from worker processes, let go of
     torch's records of each after use (:func:`~gar_sklearn._compat.release_worker_batch_records`):
-    else resident memory grows by a batch per batch."""
-    for batch in loader:
-        yield batch
-        if loader.num_workers:
-            release_worker_batch_records()
+    else resident memory grows by a batch per batch. When the loop ends early (an
+    unreadable image, an error while computing, a break), the workers are stopped at
+    once (:func:`~gar_sklearn._compat.shutdown_loader_workers`)."""
+    iterator = iter(loader)
+    try:
+        for batch in iterator:
+            yield batch
+            if loader.num_workers:
+                release_worker_batch_records()
+    finally:
+        shutdown_loader_workers(iterator)
 
 
 def view_rng(key, view):

@@ -16,6 +16,7 @@ from ._param_validation import Described, HasMethods, StrOptions, validate_param
 from ._persistence import check_fields, register_persistence
 from ._split import holdout_split, n_holdout
 from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
+from ._training import training_finished
 from .augmentation import AugmentingOverSampler
 from .preprocessing._images import as_image_source
 
@@ -301,21 +302,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             valid,
             split_seeds=seeds[1::3],
         )
-
-        _seed_part(gender_estimator, seeds[0])
-        if valid is None:
-            gender_estimator.fit(X, frame)
-        else:
-            gender_estimator.fit(X, frame, validation_data=(valid[0].items, valid[1]))
-        specialists, train_sizes = {}, {}
-        for k, g in enumerate(genders):
-            X_fit, y_fit, fit_kwargs = self._specialist_data(
-                plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k]
-            )
-            specialists[g] = self._fit_specialist(
-                specialist, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
-            )
-            train_sizes[g] = len(X_fit)
+        specialists, train_sizes = self._fit_parts(
+            (gender_estimator, specialist), X, source, frame, valid, plans, seeds
+        )
 
         self.gender_estimator_ = gender_estimator
         self.specialists_ = specialists
@@ -332,6 +321,38 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             for g in genders
         }
         return self
+
+    def _fit_parts(self, parts, X, source, frame, valid, plans, seeds):
+        """Fit the gender classifier (``parts[0]``, in place) and a clone of the specialist
+        (``parts[1]``) per gender; returns the specialists and their training sizes.
+
+        A part interrupted by Ctrl-C stops the fit with a warning naming the parts
+        that were complete, and the KeyboardInterrupt goes on to the caller.
+        """
+        gender_estimator, specialist = parts
+        genders = tuple(plans)
+        progress = _Progress(genders)
+        try:
+            _seed_part(gender_estimator, seeds[0])
+            if valid is None:
+                gender_estimator.fit(X, frame)
+            else:
+                gender_estimator.fit(X, frame, validation_data=(valid[0].items, valid[1]))
+            progress.done(gender_estimator)
+            specialists, train_sizes = {}, {}
+            for k, g in enumerate(genders):
+                X_fit, y_fit, fit_kwargs = self._specialist_data(
+                    plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k]
+                )
+                specialists[g] = self._fit_specialist(
+                    specialist, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
+                )
+                progress.done(specialists[g])
+                train_sizes[g] = len(X_fit)
+        except KeyboardInterrupt:
+            warnings.warn(progress.interrupted(self, parts), UserWarning, stacklevel=3)
+            raise
+        return specialists, train_sizes
 
     def _specialist_data(self, plan, source, frame, valid, sampler_seed):
         """The images, labels and fit arguments (validation data) of one specialist."""
@@ -538,6 +559,38 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.single_output = False  # y always holds gender and the specialist's columns
         return tags
+
+
+class _Progress:
+    """Which parts of a fit are complete; a part whose training was interrupted (skorch
+    ends its fit quietly on Ctrl-C) stops the whole fit with a KeyboardInterrupt."""
+
+    def __init__(self, genders):
+        self.names = ["the gender classifier"] + [f"the {g!r} specialist" for g in genders]
+        self.complete = 0
+
+    def done(self, part):
+        net = getattr(part, "net_", None)
+        if net is not None and not training_finished(net):
+            raise KeyboardInterrupt(f"training {self.names[self.complete]} was interrupted")
+        self.complete += 1
+
+    def interrupted(self, fusion, parts):
+        complete = ", ".join(self.names[: self.complete]) or "none"
+        untrained = ", ".join(self.names[self.complete + 1 :]) or "none"
+        before = "its previous model" if hasattr(fusion, "specialists_") else "unfitted"
+        folders = any(p.get_params(deep=False).get("checkpoint_dir") is not None for p in parts)
+        resume = (
+            "Fitting again with the same checkpoint_dir restores the complete parts "
+            "without training and resumes the interrupted one."
+            if folders
+            else "Give the parts a checkpoint_dir to keep complete parts across fits."
+        )
+        return (
+            f"GenderFusionClassifier.fit was interrupted (KeyboardInterrupt) while training "
+            f"{self.names[self.complete]}; complete: {complete}; not trained: {untrained}. "
+            f"The estimator is left as it was ({before}). {resume}"
+        )
 
 
 def _as_list(probas):
