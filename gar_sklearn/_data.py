@@ -102,8 +102,25 @@ def releasing_batches(loader):
             yield batch
             if loader.num_workers:
                 release_worker_batch_records()
+    except (TypeError, ValueError) as exc:
+        message = _worker_error_message(exc)
+        if message is None:
+            raise
+        raise type(exc)(message) from None
     finally:
         shutdown_loader_workers(iterator)
+
+
+def _worker_error_message(exc):
+    """The message of a TypeError or ValueError raised in a DataLoader worker (an item of X
+    of the wrong kind), which torch re-raises with the worker's traceback in the message;
+    None for another error."""
+    text = str(exc)
+    if type(exc) not in (TypeError, ValueError) or not text.startswith("Caught "):
+        return None
+    prefix = f"\n{type(exc).__name__}: "
+    at = text.rfind(prefix)
+    return text[at + len(prefix) :].strip() if at >= 0 and "Original Traceback" in text else None
 
 
 def view_rng(key, view):

@@ -15,7 +15,13 @@ from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, StrOptions, validate_params
 from ._persistence import check_fields, register_persistence
 from ._split import holdout_split, n_holdout
-from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
+from ._targets import (
+    check_attributes,
+    check_validation_pair,
+    fit_encoders,
+    transform_frame,
+    validate_targets,
+)
 from ._training import training_finished
 from .augmentation import AugmentingOverSampler
 from .preprocessing._images import as_image_source
@@ -284,7 +290,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         classes, binner = fit_encoders(frame, attributes, age_bins)
         valid = None
         if validation_data is not None:
-            X_val, y_val = validation_data
+            X_val, y_val = check_validation_pair(validation_data)
             val_source = as_image_source(X_val)
             val_frame, _ = validate_targets(y_val, attributes, len(val_source))
             val_gender = self._check_gender_values(val_frame[column], genders, "y_valid")

@@ -35,7 +35,14 @@ from ._persistence import (
 )
 from ._progress import progress_bar
 from ._split import holdout_split, n_holdout
-from ._targets import check_attributes, class_ages, encode_targets, fit_encoders, validate_targets
+from ._targets import (
+    check_attributes,
+    check_validation_pair,
+    class_ages,
+    encode_targets,
+    fit_encoders,
+    validate_targets,
+)
 from ._training import (
     OPTIMIZERS,
     SCHEDULES,
@@ -525,7 +532,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         return fingerprint, read_checkpoint(Path(self.checkpoint_dir) / "last.pt", fingerprint)
 
     def _validation_data(self, validation_data, attributes, classes, binner):
-        X_val, y_val = validation_data
+        X_val, y_val = check_validation_pair(validation_data)
         val_source = as_image_source(X_val)
         val_frame, _ = validate_targets(y_val, attributes, len(val_source))
         if self.on_error == "skip":

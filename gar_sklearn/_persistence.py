@@ -46,6 +46,8 @@ __all__ = [
     "restore_estimator",
     "save",
     "storable_params",
+    "remove_stale_temporaries",
+    "write_failure",
 ]
 
 _FORMAT = "gar_sklearn"
@@ -434,9 +436,10 @@ def _os_error(exc, recorder):
     return None
 
 
-def _write_error(path, cause):
+def write_failure(path, cause):
     """An OSError of ``cause``'s errno (and subclass) naming ``path``, its reason, and that
     the file there before, if any, is unchanged."""
+    path = Path(path)
     code = errno.errorcode.get(cause.errno, str(cause.errno))
     reason = cause.strerror or os.strerror(cause.errno)
     kept = "the file already there is unchanged" if path.exists() else "nothing was written"
@@ -524,10 +527,16 @@ def write_file(path, kind, config, tensors):
         cause = _os_error(exc, recorder)
         if cause is None:
             raise
-        raise _write_error(path, cause) from cause
+        raise write_failure(path, cause) from cause
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _is_zip_start(head):
+    """Whether a file starts like a zip archive (a truncated one fails later, with torch's
+    reason)."""
+    return head == b"PK"
 
 
 def _load_payload(path):
@@ -538,6 +547,12 @@ def _load_payload(path):
         raise ValueError(
             f"{str(path)!r} is not a gar_sklearn file but a Python pickle. gar_sklearn.load never "
             "runs code from a file; unpickle only files you trust, with pickle.load or joblib.load."
+        )
+    if not zipfile.is_zipfile(path) and not _is_zip_start(head):
+        # torch's own message (about weights_only) would only confuse here
+        raise ValueError(
+            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated (it is "
+            "not a zip archive, as gar_sklearn files are)."
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

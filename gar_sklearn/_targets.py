@@ -9,6 +9,7 @@ from .preprocessing._age import AgeBinner, age_group_midpoints
 
 __all__ = [
     "check_attributes",
+    "check_validation_pair",
     "class_ages",
     "encode_targets",
     "fit_encoders",
@@ -35,6 +36,21 @@ def check_attributes(attributes):
             f"such as ('gender', 'age', 'race'). Got {attributes!r} instead."
         )
     return attributes
+
+
+def check_validation_pair(validation_data):
+    """The ``validation_data`` argument of fit as ``(X_valid, y_valid)``."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        kind = (
+            f"a {type(validation_data).__name__} of {len(validation_data)} items"
+            if isinstance(validation_data, (tuple, list))
+            else f"a {type(validation_data).__name__}"
+        )
+        raise ValueError(
+            f"validation_data must be a pair (X_valid, y_valid) of images and their labels; "
+            f"got {kind}."
+        )
+    return validation_data
 
 
 def validate_targets(y, attributes, n_samples=None):

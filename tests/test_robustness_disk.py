@@ -172,7 +172,7 @@ def fail_checkpoints_from(monkeypatch, epoch, files=("last.pt", "best.pt"), unti
         def wrapper(path, *args, **kwargs):
             n = epoch_of(*args, **kwargs)
             if path.name in files and epoch <= n and (until is None or n < until):
-                raise _persistence._write_error(
+                raise _persistence.write_failure(
                     path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 )
             return write(path, *args, **kwargs)
