@@ -82,8 +82,7 @@ BAD_ITEMS = {
         lambda X, f: X[0],
         ValueError,
         r"X given as an array of shape \(16, 16, 3\) reads as 16 grayscale images 3 pixels "
-        r"wide; for one colour image pass it in a list, or as X\[None\] of shape "
-        r"\(1, 16, 16, 3\)",
+        r"wide; pass one colour image in a list, or as X\[None\]\.$",
     ),
     "one RGBA image without the batch axis": (
         lambda X, f: np.zeros((16, 16, 4), np.uint8),
