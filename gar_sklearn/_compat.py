@@ -12,6 +12,7 @@ __all__ = [
     "StrOptions",
     "make_constraint",
     "release_worker_batch_records",
+    "shutdown_loader_workers",
     "tensor_version",
 ]
 
@@ -56,3 +57,19 @@ def release_worker_batch_records():
     # the pin-memory thread adds to it
     with getattr(cache, "lock", None) or contextlib.nullcontext():
         cache.free_dead_references()
+
+
+def shutdown_loader_workers(iterator):
+    """Stop the worker processes of a DataLoader's iterator now.
+
+    torch stops them when the iterator is exhausted or garbage collected
+    (``_MultiProcessingDataLoaderIter._shutdown_workers``, from its
+    ``__del__``). When an error leaves a loop over a loader, the traceback
+    holds the iterator, and with it live workers, for as long as the error is
+    kept; a process forked meanwhile then collects a copy of the iterator and
+    prints "AssertionError: can only test a child process". Does nothing for
+    an iterator without workers, or one already stopped.
+    """
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()

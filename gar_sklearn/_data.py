@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from ._compat import release_worker_batch_records
+from ._compat import release_worker_batch_records, shutdown_loader_workers
 from ._config import get_config
 from ._text import shown
 from .preprocessing._images import ImageLoadError
@@ -196,11 +196,34 @@ def map_in_threads(fn, items):
 def releasing_batches(loader):
     """Iterate over ``loader``; when its batches come from worker processes, let go of
     torch's records of each after use (:func:`~gar_sklearn._compat.release_worker_batch_records`):
-    else resident memory grows by a batch per batch."""
-    for batch in loader:
-        yield batch
-        if loader.num_workers:
-            release_worker_batch_records()
+    else resident memory grows by a batch per batch. When the loop ends early (an
+    unreadable image, an error while computing, a break), the workers are stopped at
+    once (:func:`~gar_sklearn._compat.shutdown_loader_workers`)."""
+    iterator = iter(loader)
+    try:
+        for batch in iterator:
+            yield batch
+            if loader.num_workers:
+                release_worker_batch_records()
+    except (TypeError, ValueError) as exc:
+        message = _worker_error_message(exc)
+        if message is None:
+            raise
+        raise type(exc)(message) from None
+    finally:
+        shutdown_loader_workers(iterator)
+
+
+def _worker_error_message(exc):
+    """The message of a TypeError or ValueError raised in a DataLoader worker (an item of X
+    of the wrong kind), which torch re-raises with the worker's traceback in the message;
+    None for another error."""
+    text = str(exc)
+    if type(exc) not in (TypeError, ValueError) or not text.startswith("Caught "):
+        return None
+    prefix = f"\n{type(exc).__name__}: "
+    at = text.rfind(prefix)
+    return text[at + len(prefix) :].strip() if at >= 0 and "Original Traceback" in text else None
 
 
 def view_rng(key, view):

@@ -13,9 +13,16 @@ from sklearn.utils.validation import check_is_fitted
 from ._multi_attribute import MultiAttributeClassifier
 from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, StrOptions, validate_params
-from ._persistence import register_persistence
+from ._persistence import check_fields, register_persistence
 from ._split import holdout_split, n_holdout
-from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
+from ._targets import (
+    check_attributes,
+    check_validation_pair,
+    fit_encoders,
+    transform_frame,
+    validate_targets,
+)
+from ._training import training_finished
 from ._training._groups import check_sample_weight
 from .augmentation import AugmentingOverSampler
 from .preprocessing._images import as_image_source
@@ -290,7 +297,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         classes, binner = fit_encoders(frame, attributes, age_bins)
         valid = None
         if validation_data is not None:
-            X_val, y_val = validation_data
+            X_val, y_val = check_validation_pair(validation_data)
             val_source = as_image_source(X_val)
             val_frame, _ = validate_targets(y_val, attributes, len(val_source))
             val_gender = self._check_gender_values(val_frame[column], genders, "y_valid")
@@ -308,21 +315,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             valid,
             split_seeds=seeds[1::3],
         )
-
-        _seed_part(gender_estimator, seeds[0])
-        _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
-        specialists, train_sizes = {}, {}
-        for k, g in enumerate(genders):
-            X_fit, y_fit, fit_kwargs = self._specialist_data(
-                plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k], weight=weight
-            )
-            fit_kwargs.update(
-                _weight_kwargs(specialist, fit_kwargs.pop("sample_weight"), "specialist")
-            )
-            specialists[g] = self._fit_specialist(
-                specialist, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
-            )
-            train_sizes[g] = len(X_fit)
+        specialists, train_sizes = self._fit_parts(
+            (gender_estimator, specialist), X, source, frame, valid, plans, seeds, weight
+        )
 
         self.gender_estimator_ = gender_estimator
         self.specialists_ = specialists
@@ -339,6 +334,38 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             for g in genders
         }
         return self
+
+    def _fit_parts(self, parts, X, source, frame, valid, plans, seeds, weight=None):
+        """Fit the gender classifier (``parts[0]``, in place) and a clone of the specialist
+        (``parts[1]``) per gender; returns the specialists and their training sizes.
+
+        A part interrupted by Ctrl-C stops the fit with a warning naming the parts
+        that were complete, and the KeyboardInterrupt goes on to the caller.
+        """
+        gender_estimator, specialist = parts
+        genders = tuple(plans)
+        progress = _Progress(genders)
+        try:
+            _seed_part(gender_estimator, seeds[0])
+            _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
+            progress.done(gender_estimator)
+            specialists, train_sizes = {}, {}
+            for k, g in enumerate(genders):
+                X_fit, y_fit, fit_kwargs = self._specialist_data(
+                    plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k], weight=weight
+                )
+                fit_kwargs.update(
+                    _weight_kwargs(specialist, fit_kwargs.pop("sample_weight"), "specialist")
+                )
+                specialists[g] = self._fit_specialist(
+                    specialist, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
+                )
+                progress.done(specialists[g])
+                train_sizes[g] = len(X_fit)
+        except KeyboardInterrupt:
+            warnings.warn(progress.interrupted(self, parts), UserWarning, stacklevel=3)
+            raise
+        return specialists, train_sizes
 
     def _specialist_data(self, plan, source, frame, valid, sampler_seed, weight=None):
         """The images, labels and fit arguments (validation data, sample weights) of one
@@ -388,7 +415,14 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _check_gender_values(self, values, genders, name):
         values = values.to_numpy(dtype=object)
-        found = list(dict.fromkeys(values.tolist()))
+        try:
+            found = list(dict.fromkeys(values.tolist()))
+        except TypeError:  # unhashable labels (lists, dicts) cannot be genders
+            kinds = sorted({type(v).__name__ for v in values.tolist()})
+            raise ValueError(
+                f"{name}[{self.gender_column!r}] must hold the values of the 'genders' parameter "
+                f"{list(genders)}; got values of type(s) {kinds}."
+            ) from None
         allowed = set(genders)
         outside = [v for v in found if v not in allowed]
         if outside:
@@ -545,6 +579,38 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         return tags
 
 
+class _Progress:
+    """Which parts of a fit are complete; a part whose training was interrupted (skorch
+    ends its fit quietly on Ctrl-C) stops the whole fit with a KeyboardInterrupt."""
+
+    def __init__(self, genders):
+        self.names = ["the gender classifier"] + [f"the {g!r} specialist" for g in genders]
+        self.complete = 0
+
+    def done(self, part):
+        net = getattr(part, "net_", None)
+        if net is not None and not training_finished(net):
+            raise KeyboardInterrupt(f"training {self.names[self.complete]} was interrupted")
+        self.complete += 1
+
+    def interrupted(self, fusion, parts):
+        complete = ", ".join(self.names[: self.complete]) or "none"
+        untrained = ", ".join(self.names[self.complete + 1 :]) or "none"
+        before = "its previous model" if hasattr(fusion, "specialists_") else "unfitted"
+        folders = any(p.get_params(deep=False).get("checkpoint_dir") is not None for p in parts)
+        resume = (
+            "Fitting again with the same checkpoint_dir restores the complete parts "
+            "without training and resumes the interrupted one."
+            if folders
+            else "Give the parts a checkpoint_dir to keep complete parts across fits."
+        )
+        return (
+            f"GenderFusionClassifier.fit was interrupted (KeyboardInterrupt) while training "
+            f"{self.names[self.complete]}; complete: {complete}; not trained: {untrained}. "
+            f"The estimator is left as it was ({before}). {resume}"
+        )
+
+
 def _as_list(probas):
     return list(probas) if isinstance(probas, (list, tuple)) else [probas]
 
@@ -607,4 +673,27 @@ def _gender_columns(gender_estimator, column, gender_classes):
     return k, columns
 
 
-register_persistence(GenderFusionClassifier)  # its fitted parts are saved through their own entry
+# what prediction reads: a file lacking one is refused at load
+_SAVED_FITTED = (
+    "gender_estimator_",
+    "specialists_",
+    "attributes_",
+    "classes_",
+    "age_binner_",
+    "_one_d",
+    "genders_",
+    "_gender_map",
+    "_class_maps",
+)
+
+
+def _restore(data, device):
+    check_fields(data, ("params", "fitted"), "GenderFusionClassifier")
+    check_fields(data["fitted"], _SAVED_FITTED, "GenderFusionClassifier", "the fitted attribute(s)")
+    estimator = GenderFusionClassifier(**data["params"])
+    vars(estimator).update(data["fitted"])
+    return estimator
+
+
+# its fitted parts are saved (and checked) through their own entry
+register_persistence(GenderFusionClassifier, restore=_restore)

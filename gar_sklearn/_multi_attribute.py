@@ -23,6 +23,7 @@ from ._fingerprint import data_fingerprint, describe
 from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, Interval, StrOptions, validate_params
 from ._persistence import (
+    check_fields,
     fitted_attributes,
     model_template,
     params_fingerprint,
@@ -37,6 +38,7 @@ from ._split import holdout_split, n_holdout
 from ._targets import (
     as_target_frame,
     check_attributes,
+    check_validation_pair,
     class_ages,
     encode_targets,
     fit_encoders,
@@ -74,6 +76,12 @@ from ._training._groups import (
     group_labels,
     is_group_by,
 )
+from ._training._random import (
+    fit_generator,
+    release_generator,
+    seeded_initialisation,
+    use_generator,
+)
 from ._training._selection import SELECTIONS, selection_key
 from ._version import __version__
 from .augmentation import RandomFlip
@@ -81,6 +89,16 @@ from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
 from .preprocessing._images import as_image_source
 
 __all__ = ["MultiAttributeClassifier"]
+
+
+# a batch of 32 such images takes 6 GiB as uint8: larger sizes are typos, not faces
+_MAX_IMAGE_SIZE = 8192
+
+
+def _plain(value):
+    """A numpy scalar parameter (from a grid built with ``np.arange``, say) as Python's own
+    number or bool, as torch and ``is True`` checks expect; other values as they are."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _is_optimizer_class(value):
@@ -542,6 +560,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _check_fit_data(self, X, y, validation_data, sample_weight=None):
         """Everything about X, y, validation_data and sample_weight that can be checked
         before training."""
+        if self.image_size > _MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"The 'image_size' parameter must be at most {_MAX_IMAGE_SIZE} (pixels per side). "
+                f"Got {self.image_size!r} instead."
+            )
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
         frame, one_d = validate_targets(y, attributes, len(source))
@@ -628,6 +651,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """``(fingerprint of this fit, state to resume from)``, None without ``checkpoint_dir``."""
         if self.checkpoint_dir is None:
             return None, None
+        if os.path.exists(self.checkpoint_dir) and not os.path.isdir(self.checkpoint_dir):
+            raise ValueError(
+                "The 'checkpoint_dir' parameter must be a folder (created when missing). Got "
+                f"{str(self.checkpoint_dir)!r} instead, which is a file."
+            )
         fingerprint = {
             "params": params_fingerprint(self, exclude=self._fit_invariant_params),
             "data": data_fingerprint(source, codes, *given_val),
@@ -640,12 +668,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _validation_data(self, validation_data, attributes, classes, binner):
         """``((source, codes), y rows as a DataFrame, weights or None)`` of validation_data."""
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError(
-                "validation_data must be a tuple (X_valid, y_valid) or (X_valid, y_valid, "
-                f"sample_weight_valid). Got {type(validation_data).__name__} instead."
-            )
-        X_val, y_val = validation_data[:2]
+        X_val, y_val = check_validation_pair(validation_data, weights=True)[:2]
         val_source = as_image_source(X_val)
         val_frame, _ = validate_targets(y_val, attributes, len(val_source))
         weight = None
@@ -662,32 +685,33 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """The backbone with its heads, on ``device``; and the backbone's description."""
         backbone = build_backbone(self.backbone, self.weights)
         backbone.check_input_size(int(self.image_size))
-        n_frozen = resolve_freeze(self.freeze, backbone.stage_names)
+        n_frozen = resolve_freeze(_plain(self.freeze), backbone.stage_names)
         module = MultiHeadNetwork(
             backbone,
             n_classes,
             n_frozen=n_frozen,
-            hidden_units=self.head_hidden_units,
-            dropout=self.dropout,
+            hidden_units=_plain(self.head_hidden_units),
+            dropout=float(self.dropout),
             channels_last=bool(self.channels_last),
         ).to(device)
         return module, backbone, n_frozen
 
     def _uses_feature_cache(self, n_frozen):
-        if self.cache_features is True and (n_frozen == 0 or self.unfreeze_after is not None):
+        cache_features = _plain(self.cache_features)  # np.True_ is True
+        if cache_features is True and (n_frozen == 0 or self.unfreeze_after is not None):
             raise ValueError(
                 "cache_features=True needs a backbone prefix frozen for the whole fit: set "
                 "'freeze' and leave 'unfreeze_after' as None."
             )
-        return self.cache_features is True or (
-            self.cache_features == "auto" and n_frozen > 0 and self.unfreeze_after is None
+        return cache_features is True or (
+            cache_features == "auto" and n_frozen > 0 and self.unfreeze_after is None
         )
 
     def _feature_cache_access(self, device, image_size=None):
         """How fit and predict reach the feature cache (see ``stem_features``)."""
         return dict(
             backbone=self.backbone,
-            image_size=self.image_size if image_size is None else image_size,
+            image_size=int(self.image_size if image_size is None else image_size),
             device=device,
             batch_size=int(self.batch_size),
             num_workers=self.num_workers,
@@ -697,59 +721,61 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _fit_network(self, data):
         """Build and train the network; return the fitted attributes."""
-        with (
-            torch.random.fork_rng(
-                devices=[] if data.device == "cpu" else [torch.device(data.device)]
-            ),
-            cuda_speed_settings(data.device),
-        ):
-            torch.manual_seed(data.seed)
+        # the random initial weights: from the fit's seed, one fit at a time across threads
+        with seeded_initialisation(data.seed, data.device):
             module, backbone, n_frozen = self._build_module(
                 [len(c) for c in data.classes], data.device
             )
-            use_cache = self._uses_feature_cache(n_frozen)
-            fitted = {
-                "attributes_": data.attributes,
-                "classes_": data.classes[0] if data.one_d else data.classes,
-                "_one_d": data.one_d,
-                "_feature_bytes": None,  # set when training runs from cached features
-                "age_binner_": data.binner,
-                "device_": data.device,
-                "image_size_": self.image_size,
-                "weights_": backbone.weights,
-                "stage_names_": backbone.stage_names,
-                "n_frozen_stages_": n_frozen,
-                "used_feature_cache_": use_cache,
-            }
-            if data.device == "cpu":
-                tune_cpu_allocator()
-            if use_cache:
-                n_views = self.cache_views if self.augment is not None else 1
-                train_ds, val_ds, fitted["_feature_bytes"] = feature_datasets(
-                    module,
-                    data.train,
-                    data.val,
-                    cache=self._feature_cache_access(data.device),
-                    n_views=n_views,
-                    augment=self.augment,
-                    seed=data.seed,
-                )
-            else:
-                train_ds, val_ds = image_datasets(
-                    data.train,
-                    data.val,
-                    image_size=self.image_size,
-                    augment=self.augment,
-                    seed=data.seed,
-                    image_cache=self.image_cache,
-                    device=data.device,
-                )
+        # dropout and stochastic depth draw from the fit's own generator, not torch's global one
+        use_generator(module, fit_generator(data.seed, data.device))
+        fitted = {
+            "attributes_": data.attributes,
+            "classes_": data.classes[0] if data.one_d else data.classes,
+            "_one_d": data.one_d,
+            "_feature_bytes": None,  # set when training runs from cached features
+            "age_binner_": data.binner,
+            "device_": data.device,
+            "image_size_": int(self.image_size),
+            "weights_": backbone.weights,
+            "stage_names_": backbone.stage_names,
+            "n_frozen_stages_": n_frozen,
+            "used_feature_cache_": self._uses_feature_cache(n_frozen),
+        }
+        if data.device == "cpu":
+            tune_cpu_allocator()
+        with cuda_speed_settings(data.device):
+            train_ds, val_ds = self._datasets(module, data, fitted)
             params = self.get_params(deep=False)
             train_ds, val_ds = sample_datasets(train_ds, val_ds, data.infos, params)
             net = self._train(module, data, train_ds, val_ds, fitted)
             fitted["temperatures_"] = fit_temperatures(net, val_ds) if self.calibrate else None
+        release_generator(net.module_)
         fitted["net_"] = drop_training_state(net)
         return fitted
+
+    def _datasets(self, module, data, fitted):
+        """The training and validation datasets: cached features or images."""
+        if fitted["used_feature_cache_"]:
+            n_views = int(self.cache_views) if self.augment is not None else 1
+            train_ds, val_ds, fitted["_feature_bytes"] = feature_datasets(
+                module,
+                data.train,
+                data.val,
+                cache=self._feature_cache_access(data.device),
+                n_views=n_views,
+                augment=self.augment,
+                seed=data.seed,
+            )
+            return train_ds, val_ds
+        return image_datasets(
+            data.train,
+            data.val,
+            image_size=int(self.image_size),
+            augment=self.augment,
+            seed=data.seed,
+            image_cache=_plain(self.image_cache),
+            device=data.device,
+        )
 
     def _train(self, module, data, train_ds, val_ds, fitted):
         """Make the net and train it, resuming from ``checkpoint_dir`` when it holds a checkpoint."""
@@ -778,7 +804,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             restore_training_state(net, resume)
             if not resume["finished"]:
                 checkpoint.resume(resume)
-                net.partial_fit(train_ds, None, epochs=self.max_epochs - resume["epoch"])
+                net.partial_fit(train_ds, None, epochs=int(self.max_epochs) - resume["epoch"])
         if not training_finished(net):
             self._warn_interrupted(net)
         return net
@@ -821,10 +847,13 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _loss_weights(self, attributes):
         if self.loss_weights is None:
             return None
-        if set(self.loss_weights) - set(attributes):
+        weights = self.loss_weights.values()
+        if set(self.loss_weights) - set(attributes) or not all(
+            isinstance(w, Real) and not isinstance(w, bool) and 0 <= w < np.inf for w in weights
+        ):
             raise ValueError(
                 f"The 'loss_weights' parameter must be a dict keyed by attributes "
-                f"{list(attributes)}. Got {self.loss_weights!r} instead."
+                f"{list(attributes)}, of finite weights >= 0. Got {self.loss_weights!r} instead."
             )
         return [float(self.loss_weights.get(a, 1.0)) for a in attributes]
 
@@ -1008,14 +1037,30 @@ def _load_device(saved, requested):
     return saved
 
 
+# what prediction, scoring and a new save read: a file lacking one is refused at load
+_SAVED_FITTED = (
+    "attributes_",
+    "classes_",
+    "_one_d",
+    "age_binner_",
+    "image_size_",
+    "n_frozen_stages_",
+)
+_SAVED_NETWORK = ("state_dict", "stem_frozen", "channels_last", "history")
+
+
 def _restore(data, device):
+    owner = "MultiAttributeClassifier"
+    check_fields(data, ("params", "fitted", "network"), owner)
+    check_fields(data["fitted"], _SAVED_FITTED, owner, "the fitted attribute(s)")
+    check_fields(data["network"], _SAVED_NETWORK, owner, "the network's entries")
     est = MultiAttributeClassifier(**data["params"])
     for name, value in data["fitted"].items():
         setattr(est, name, value)
     est.device_ = device = _load_device(getattr(est, "device_", "cpu"), device)
     network = data["network"]
     n_classes = [len(c) for c in est._class_lists()]
-    with torch.random.fork_rng(devices=[]):  # random initial weights, replaced below: keep the seed
+    with seeded_initialisation(None):  # random initial weights, replaced below: keep the seed
         module = MultiHeadNetwork(
             build_backbone(est.backbone, weights=None, whole=est.stage_names_ == ["model"]),
             n_classes,

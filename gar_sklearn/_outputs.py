@@ -7,6 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._persistence import save as save_estimator
 from ._targets import class_ages, transform_frame, validate_targets
 from .preprocessing._age import aggregate_age_proba
+from .preprocessing._images import as_image_source
 
 __all__ = ["MultiAttributeOutputMixin"]
 
@@ -169,9 +170,15 @@ class MultiAttributeOutputMixin:
 
         Ages in y are binned as in fit. Labels never seen in fit count as errors.
         """
-        truth = self.transform_targets(y)
-        pred = self.predict(X)
-        pred = pred.reshape(len(truth), -1)
+        check_is_fitted(self)
+        source = as_image_source(X)
+        frame, _ = validate_targets(y, self.attributes_, len(source))
+        truth = transform_frame(frame, self.attributes_, self.age_binner_)
+        if sample_weight is not None and len(sample_weight) != len(truth):
+            raise ValueError(
+                f"sample_weight has {len(sample_weight)} values for {len(truth)} images in X."
+            )
+        pred = self.predict(source.items).reshape(len(truth), -1)
         accs = []
         for k, a in enumerate(self.attributes_):
             hit = np.asarray([p == t for p, t in zip(pred[:, k], truth[a].tolist())], dtype=float)

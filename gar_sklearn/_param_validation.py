@@ -71,6 +71,8 @@ def _describe(constraint):
         return "None"
     if constraint == "verbose":
         return "an int >= 0"
+    if constraint == "random_state":
+        return "None, an int in [0, 2**32 - 1] or a numpy RandomState"
     if isinstance(constraint, Interval):
         return _number(constraint)
     if isinstance(constraint, (StrOptions, Options)):

@@ -12,8 +12,12 @@ Each estimator class says how it becomes data through one registry
 them inside its own data, where they are saved through their own entries.
 """
 
+import contextlib
+import errno
+import glob
 import hashlib
 import importlib
+import itertools
 import json
 import numbers
 import os
@@ -33,6 +37,7 @@ from ._version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "check_fields",
     "default_dump",
     "dump_estimator",
     "fitted_attributes",
@@ -41,9 +46,12 @@ __all__ = [
     "restore_estimator",
     "save",
     "storable_params",
+    "remove_stale_temporaries",
+    "write_failure",
 ]
 
 _FORMAT = "gar_sklearn"
+_tmp_counter = itertools.count()  # temporaries of one process's concurrent writes differ
 FORMAT_VERSION = 1
 _KINDS = {"model": "a fitted estimator", "checkpoint": "a training checkpoint"}
 # prefixes of the modules whose classes a file may name
@@ -99,6 +107,7 @@ def default_dump(estimator):
 
 def _default_restore(cls):
     def restore(data, device):
+        check_fields(data, ("params", "fitted"), cls.__name__)
         estimator = cls(**data["params"])
         for name, value in data["fitted"].items():
             setattr(estimator, name, value)
@@ -156,8 +165,37 @@ def dump_estimator(estimator):
 
 
 def restore_estimator(key, data, device=None):
-    """Rebuild an estimator of class ``key`` from its (decoded) data."""
-    return _registry_entry(key)[2](data, device)
+    """Rebuild an estimator of class ``key`` from its (decoded) data.
+
+    Data that its class cannot be rebuilt from (a field missing, of another
+    type) raises a ValueError, never an error from inside the estimator.
+    """
+    cls, _, restore = _registry_entry(key)
+    try:
+        return restore(data, device)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(
+            f"The file's {cls.__name__} cannot be rebuilt from its data ({type(exc).__name__}: "
+            f"{exc}): the file is damaged or was not written by this version of gar_sklearn."
+        ) from exc
+
+
+def check_fields(data, required, owner, what="the entries"):
+    """Raise a ValueError naming the entries of ``required`` that the dict ``data`` lacks:
+    a restore function's first check. ``owner`` is the estimator's class name, ``what``
+    the kind of entries, for the message."""
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"The {owner} in the file holds a {type(data).__name__} where {what} "
+            f"{list(required)} should be: the file is damaged or was not written by "
+            "estimator.save."
+        )
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(
+            f"The {owner} in the file lacks {what} {missing}: the file is damaged or was not "
+            "written by estimator.save."
+        )
 
 
 def storable_params(estimator):
@@ -366,8 +404,103 @@ def _first_line(exc):
     return lines[0] if lines else type(exc).__name__
 
 
+class _Recorder:
+    """A file's ``write`` and ``flush`` for torch.save, recording the OSError that torch
+    turns into its own RuntimeError ("unexpected pos ...")."""
+
+    def __init__(self, file):
+        self.file = file
+        self.error = None
+
+    def write(self, data):
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self):
+        self.file.flush()
+
+
+def _os_error(exc, recorder):
+    """The OSError behind ``exc`` (itself, the recorded one, or one in its chain), or None."""
+    if recorder is not None and recorder.error is not None:
+        return recorder.error
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def write_failure(path, cause):
+    """An OSError of ``cause``'s errno (and subclass) naming ``path``, its reason, and that
+    the file there before, if any, is unchanged."""
+    path = Path(path)
+    code = errno.errorcode.get(cause.errno, str(cause.errno))
+    reason = cause.strerror or os.strerror(cause.errno)
+    kept = "the file already there is unchanged" if path.exists() else "nothing was written"
+    return OSError(cause.errno, f"Could not write {str(path)!r}: {reason} ({code}); {kept}.")
+
+
+def _check_target(path):
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR,
+            f"Could not write {str(path)!r}: it is a folder; name a file in it, such as "
+            f"{str(path / 'model.pt')!r}.",
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"Could not write {str(path)!r}: the folder {str(path.parent)!r} does not exist.",
+        )
+
+
+def _process_running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM), or a platform without signal 0
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary files of :func:`write_file` beside ``path`` whose writer is
+    no longer running (killed while writing, e.g. by SIGKILL); never another live
+    process's. Returns the paths removed."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    try:
+        candidates = list(path.parent.glob(glob.escape(prefix) + "*.tmp"))
+    except OSError:
+        return removed
+    for candidate in candidates:
+        pid = candidate.name[len(prefix) :].split(".")[0]
+        if not pid.isdigit() or _process_running(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
 def write_file(path, kind, config, tensors):
-    """Write a gar_sklearn file atomically (a killed writer leaves the old file intact)."""
+    """Write a gar_sklearn file atomically (a killed writer leaves the old file intact).
+
+    The file is written to ``.<name>.<pid>.<n>.tmp`` beside ``path``, then
+    renamed over it; temporaries of writers that died first are removed. A
+    failed write (a full disk, no permission) raises an OSError of its errno
+    naming the path and the cause, and leaves the file there before as it was.
+    """
     path = Path(path)
     text = json.dumps(config, allow_nan=True)
     payload = {
@@ -379,16 +512,31 @@ def write_file(path, kind, config, tensors):
         "tensors": tensors,
         "digest": _digest(text, tensors),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _check_target(path)
+    remove_stale_temporaries(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_tmp_counter)}.tmp")
+    recorder = None
     try:
         with open(tmp, "wb") as f:
-            torch.save(payload, f)
+            recorder = _Recorder(f)
+            torch.save(payload, recorder)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as exc:
+        cause = _os_error(exc, recorder)
+        if cause is None:
+            raise
+        raise write_failure(path, cause) from cause
     finally:
-        if tmp.exists():
+        with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _is_zip_start(head):
+    """Whether a file starts like a zip archive (a truncated one fails later, with torch's
+    reason)."""
+    return head == b"PK"
 
 
 def _load_payload(path):
@@ -399,6 +547,12 @@ def _load_payload(path):
         raise ValueError(
             f"{str(path)!r} is not a gar_sklearn file but a Python pickle. gar_sklearn.load never "
             "runs code from a file; unpickle only files you trust, with pickle.load or joblib.load."
+        )
+    if not zipfile.is_zipfile(path) and not _is_zip_start(head):
+        # torch's own message (about weights_only) would only confuse here
+        raise ValueError(
+            f"{str(path)!r} is not a gar_sklearn file, or it is corrupted or truncated (it is "
+            "not a zip archive, as gar_sklearn files are)."
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -469,7 +623,10 @@ def read_file(path, kind, device=None):
         raise ValueError(
             f"{str(path)!r} is corrupted: its content does not match the checksum written with it."
         )
-    return _decode(json.loads(text), tensors, device)
+    try:
+        return _decode(json.loads(text), tensors, device)
+    except ValueError as exc:
+        raise ValueError(f"{str(path)!r} cannot be loaded: {exc}") from exc
 
 
 def save(estimator, path):

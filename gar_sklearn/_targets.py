@@ -10,6 +10,7 @@ from .preprocessing._age import AgeBinner, age_group_midpoints
 __all__ = [
     "as_target_frame",
     "check_attributes",
+    "check_validation_pair",
     "class_ages",
     "encode_targets",
     "fit_encoders",
@@ -74,6 +75,24 @@ def as_target_frame(y, attributes=None, name="y"):
     return pd.DataFrame({a: arr[:, k] for k, a in enumerate(attributes)})
 
 
+def check_validation_pair(validation_data, weights=False):
+    """The ``validation_data`` argument of fit as ``(X_valid, y_valid)``, or, with
+    ``weights``, also ``(X_valid, y_valid, sample_weight_valid)``."""
+    lengths = (2, 3) if weights else (2,)
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in lengths:
+        kind = (
+            f"a {type(validation_data).__name__} of {len(validation_data)} items"
+            if isinstance(validation_data, (tuple, list))
+            else f"a {type(validation_data).__name__}"
+        )
+        triple = " or a triple (X_valid, y_valid, sample_weight_valid)" if weights else ""
+        raise ValueError(
+            f"validation_data must be a pair (X_valid, y_valid) of images and their labels"
+            f"{triple}; got {kind}."
+        )
+    return validation_data
+
+
 def validate_targets(y, attributes, n_samples=None):
     """Check y and return it as a DataFrame with one column per attribute.
 
@@ -101,6 +120,13 @@ def validate_targets(y, attributes, n_samples=None):
     one_d = False
     if isinstance(y, pd.DataFrame):
         missing = [a for a in attributes if a not in y.columns]
+        repeated = [a for a in attributes if a not in missing and list(y.columns).count(a) > 1]
+        if repeated:
+            raise ValueError(
+                f"y has more than one column named {repeated[0]!r} ({list(y.columns).count(repeated[0])} "
+                f"columns): each attribute's labels must be one column. y has columns "
+                f"{list(y.columns)}; drop or rename the duplicates."
+            )
         if missing:
             raise ValueError(
                 f"y is missing the attribute column(s) {missing}: attributes={list(attributes)}, "
@@ -141,6 +167,12 @@ def _column_values(col):
     if values.dtype.kind in "iub":
         return values
     if values.dtype.kind == "f":
+        infinite = np.flatnonzero(np.isinf(values))
+        if len(infinite):
+            raise ValueError(
+                f"y[{col.name!r}] holds the label {values[infinite[0]]}, which is not a finite "
+                f"number (rows {infinite[:10].tolist()}). Drop or fix these rows before fitting."
+            )
         return values.astype(np.int64) if np.all(values == np.round(values)) else values
     values = values.astype(object)
     kinds = {type(v) for v in values}
@@ -172,19 +204,43 @@ def fit_encoders(frame, attributes, age_bins=None):
                     f"age_bins={age_bins!r} needs numeric ages in y['age']; got {bad!r}. "
                     "Use age_bins=None for ages that are already groups."
                 )
-            binner = AgeBinner(bins=age_bins).fit(numeric)
+            binner = _binned(AgeBinner(bins=age_bins).fit, numeric, age_bins)
             classes.append(binner.classes_)
         else:
-            classes.append(np.unique(_column_values(values)))
+            classes.append(_classes(values))
     return classes, binner
+
+
+def _classes(col):
+    """The sorted distinct labels of a column; a ValueError naming it for labels that
+    cannot be classes (lists, dicts, complex numbers: unhashable or unordered)."""
+    values = _column_values(col)
+    try:
+        set(values.tolist())
+        return np.unique(values)
+    except TypeError as exc:
+        kinds = sorted({type(v).__name__ for v in values.tolist()})
+        raise ValueError(
+            f"The labels of y[{col.name!r}] must be strings or numbers; got values of type(s) "
+            f"{kinds} ({exc})."
+        ) from None
 
 
 def transform_frame(frame, attributes, binner):
     """Labels as the estimator predicts them (ages binned when a binner is given)."""
     out = frame.copy()
     if binner is not None and "age" in attributes:
-        out["age"] = binner.transform(pd.to_numeric(frame["age"]))
+        out["age"] = _binned(binner.transform, pd.to_numeric(frame["age"]), binner.bins)
     return out
+
+
+def _binned(method, ages, age_bins):
+    """``method(ages)`` (an AgeBinner's fit or transform), its ValueError naming the column
+    and the ``age_bins`` parameter."""
+    try:
+        return method(ages)
+    except ValueError as exc:
+        raise ValueError(f"y['age'] cannot be binned with age_bins={age_bins!r}: {exc}") from exc
 
 
 def encode_targets(frame, attributes, classes, binner=None):

@@ -47,3 +47,24 @@ def test_scikit_learn_constraints_still_read_as_declared():
     assert _compat.make_constraint(None).is_satisfied_by(None)
     methods = _compat.make_constraint(_compat.HasMethods(["augment"]))
     assert not methods.is_satisfied_by("flip")
+
+
+def test_a_loader_iterators_workers_stop_when_asked():
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        list(range(64)),
+        batch_size=4,
+        num_workers=2,
+        multiprocessing_context=multiprocessing.get_context("fork"),
+    )
+    iterator = iter(loader)
+    next(iterator)
+    workers = list(iterator._workers)
+    assert all(w.is_alive() for w in workers)
+    _compat.shutdown_loader_workers(iterator)
+    assert not any(w.is_alive() for w in workers)
+    _compat.shutdown_loader_workers(iterator)  # a second time: nothing to do
+    _compat.shutdown_loader_workers(iter(DataLoader(list(range(4)))))  # no workers: nothing

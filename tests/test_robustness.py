@@ -1,5 +1,11 @@
 """Bad input gets a clear error or a documented conversion; training is deterministic.
 
+The catalogue of bad inputs and faults goes on by category in test_robustness_images.py,
+_labels.py, _parameters.py, _lifecycle.py, _persistence.py, _interruption.py, _disk.py,
+_concurrency.py and _cli.py. The rule for each case: a clear exception naming the input
+and what was expected, or correct handling; never an internal traceback, a hang, a
+silently wrong result, or a lost or overwritten file.
+
 What tests/test_multi_attribute.py already checks (bad y shapes and columns,
 missing labels in a DataFrame, empty or float X, bad parameters, unseen labels
 at score time, set_params with an unknown name) is not repeated here.

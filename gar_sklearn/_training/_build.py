@@ -182,6 +182,7 @@ def _loader_kwargs(train_ds, val_ds, batch_size, device, workers, sampling_weigh
         # a last batch of one image breaks BatchNorm in training mode: drop it (reshuffled each epoch)
         iterator_train__drop_last=n_train % batch_size == 1,
         iterator_train__generator=generator,
+        iterator_valid__generator=torch.Generator(),  # its seed draw leaves torch's global one alone
         iterator_train__collate_fn=collate_batch,  # datasets' batches come collated
         iterator_valid__collate_fn=collate_batch,
     )

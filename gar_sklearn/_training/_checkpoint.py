@@ -1,13 +1,14 @@
 """Training checkpoints: the state a resumed fit needs, written after every epoch."""
 
 import os
+import warnings
 from pathlib import Path
 
-import torch
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.history import History
 
-from .._persistence import write_checkpoint
+from .._persistence import remove_stale_temporaries, write_checkpoint
+from ._random import module_generator
 
 __all__ = [
     "TrainingCheckpoint",
@@ -64,10 +65,12 @@ def _callback_states(net):
 
 def training_state(net):
     """Everything a resumed fit needs to continue exactly: module, optimizer,
-    scheduler and early-stopping state, history, random number generators."""
-    rng = {"torch": torch.get_rng_state()}
-    if str(net.device).startswith("cuda") and torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+    scheduler and early-stopping state, history, and the state of the generator
+    the module's random layers draw from (see ``_random``)."""
+    generator = module_generator(net.module_)
+    rng = {}
+    if generator is not None:
+        rng = {"layers": generator.get_state(), "layers_device": generator.device.type}
     return {
         "epoch": len(net.history),
         "module": net.module_.state_dict(),
@@ -96,17 +99,6 @@ def _restore_callbacks(net, states):
             cb.best_score_ = cb_state["best_score_"]
 
 
-def _restore_cuda_rng(states):
-    """Restore the saved CUDA generators that this machine has GPUs for.
-
-    A checkpoint written on a machine with another number of GPUs resumes:
-    the generators of GPUs it lacks are left out, those of GPUs it has but
-    the writer did not are left as they are.
-    """
-    for index, state in enumerate(states[: torch.cuda.device_count()]):
-        torch.cuda.set_rng_state(state, index)
-
-
 def restore_training_state(net, state):
     """Put a :func:`training_state` back into an initialized net.
 
@@ -120,9 +112,11 @@ def restore_training_state(net, state):
     net.history_ = History(state["history"])
     net.optimizer_.load_state_dict(state["optimizers"]["optimizer"])
     _restore_callbacks(net, state["callbacks"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and str(net.device).startswith("cuda") and torch.cuda.is_available():
-        _restore_cuda_rng(state["rng"]["cuda"])
+    generator = module_generator(net.module_)
+    # a generator's state fits only its kind of device (a fit resumed on another device
+    # goes on with its own draws)
+    if generator is not None and state["rng"].get("layers_device") == generator.device.type:
+        generator.set_state(state["rng"]["layers"])
     if state["grad_scaler"] is not None and net.grad_scaler_ is not None:
         net.grad_scaler_.load_state_dict(state["grad_scaler"])
 
@@ -157,6 +151,8 @@ class TrainingCheckpoint(Callback):
 
     def initialize(self):
         self.pending_ = None
+        self.last_good_ = None  # the epoch of the last last.pt this fit wrote
+        self.failing_ = set()  # the files whose last write failed
         return self
 
     def resume(self, state):
@@ -164,20 +160,55 @@ class TrainingCheckpoint(Callback):
         self.pending_ = state
 
     def on_train_begin(self, net, **kwargs):
+        # an unusable folder fails here, before any training time is spent
+        os.makedirs(self.directory, exist_ok=True)
+        for name in ("last.pt", "best.pt"):
+            remove_stale_temporaries(Path(self.directory) / name)
         if self.pending_ is not None:
             restore_training_state(net, self.pending_)
+            self.last_good_ = self.pending_["epoch"]
             self.pending_ = None
+
+    def _write(self, name, write, net):
+        """``write(path)`` of the file ``name``; a failed write (a full disk) warns, once
+        until a write succeeds again, and training goes on."""
+        path = Path(self.directory) / name
+        try:
+            write(path)
+        except OSError as exc:
+            if not self.failing_:  # once, until every file is written again
+                warnings.warn(self._failure_message(path, exc, net), UserWarning, stacklevel=2)
+            self.failing_.add(name)
+            return False
+        self.failing_.discard(name)
+        return True
+
+    def _failure_message(self, path, exc, net):
+        last = Path(self.directory) / "last.pt"
+        if path.name != "last.pt":
+            kept = f"{str(path)!r} is not updated"
+        elif self.last_good_ is not None:
+            kept = f"{str(last)!r} holds epoch {self.last_good_}, the last written"
+        elif last.exists():
+            kept = f"{str(last)!r} is the one there before this fit"
+        else:
+            kept = "there is no checkpoint to resume from yet"
+        return (
+            f"Could not write the checkpoint of epoch {len(net.history)} to {str(path)!r}: "
+            f"{exc} Training goes on and writes again after each epoch; until a write "
+            f"succeeds, {kept}."
+        )
 
     def _write_last(self, net, finished):
         state = training_state(net)
         state.update(fingerprint=self.fingerprint, finished=finished)
-        write_checkpoint(Path(self.directory) / "last.pt", state)
+        if self._write("last.pt", lambda path: write_checkpoint(path, state), net):
+            self.last_good_ = state["epoch"]
 
     def on_epoch_end(self, net, **kwargs):
-        os.makedirs(self.directory, exist_ok=True)
         self._write_last(net, finished=False)
         if self.write_best is not None and net.history[-1].get(f"{self.monitor}_best"):
-            self.write_best(Path(self.directory) / "best.pt", net)
+            self._write("best.pt", lambda path: self.write_best(path, net), net)
 
     def on_train_end(self, net, **kwargs):
         # an interrupted fit keeps the last complete epoch's state, to resume from

@@ -42,7 +42,9 @@ class Dropout(nn.Dropout):
     scaled by the inverse of their keep probability, so the expectation is
     unchanged, as with ``nn.Dropout``. Other devices, in-place use and the
     corner cases use ``torch.nn.functional.dropout``. The draws come from
-    torch's default generator: ``torch.manual_seed`` reproduces them.
+    ``generator`` when it is set (the estimators give each fit its own, on the
+    input's device), else from torch's default generator, which
+    ``torch.manual_seed`` reproduces.
 
     Examples
     --------
@@ -56,15 +58,21 @@ class Dropout(nn.Dropout):
     """
 
     _LEVELS = 1 << 16
+    generator = None
 
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
         dropped = round(self.p * self._LEVELS)
         if x.device.type != "cpu" or self.inplace or not 0 < dropped < self._LEVELS:
-            return nn.functional.dropout(x, self.p, self.training, self.inplace)
+            if self.generator is None or self.p >= 1:
+                return nn.functional.dropout(x, self.p, self.training, self.inplace)
+            keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
+            keep.div_(1 - self.p)
+            return x.mul_(keep) if self.inplace else x * keep
         n = x.numel()
-        bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
+        bits = torch.empty((n + 3) // 4, dtype=torch.int64)
+        bits.random_(-(1 << 63), None, generator=self.generator)
         draws = bits.view(torch.int16)[:n].view(x.shape).float()  # uniform on -32768..32767
         # keep where draw >= dropped - 32768: sign() of the shifted draw (never 0) is then +1
         keep = draws.sub_(dropped - 32768 - 0.5).sign_().add_(1.0)

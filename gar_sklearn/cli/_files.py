@@ -12,6 +12,7 @@ into place, so that a failed write leaves the old file as it was.
 import os
 import zipfile
 
+from .._persistence import remove_stale_temporaries, write_failure
 from ._errors import CommandError
 
 __all__ = ["KINDS", "Inputs", "check_output", "file_kind", "write_atomically"]
@@ -135,10 +136,16 @@ def write_atomically(path, write):
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
+    remove_stale_temporaries(path)  # of writers killed before
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        # named after the target, not the temporary file (a full disk: ENOSPC)
+        raise write_failure(path, exc) from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

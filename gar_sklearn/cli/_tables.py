@@ -16,11 +16,29 @@ def read_table(path, what):
     if os.path.isdir(path):
         raise CommandError(f"The {what} must be a CSV file; {path!r} is a folder.")
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except FileNotFoundError:
         raise CommandError(f"The {what} file {path!r} does not exist.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CommandError(f"Could not read the {what} file {path!r} as CSV: {exc}") from exc
+    _check_header(path, what, table)
+    return table
+
+
+def _check_header(path, what, table):
+    """Refuse a header naming a column twice (pandas would rename the second 'x.1', and
+    its values would be silently left out)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated and len(header) == len(table.columns):
+        raise CommandError(
+            f"The {what} file {path!r} names the column(s) {repeated} more than once in its "
+            "header; rename or drop the duplicates."
+        )
 
 
 def path_column(frame, path, what):

@@ -29,6 +29,8 @@ FAIRFACE_AGE_GROUPS = (
     "more than 70",
 )
 _FAIRFACE_EDGES = (0, 3, 10, 20, 30, 40, 50, 60, 70)
+# an interval's groups reach the oldest age: a placeholder such as 1e9 would make a huge head
+_MAX_GROUPS = 10_000
 
 
 def _group_label(lo, hi):
@@ -168,6 +170,8 @@ class AgeBinner(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _validate_ages(ages):
+        if np.asarray(ages).dtype == bool:
+            raise ValueError("Ages must be numbers; got booleans (True/False).")
         ages = pd.to_numeric(pd.Series(np.asarray(ages).ravel()), errors="coerce").to_numpy(float)
         if np.isnan(ages).any():
             bad = np.flatnonzero(np.isnan(ages))[:5].tolist()
@@ -175,8 +179,17 @@ class AgeBinner(TransformerMixin, BaseEstimator):
                 "Ages must be numbers with no missing values; got a missing or non-numeric "
                 f"value at positions {bad}."
             )
+        infinite = np.flatnonzero(np.isinf(ages))
+        if len(infinite):
+            raise ValueError(
+                f"Ages must be finite numbers; got {ages[infinite[0]]} at positions "
+                f"{infinite[:5].tolist()}."
+            )
         if (ages < 0).any():
-            raise ValueError(f"Ages must be non-negative; got {ages.min()}.")
+            raise ValueError(
+                f"Ages must be non-negative; got {ages.min()} at positions "
+                f"{np.flatnonzero(ages < 0)[:5].tolist()}."
+            )
         return ages
 
     def fit(self, ages, y=None):
@@ -195,6 +208,12 @@ class AgeBinner(TransformerMixin, BaseEstimator):
             if bins < 1:
                 raise ValueError(f"The 'bins' interval must be a positive int. Got {bins} instead.")
             top = int(ages.max()) if len(ages) else 0
+            if top // bins >= _MAX_GROUPS:
+                raise ValueError(
+                    f"bins={bins} makes {top // bins + 1} age groups up to the oldest age, "
+                    f"{ages.max():g}; at most {_MAX_GROUPS} are allowed. Check the ages for "
+                    "placeholders or other units, or use wider bins."
+                )
             self.edges_ = np.arange(0, top + 1, bins)
             if bins == 1:
                 self.classes_ = self.edges_.copy()

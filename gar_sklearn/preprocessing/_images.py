@@ -353,6 +353,11 @@ def as_image_source(X):
                 "X given as a numeric array must have shape (n_samples, H, W) or "
                 f"(n_samples, H, W, 3); got an array of shape {X.shape}."
             )
+        if X.ndim == 3 and X.shape[2] in (3, 4):  # not grayscale images 3 or 4 pixels wide
+            raise ValueError(
+                f"X given as an array of shape {X.shape} reads as {len(X)} grayscale images "
+                f"{X.shape[2]} pixels wide; pass one colour image in a list, or as X[None]."
+            )
         if X.dtype != np.uint8:
             raise ValueError(
                 f"X given as an array must have dtype uint8 (pixel values 0-255); got {X.dtype}. "
