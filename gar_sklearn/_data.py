@@ -200,18 +200,21 @@ def releasing_batches(loader):
     unreadable image, an error while computing, a break), the workers are stopped at
     once (:func:`~gar_sklearn._compat.shutdown_loader_workers`)."""
     iterator = iter(loader)
+    finished = False
     try:
         for batch in iterator:
             yield batch
             if loader.num_workers:
                 release_worker_batch_records()
+        finished = True
     except (TypeError, ValueError) as exc:
         message = _worker_error_message(exc)
         if message is None:
             raise
         raise type(exc)(message) from None
     finally:
-        shutdown_loader_workers(iterator)
+        if not finished:  # persistent workers of a loop that ran to its end serve the next one
+            shutdown_loader_workers(iterator)
 
 
 def _worker_error_message(exc):
