@@ -62,7 +62,14 @@ from ._training._datasets import (
 from ._version import __version__
 from .augmentation import RandomFlip
 from .augmentation._view import pipeline_augmenter
-from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
+from .backbones import (
+    MultiHeadNetwork,
+    WeightsUnavailableError,
+    available_backbones,
+    build_backbone,
+    hub_checkpoint_path,
+    resolve_freeze,
+)
 from .preprocessing._images import as_image_source
 
 __all__ = ["MultiAttributeClassifier"]
@@ -591,7 +598,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _build_module(self, n_classes, device):
         """The backbone with its heads, on ``device``; and the backbone's description."""
-        backbone = build_backbone(self.backbone, self.weights)
+        backbone = checked_backbone(self.backbone, self.weights)
         freeze = self.freeze
         if freeze == "auto":
             freeze = auto_frozen_stages(len(backbone.stage_names), self.weights, device)
@@ -896,6 +903,38 @@ def _copied_callbacks(callbacks):
         (item[0], _clone_callback(item[1])) if isinstance(item, tuple) else _clone_callback(item)
         for item in callbacks
     )
+
+
+def _backbones_with_cached_weights():
+    """The backbones with official pretrained weights in torch's hub cache (which
+    ``weights="DEFAULT"`` falls back to)."""
+    from torchvision.models import get_model_weights
+
+    found = []
+    for name in available_backbones():
+        try:
+            members = list(get_model_weights(name))
+        except (ValueError, KeyError):
+            continue
+        if any(hub_checkpoint_path(m).is_file() for m in members):
+            found.append(name)
+    return found
+
+
+def checked_backbone(name, weights):
+    """``build_backbone``; when the weights cannot be had, the error also names the
+    backbones whose weights are at hand."""
+    try:
+        return build_backbone(name, weights)
+    except WeightsUnavailableError as exc:
+        found = _backbones_with_cached_weights()
+        if not found:
+            raise
+        raise WeightsUnavailableError(
+            f"{exc} Or choose a backbone whose weights are at hand: "
+            + ", ".join(f"backbone={n!r}" for n in found[:5])
+            + "."
+        ) from exc
 
 
 def _cloned_callbacks(callbacks):

@@ -10,9 +10,9 @@ def check_backbone(args):
     """Build ``--backbone`` with ``--weights`` once, so that an unknown name or unavailable
     weights fail before any image is read; returns the backbone (its stages decide
     ``--freeze auto``)."""
-    from gar_sklearn.backbones import build_backbone
+    from gar_sklearn._multi_attribute import checked_backbone
 
-    return build_backbone(args.backbone, args.weights)
+    return checked_backbone(args.backbone, args.weights)
 
 
 def resolve_age_bins(choice, ages):
