@@ -387,9 +387,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         "checkpoint_dir": [None, Described((str, os.PathLike), "a folder path")],
     }
     # parameters that change neither the training trajectory nor the result: a checkpoint
-    # written with other values of these resumes
+    # written with other values of these resumes (callbacks: loggers, whose writers differ
+    # between runs)
     _fit_invariant_params = (
         "verbose",
+        "callbacks",
         "num_workers",
         "checkpoint_dir",
         "cache_dir",
