@@ -74,7 +74,8 @@ def test_invalid_callbacks_are_refused(faces, callbacks):
 
 
 def test_tensorboard_logs_each_epoch(faces, tmp_path):
-    """The TensorBoard example of docs/estimators.md."""
+    """What the TensorBoard example of docs/estimators.md logs (tests/test_docs.py runs the
+    example itself where tensorboard is installed)."""
     pytest.importorskip("tensorboard", reason="tensorboard is not installed")
     from skorch.callbacks import TensorBoard
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
