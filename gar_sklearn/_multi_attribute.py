@@ -65,9 +65,9 @@ from .augmentation._view import pipeline_augmenter
 from .backbones import (
     MultiHeadNetwork,
     WeightsUnavailableError,
+    _weights,
     available_backbones,
     build_backbone,
-    hub_checkpoint_path,
     resolve_freeze,
 )
 from .preprocessing._images import as_image_source
@@ -918,7 +918,7 @@ def _backbones_with_cached_weights():
             members = list(get_model_weights(name))
         except (ValueError, KeyError):
             continue
-        if any(hub_checkpoint_path(m).is_file() for m in members):
+        if any(_weights.hub_checkpoint_path(m).is_file() for m in members):
             found.append(name)
     return found
 
