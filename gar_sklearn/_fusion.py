@@ -14,6 +14,7 @@ from ._multi_attribute import MultiAttributeClassifier
 from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, StrOptions, validate_params
 from ._persistence import check_fields, register_persistence
+from ._progress import write_line
 from ._split import holdout_split, n_holdout
 from ._targets import (
     check_attributes,
@@ -24,7 +25,8 @@ from ._targets import (
 )
 from ._training import training_finished
 from ._training._groups import check_sample_weight
-from .augmentation import AugmentingOverSampler
+from .augmentation import AugmentedView, AugmentingOverSampler
+from .augmentation._view import pipeline_augmenter
 from .preprocessing._images import as_image_source
 
 __all__ = ["GenderFusionClassifier"]
@@ -65,13 +67,15 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     ----------
     gender_estimator : estimator or None, default=None
         Predicts ``gender_column``; fitted on all images with y's columns.
-        None means ``MultiAttributeClassifier(attributes=(gender_column,))``.
+        None means ``MultiAttributeClassifier(attributes=(gender_column,))``
+        with its defaults.
     specialist : estimator or None, default=None
         Template of the per-gender model: a :class:`MultiAttributeClassifier`
         (or an estimator with its ``attributes``, ``fit(X, y,
         validation_data)``, ``predict_proba`` and ``classes_``). None means
-        ``MultiAttributeClassifier(attributes=("age", "race"))``. Its
-        ``age_bins`` also bins the ages of this model's ``classes_``, and its
+        ``MultiAttributeClassifier(attributes=("age", "race"))``, whose
+        defaults classify ages in FairFace's nine groups. Its ``age_bins``
+        also bins the ages of this model's ``classes_``, and its
         ``validation_fraction`` the per-gender validation hold-out.
         Nested parameters reach both parts, e.g. ``specialist__lr``; setting
         one on a part left as None creates the default part first.
@@ -86,9 +90,12 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         specialist trains as much per epoch as the end-to-end model. False
         trains each on its own images only.
     augment : augmenter or None, default=None
-        Makes the copies when ``grow_subsets``; None means
+        Makes the copies when ``grow_subsets``; None means the augmenter of
+        the Pipeline step before this estimator, if any, else
         :class:`~gar_sklearn.augmentation.FaceAugmenter` with its defaults.
-        (Per-epoch augmentation is the parts' own ``augment`` parameter.)
+        (Per-epoch augmentation is the parts' own ``augment`` parameter, or
+        an augmenter step before this estimator in a Pipeline, which every
+        part then applies.)
     routing : {"hard", "soft"}, default="hard"
         ``"hard"``: each image gets the probabilities of the specialist of its
         most probable gender. ``"soft"``: ``sum_g P(g | x) * P_g(class | x)``,
@@ -145,10 +152,10 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     >>> from gar_sklearn import GenderFusionClassifier, MultiAttributeClassifier
     >>> from gar_sklearn.datasets import make_synthetic_faces
     >>> X, y = make_synthetic_faces(60, image_size=16, gender_dependent=True, random_state=0)
-    >>> tiny = dict(backbone="tiny", weights=None, image_size=16, max_epochs=1)
+    >>> tiny = dict(backbone="tiny", weights=None, image_size=16, max_epochs=1, verbose=0)
     >>> clf = GenderFusionClassifier(
     ...     gender_estimator=MultiAttributeClassifier(attributes=("gender",), **tiny),
-    ...     specialist=MultiAttributeClassifier(attributes=("age", "race"), age_bins="fairface", **tiny),
+    ...     specialist=MultiAttributeClassifier(attributes=("age", "race"), **tiny),
     ...     random_state=0,
     ... ).fit(X, y)
     >>> clf.attributes_
@@ -268,7 +275,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of paths, PIL images or uint8 arrays, or uint8 ndarray (n, H, W[, 3])
-            The images.
+            The images. An :class:`~gar_sklearn.augmentation.AugmentedView`
+            (what an augmenter step of a Pipeline passes on) gives each part
+            its images with the view's augmenter, applied every epoch.
         y : DataFrame or 2-D array
             The gender column and the specialist's attributes (a 2-D array:
             these columns in ``attributes_`` order).
@@ -287,11 +296,15 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """
         genders = self._check_params()
         gender_estimator, specialist, spec_attributes = self._parts()
+        # an augmenter step of a Pipeline: each part augments its images every epoch
+        X, view_augmenter = pipeline_augmenter(X, None, type(self).__name__)
         column = self.gender_column
         attributes = (column,) + spec_attributes
         source = as_image_source(X)
         frame, _ = validate_targets(y, attributes, len(source))
         weight = check_sample_weight(sample_weight, len(source))
+        if len(source) < 2:
+            raise ValueError(f"At least 2 training images are needed; got n_samples={len(source)}.")
         gender = self._check_gender_values(frame[column], genders, "y")
         age_bins = specialist.get_params(deep=False).get("age_bins")
         classes, binner = fit_encoders(frame, attributes, age_bins)
@@ -316,7 +329,15 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             split_seeds=seeds[1::3],
         )
         specialists, train_sizes = self._fit_parts(
-            (gender_estimator, specialist), X, source, frame, valid, plans, seeds, weight
+            (gender_estimator, specialist),
+            X,
+            source,
+            frame,
+            valid,
+            plans,
+            seeds,
+            weight,
+            view_augmenter,
         )
 
         self.gender_estimator_ = gender_estimator
@@ -335,11 +356,12 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         }
         return self
 
-    def _fit_parts(self, parts, X, source, frame, valid, plans, seeds, weight=None):
+    def _fit_parts(self, parts, X, source, frame, valid, plans, seeds, weight, view_augmenter):
         """Fit the gender classifier (``parts[0]``, in place) and a clone of the specialist
         (``parts[1]``) per gender; returns the specialists and their training sizes.
 
-        A part interrupted by Ctrl-C stops the fit with a warning naming the parts
+        ``view_augmenter``: a Pipeline step's augmenter, which each part applies every
+        epoch. A part interrupted by Ctrl-C stops the fit with a warning naming the parts
         that were complete, and the KeyboardInterrupt goes on to the caller.
         """
         gender_estimator, specialist = parts
@@ -347,16 +369,20 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         progress = _Progress(genders)
         try:
             _seed_part(gender_estimator, seeds[0])
-            _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
+            _heading(gender_estimator, f"gender classifier ({self.gender_column}, {len(X)} images)")
+            _fit_gender_estimator(
+                gender_estimator, _augmented(X, view_augmenter), frame, valid, weight
+            )
             progress.done(gender_estimator)
             specialists, train_sizes = {}, {}
             for k, g in enumerate(genders):
                 X_fit, y_fit, fit_kwargs = self._specialist_data(
-                    plans[g], source, frame, valid, sampler_seed=seeds[2 + 3 * k], weight=weight
+                    plans[g], source, frame, valid, seeds[2 + 3 * k], weight, view_augmenter
                 )
                 fit_kwargs.update(
                     _weight_kwargs(specialist, fit_kwargs.pop("sample_weight"), "specialist")
                 )
+                X_fit = _augmented(X_fit, view_augmenter)
                 specialists[g] = self._fit_specialist(
                     specialist, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
                 )
@@ -367,7 +393,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             raise
         return specialists, train_sizes
 
-    def _specialist_data(self, plan, source, frame, valid, sampler_seed, weight=None):
+    def _specialist_data(
+        self, plan, source, frame, valid, sampler_seed, weight=None, view_augmenter=None
+    ):
         """The images, labels and fit arguments (validation data, sample weights) of one
         specialist."""
         train_idx, val_idx = plan["train"], plan["valid"]
@@ -376,7 +404,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             mask = np.zeros(len(source), dtype=bool)
             mask[train_idx] = True
             sampler = AugmentingOverSampler(
-                augmenter=self.augment,
+                augmenter=self.augment if self.augment is not None else view_augmenter,
                 target_size=max(plan["target"], len(train_idx)),
                 subset=mask,
                 random_state=int(sampler_seed),
@@ -404,6 +432,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         if plan["valid_from"] == "none":
             part.set_params(validation_fraction=0.0)
         _own_checkpoint_dir(part, f"specialist_{self.gender_column}={g}")
+        what = ", ".join(map(str, check_attributes(part.get_params(deep=False)["attributes"])))
+        _heading(part, f"specialist {self.gender_column}={g} ({what}, {len(X_fit)} images)")
         try:
             part.fit(X_fit, y_fit, **fit_kwargs)
         except ValueError as exc:
@@ -609,6 +639,17 @@ class _Progress:
             f"{self.names[self.complete]}; complete: {complete}; not trained: {untrained}. "
             f"The estimator is left as it was ({before}). {resume}"
         )
+
+
+def _augmented(images, augmenter):
+    return images if augmenter is None else AugmentedView(images, augmenter)
+
+
+def _heading(part, title):
+    """Name the part whose epoch table follows, when the part prints one."""
+    verbose = part.get_params(deep=False).get("verbose", 0)
+    if isinstance(verbose, numbers.Real) and verbose >= 1:
+        write_line(f"== {title} ==")
 
 
 def _as_list(probas):

@@ -1,23 +1,27 @@
 """MultiAttributeClassifier: one backbone, one softmax head per attribute, trained jointly."""
 
+import copy
 import dataclasses
 import functools
 import os
+import pickle
 import warnings
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
 from skorch.history import History
 from torch.utils.data import DataLoader
 
 from ._allocator import tune_cpu_allocator
 from ._config import get_config
 from ._data import ImageDataset, collate_batch, loading_policy, releasing_batches, warn_skipped
+from ._defaults import DEFAULTS, auto_frozen_stages
 from ._feature_cache import feature_cache
 from ._fingerprint import data_fingerprint, describe
 from ._outputs import MultiAttributeOutputMixin
@@ -85,7 +89,15 @@ from ._training._random import (
 from ._training._selection import SELECTIONS, selection_key
 from ._version import __version__
 from .augmentation import RandomFlip
-from .backbones import MultiHeadNetwork, build_backbone, resolve_freeze
+from .augmentation._view import pipeline_augmenter
+from .backbones import (
+    MultiHeadNetwork,
+    WeightsUnavailableError,
+    _weights,
+    available_backbones,
+    build_backbone,
+    resolve_freeze,
+)
 from .preprocessing._images import as_image_source
 
 __all__ = ["MultiAttributeClassifier"]
@@ -105,6 +117,26 @@ def _is_optimizer_class(value):
     return isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
 
 
+def _is_callback(value):
+    return isinstance(value, Callback) or (isinstance(value, type) and issubclass(value, Callback))
+
+
+def _is_callback_list(value):
+    """A list (or tuple) of skorch callbacks or ``(name, callback)`` pairs."""
+    if not isinstance(value, (list, tuple)):
+        return False
+    return all(
+        _is_callback(item)
+        or (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and _is_callback(item[1])
+        )
+        for item in value
+    )
+
+
 @dataclasses.dataclass
 class _FitData:
     """A fit's checked inputs: images, encoded labels, the validation split."""
@@ -122,6 +154,7 @@ class _FitData:
     fingerprint: dict | None  # of the fit, with checkpoint_dir
     resume: dict | None  # the checkpoint's training state to resume from
     infos: tuple = (SampleInfo(), None)  # weights and groups of the training, validation rows
+    augment: object = None  # the ``augment`` parameter, or a Pipeline step's augmenter
 
 
 class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
@@ -132,6 +165,11 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     Adam, decays the learning rate, and stops early on the validation loss,
     restoring the best weights. Built on skorch.
 
+    The defaults (shared with the ``gar-sklearn`` command) suit a first fit
+    on a CPU: ResNet50 with ImageNet weights, its first stages frozen and
+    computed once per image (``freeze="auto"``), FairFace's nine age
+    groups, at most 10 epochs, and the epoch table printed as it trains.
+
     Parameters
     ----------
     backbone : str, default="resnet50"
@@ -139,22 +177,29 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     weights : str, path, WeightsEnum or None, default="DEFAULT"
         ``"DEFAULT"`` or a torchvision weights name (read from torch's hub
         cache, downloaded there when online), a path to a state_dict file of
-        the full torchvision model, or None (random initialisation).
+        the full torchvision model, or None (random initialisation). When
+        the weights can be neither read nor downloaded, fit raises an error
+        that says where to put the file; ``weights=None`` or another
+        ``backbone`` whose weights are at hand avoids it.
     attributes : sequence of str, default=("gender", "age", "race")
         The columns of y to predict, in this order; any subset works.
-    age_bins : None, "fairface", int or sequence of int, default=None
+    age_bins : None, "fairface", int or sequence of int, default="fairface"
         How to turn numeric ages into classes (see
-        :class:`~gar_sklearn.preprocessing.AgeBinner`): None keeps y's age
-        labels as they are (exact ages or existing groups), ``"fairface"``
-        uses FairFace's nine groups, an int an interval (1 = exact ages).
-        Binning happens inside the estimator because scikit-learn pipelines
-        cannot transform y.
+        :class:`~gar_sklearn.preprocessing.AgeBinner`): ``"fairface"`` uses
+        FairFace's nine groups, an int an interval (1 = exact ages), None
+        keeps y's age labels as they are (exact ages, or ages that are
+        already groups, which need None). Binning happens inside the
+        estimator because scikit-learn pipelines cannot transform y.
     image_size : int, default=224
         Images are resized to ``image_size`` x ``image_size``.
-    freeze : None, "backbone", int or str, default=None
-        None (or 0) trains the whole network; ``"backbone"`` trains the heads
-        only; an int ``k`` or a stage name freezes the backbone up to that
-        stage (see ``BackboneFeatures.stage_names``) and trains the rest.
+    freeze : "auto", None, "backbone", int or str, default="auto"
+        ``"auto"``: with pretrained weights on a CPU, the first 75 % of the
+        backbone's stages (rounded down; ``docs/estimators.md`` lists them
+        per backbone), whose outputs are then computed once per image and
+        cached; on a GPU, or with ``weights=None``, none. None (or 0) trains
+        the whole network; ``"backbone"`` trains the heads only; an int
+        ``k`` or a stage name freezes the backbone up to that stage (see
+        ``BackboneFeatures.stage_names``) and trains the rest.
     unfreeze_after : int or None, default=None
         Train with ``freeze`` for this many epochs, then the whole network.
     head_hidden_units : int or None, default=None
@@ -174,7 +219,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     lr_schedule : {"plateau", "cosine", "onecycle", "step"} or None, default="plateau"
         Learning-rate decay: divide by 5 when the validation loss stalls for 2
         epochs, cosine or one-cycle over ``max_epochs``, or x0.5 every 5 epochs.
-    max_epochs : int, default=30
+    max_epochs : int, default=10
     patience : int or None, default=5
         Early stopping patience (epochs without validation-loss improvement);
         the best weights are restored. None disables early stopping.
@@ -196,7 +241,12 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Weight of each attribute's loss in the sum, e.g. ``{"age": 2.0}``.
     augment : augmenter or None, default=None
         Applied to training images only, afresh every epoch, seeded from
-        ``random_state`` (see :mod:`gar_sklearn.augmentation`).
+        ``random_state`` (see :mod:`gar_sklearn.augmentation`). An augmenter
+        as the step before this estimator in a
+        :class:`~sklearn.pipeline.Pipeline` does the same (its
+        ``fit_transform`` hands fit an
+        :class:`~gar_sklearn.augmentation.AugmentedView`); giving both, and
+        different ones, raises a ValueError.
     cache_features : {"auto", True, False}, default="auto"
         Compute a frozen backbone prefix once per image and train the rest
         from its cached activations. "auto": whenever ``freeze`` is set and
@@ -271,14 +321,24 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         Fit a temperature per head on the validation split after training
         (temperature scaling), so that ``predict_proba`` is calibrated;
         predictions do not change.
+    callbacks : list or None, default=None
+        More skorch callbacks for training, passed to
+        ``skorch.NeuralNet(callbacks=...)``: callback instances or
+        ``(name, callback)`` pairs, such as
+        ``[("tensorboard", skorch.callbacks.TensorBoard(writer))]``, MLflow or
+        Weights & Biases loggers. Each fit uses clones of them
+        (:func:`sklearn.base.clone`), so the objects given stay as they
+        were and refits start afresh; they run after the estimator's own
+        callbacks (scoring, early stopping, learning-rate schedule).
     random_state : int, RandomState or None, default=None
         Seeds initialisation, the validation split, shuffling and augmentation.
-    verbose : int, default=0
+    verbose : int, default=1
         0 prints nothing. 1 prints a line per epoch (losses, validation
-        accuracy per attribute) to stdout and, when stderr is a terminal,
-        draws progress bars there: the batches of each epoch, feature
-        extraction, prediction. 2 draws the bars also when stderr is not a
-        terminal.
+        accuracy per attribute) to stdout, as skorch does, and shows the
+        progress of the long steps (feature extraction, each epoch's
+        batches, prediction) on stderr: as bars on a terminal, otherwise as
+        a plain line every 30 s (done, rate, time left). 2 draws the bars
+        also when stderr is not a terminal.
     checkpoint_dir : str, path or None, default=None
         A folder where fit writes ``last.pt`` (everything needed to resume:
         weights, optimizer, scheduler and early-stopping state, history,
@@ -339,7 +399,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     ...                   "age": rng.integers(1, 90, 40),
     ...                   "race": rng.choice(["White", "Black", "Asian"], 40)})
     >>> clf = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=16,
-    ...                                age_bins="fairface", max_epochs=2, random_state=0)
+    ...                                max_epochs=2, random_state=0, verbose=0)
     >>> clf.fit(X, y).predict(X[:2]).shape
     (2, 3)
     >>> [len(c) for c in clf.classes_]
@@ -359,7 +419,12 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             np.ndarray,
         ],
         "image_size": [Interval(Integral, 1, None, closed="left")],
-        "freeze": [None, StrOptions({"backbone"}), Interval(Integral, 0, None, closed="left"), str],
+        "freeze": [
+            None,
+            StrOptions({"auto", "backbone"}),
+            Interval(Integral, 0, None, closed="left"),
+            str,  # a stage name: the backbone lists the valid ones
+        ],
         "unfreeze_after": [None, Interval(Integral, 0, None, closed="left")],
         "head_hidden_units": [None, Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -410,14 +475,20 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         "ema_decay": [Interval(Real, 0, 1, closed="both")],
         "averaging_start": [Interval(Integral, 0, None, closed="left")],
         "calibrate": ["boolean"],
+        "callbacks": [
+            None,
+            Described(_is_callback_list, "a list of skorch callbacks or of (name, callback) pairs"),
+        ],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "checkpoint_dir": [None, Described((str, os.PathLike), "a folder path")],
     }
     # parameters that change neither the training trajectory nor the result: a checkpoint
-    # written with other values of these resumes
+    # written with other values of these resumes (callbacks: loggers, whose writers differ
+    # between runs)
     _fit_invariant_params = (
         "verbose",
+        "callbacks",
         "num_workers",
         "checkpoint_dir",
         "cache_dir",
@@ -427,30 +498,30 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def __init__(
         self,
-        backbone="resnet50",
-        weights="DEFAULT",
+        backbone=DEFAULTS["backbone"],
+        weights=DEFAULTS["weights"],
         attributes=("gender", "age", "race"),
-        age_bins=None,
-        image_size=224,
-        freeze=None,
+        age_bins=DEFAULTS["age_bins"],
+        image_size=DEFAULTS["image_size"],
+        freeze=DEFAULTS["freeze"],
         unfreeze_after=None,
         head_hidden_units=None,
-        dropout=0.2,
-        lr=1e-3,
+        dropout=DEFAULTS["dropout"],
+        lr=DEFAULTS["lr"],
         backbone_lr=None,
-        weight_decay=0.0,
-        optimizer="adam",
-        lr_schedule="plateau",
-        max_epochs=30,
-        patience=5,
-        batch_size=32,
-        validation_fraction=0.1,
-        label_smoothing=0.0,
-        age_sigma=None,
+        weight_decay=DEFAULTS["weight_decay"],
+        optimizer=DEFAULTS["optimizer"],
+        lr_schedule=DEFAULTS["lr_schedule"],
+        max_epochs=DEFAULTS["max_epochs"],
+        patience=DEFAULTS["patience"],
+        batch_size=DEFAULTS["batch_size"],
+        validation_fraction=DEFAULTS["validation_fraction"],
+        label_smoothing=DEFAULTS["label_smoothing"],
+        age_sigma=DEFAULTS["age_sigma"],
         loss_weights=None,
         augment=None,
         cache_features="auto",
-        cache_views=2,
+        cache_views=DEFAULTS["cache_views"],
         cache_dir=None,
         image_cache="auto",
         device="auto",
@@ -458,7 +529,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         channels_last=True,
         num_workers="auto",
         on_error="raise",
-        test_time_flip=False,
+        test_time_flip=DEFAULTS["test_time_flip"],
         group_by=None,
         balance=None,
         selection="loss",
@@ -466,8 +537,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         ema_decay=0.999,
         averaging_start=0,
         calibrate=False,
+        callbacks=None,
         random_state=None,
-        verbose=0,
+        verbose=DEFAULTS["verbose"],
         checkpoint_dir=None,
     ):
         self.backbone = backbone
@@ -509,9 +581,21 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.ema_decay = ema_decay
         self.averaging_start = averaging_start
         self.calibrate = calibrate
+        self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+
+    def __sklearn_clone__(self):
+        """:func:`sklearn.base.clone` support: as scikit-learn's, except that callback
+        parameters that cannot be copied (a TensorBoard writer) are shared with the clone."""
+        if not self.callbacks:
+            return super().__sklearn_clone__()
+        plain = copy.copy(self)
+        plain.callbacks = None
+        twin = super(MultiAttributeClassifier, plain).__sklearn_clone__()
+        twin.callbacks = _copied_callbacks(self.callbacks)
+        return twin
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, validation_data=None, sample_weight=None):
@@ -521,7 +605,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         ----------
         X : sequence of paths, PIL images or uint8 arrays, or uint8 ndarray (n, H, W[, 3])
             The images. Paths are decoded in worker processes, never all at
-            once unless they fit the decoded-image cache.
+            once unless they fit the decoded-image cache. An
+            :class:`~gar_sklearn.augmentation.AugmentedView` (what an
+            augmenter step of a Pipeline passes on) trains on its images with
+            its augmenter as ``augment``.
         y : DataFrame, 2-D array or 1-D array
             A DataFrame holding a column per attribute (and the ``group_by``
             columns), a 2-D array with the attributes as columns in order, or
@@ -565,6 +652,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 f"The 'image_size' parameter must be at most {_MAX_IMAGE_SIZE} (pixels per side). "
                 f"Got {self.image_size!r} instead."
             )
+        X, augment = pipeline_augmenter(X, self.augment, type(self).__name__)
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
         frame, one_d = validate_targets(y, attributes, len(source))
@@ -594,7 +682,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         )
         train, val, split_infos = self._split((source, codes), val, infos, rng)
         given = val if validation_data is not None else (None, None)
-        fingerprint, resume = self._read_checkpoint(source, codes, given, infos)
+        fingerprint, resume = self._read_checkpoint(source, codes, given, infos, augment, device)
         return _FitData(
             attributes,
             one_d,
@@ -609,6 +697,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             fingerprint,
             resume,
             split_infos,
+            augment,
         )
 
     def _split(self, data, val, infos, rng):
@@ -647,7 +736,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         val_info = None if val[0] is None else SampleInfo(val[1], groups[1], table)
         return info, val_info
 
-    def _read_checkpoint(self, source, codes, given_val, infos=()):
+    def _read_checkpoint(self, source, codes, given_val, infos=(), augment=None, device=None):
         """``(fingerprint of this fit, state to resume from)``, None without ``checkpoint_dir``."""
         if self.checkpoint_dir is None:
             return None, None
@@ -664,6 +753,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         samples = [(i.weight, i.group) for i in infos if i is not None]
         if any(part is not None for pair in samples for part in pair):
             fingerprint["samples"] = describe(samples)  # weights and groups
+        if augment is not self.augment:  # from a Pipeline step
+            fingerprint["pipeline_augment"] = describe(augment)
+        if self.freeze == "auto":  # resolved by the device, which may change between runs
+            fingerprint["auto_freeze"] = str(torch.device(device).type)
         return fingerprint, read_checkpoint(Path(self.checkpoint_dir) / "last.pt", fingerprint)
 
     def _validation_data(self, validation_data, attributes, classes, binner):
@@ -683,9 +776,12 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _build_module(self, n_classes, device):
         """The backbone with its heads, on ``device``; and the backbone's description."""
-        backbone = build_backbone(self.backbone, self.weights)
+        backbone = checked_backbone(self.backbone, self.weights)
         backbone.check_input_size(int(self.image_size))
-        n_frozen = resolve_freeze(_plain(self.freeze), backbone.stage_names)
+        freeze = _plain(self.freeze)
+        if freeze == "auto":
+            freeze = auto_frozen_stages(len(backbone.stage_names), self.weights, device)
+        n_frozen = resolve_freeze(freeze, backbone.stage_names)
         module = MultiHeadNetwork(
             backbone,
             n_classes,
@@ -756,14 +852,14 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _datasets(self, module, data, fitted):
         """The training and validation datasets: cached features or images."""
         if fitted["used_feature_cache_"]:
-            n_views = int(self.cache_views) if self.augment is not None else 1
+            n_views = int(self.cache_views) if data.augment is not None else 1
             train_ds, val_ds, fitted["_feature_bytes"] = feature_datasets(
                 module,
                 data.train,
                 data.val,
                 cache=self._feature_cache_access(data.device),
                 n_views=n_views,
-                augment=self.augment,
+                augment=data.augment,
                 seed=data.seed,
             )
             return train_ds, val_ds
@@ -771,7 +867,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             data.train,
             data.val,
             image_size=int(self.image_size),
-            augment=self.augment,
+            augment=data.augment,
             seed=data.seed,
             image_cache=_plain(self.image_cache),
             device=data.device,
@@ -788,7 +884,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             train_ds=train_ds,
             val_ds=val_ds,
             seed=data.seed,
-            workers=train_workers(self.num_workers, train_ds, self.augment, data.device),
+            workers=train_workers(self.num_workers, train_ds, data.augment, data.device),
             valid_workers=valid_workers(self.num_workers, val_ds, data.device),
             loss_weights=self._loss_weights(data.attributes),
             soft_targets=self._age_soft_targets(data.attributes, data.classes, data.binner),
@@ -796,6 +892,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             **training_extras(
                 self.get_params(deep=False), data.attributes, data.classes, data.infos
             ),
+            callbacks=_cloned_callbacks(self.callbacks),
         )
         if resume is None:
             net.fit(train_ds, None)
@@ -994,6 +1091,75 @@ def _readable(source, frame, on_error):
         rows = kept.pop("__row__").to_numpy()
         frame = kept.reset_index(drop=True)
     return source, frame, rows
+
+
+def _clone_callback(callback):
+    """``clone(callback)``, except that parameters that cannot be copied (a TensorBoard
+    ``SummaryWriter``, which holds locks and files) are shared with the copy."""
+    try:
+        return clone(callback, safe=False)
+    except (TypeError, AttributeError, copy.Error, pickle.PicklingError):
+        params = {}
+        for name, value in callback.get_params(deep=False).items():
+            try:
+                params[name] = clone(value, safe=False)
+            except (TypeError, AttributeError, copy.Error, pickle.PicklingError):
+                params[name] = value
+        return type(callback)(**params)
+
+
+def _copied_callbacks(callbacks):
+    """The ``callbacks`` parameter with every callback cloned (:func:`_clone_callback`)."""
+    if callbacks is None:
+        return None
+    return type(callbacks)(
+        (item[0], _clone_callback(item[1])) if isinstance(item, tuple) else _clone_callback(item)
+        for item in callbacks
+    )
+
+
+def _backbones_with_cached_weights():
+    """The backbones with official pretrained weights in torch's hub cache (which
+    ``weights="DEFAULT"`` falls back to)."""
+    from torchvision.models import get_model_weights
+
+    found = []
+    for name in available_backbones():
+        try:
+            members = list(get_model_weights(name))
+        except (ValueError, KeyError):
+            continue
+        if any(_weights.hub_checkpoint_path(m).is_file() for m in members):
+            found.append(name)
+    return found
+
+
+def checked_backbone(name, weights):
+    """``build_backbone``; when the weights cannot be had, the error also names the
+    backbones whose weights are at hand."""
+    try:
+        return build_backbone(name, weights)
+    except WeightsUnavailableError as exc:
+        found = _backbones_with_cached_weights()
+        if not found:
+            raise
+        raise WeightsUnavailableError(
+            f"{exc} Or choose a backbone whose weights are at hand: "
+            + ", ".join(f"backbone={n!r}" for n in found[:5])
+            + "."
+        ) from exc
+
+
+def _cloned_callbacks(callbacks):
+    """Fresh copies of the ``callbacks`` parameter as ``(name, callback)`` pairs: skorch
+    initialises and changes the callbacks it gets, and the parameter must stay as given."""
+    pairs = []
+    for item in _copied_callbacks(callbacks) or ():
+        name, callback = item if isinstance(item, tuple) else (None, item)
+        if name is None:  # skorch's naming: the class name, for an instance or a class
+            name = callback.__name__ if isinstance(callback, type) else type(callback).__name__
+        pairs.append((name, callback))
+    return pairs
 
 
 # ---------------------------------------------------------------- persistence

@@ -679,7 +679,7 @@ def load(path, *, device=None):
     >>> X, y = make_synthetic_faces(40, image_size=16, random_state=0)
     >>> clf = gar_sklearn.MultiAttributeClassifier(
     ...     backbone="tiny", weights=None, image_size=16, attributes=("gender",),
-    ...     max_epochs=1, random_state=0).fit(X, y)
+    ...     max_epochs=1, random_state=0, verbose=0).fit(X, y)
     >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
     >>> clf.save(path)
     >>> again = gar_sklearn.load(path)

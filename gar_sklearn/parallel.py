@@ -151,7 +151,8 @@ def predict_partitions(
     >>> from gar_sklearn.parallel import predict_partitions
     >>> X, y = make_synthetic_faces(20, image_size=16, random_state=0)
     >>> clf = MultiAttributeClassifier(backbone="tiny", weights=None, image_size=16,
-    ...                                attributes=("gender",), max_epochs=1, random_state=0).fit(X, y)
+    ...                                attributes=("gender",), max_epochs=1, random_state=0,
+    ...                                verbose=0).fit(X, y)
     >>> images = db.from_sequence(list(X[:6]), npartitions=3)  # paths, usually
     >>> rows = predict_partitions(clf, images).compute(scheduler="sync")
     >>> len(rows), sorted(rows[0])

@@ -1,10 +1,13 @@
 """Every ```python block of README.md and docs/*.md runs, in order, one namespace per page.
 
 A block preceded by ``<!-- requires: utkface -->`` needs the real UTKFace images
-and is skipped where they are absent; ``<!-- skip: reason -->`` marks a block
-that is shown but not run (the reason is printed in the test report).
+and is skipped where they are absent; ``<!-- requires: module -->`` (such as
+tensorboard) needs that module and is skipped where it is not installed;
+``<!-- skip: reason -->`` marks a block that is shown but not run (the reason is
+printed in the test report).
 """
 
+import importlib.util
 import re
 
 import pytest
@@ -39,6 +42,9 @@ def test_code_blocks_run(page, monkeypatch):
             continue
         if kind == "requires" and "utkface" in what and not (UTKFACE / "labels.csv").exists():
             skipped.append(f"line {line}: needs the UTKFace images at {UTKFACE}")
+            continue
+        if kind == "requires" and "utkface" not in what and importlib.util.find_spec(what) is None:
+            skipped.append(f"line {line}: needs {what}, which is not installed")
             continue
         try:
             exec(compile(code, f"{page.name}:{line}", "exec"), namespace)

@@ -263,7 +263,9 @@ def test_integer_labels_and_2d_array_y():
 
 def test_attribute_subset_only_gender_and_age(synthetic):
     X, y, _, _ = synthetic
-    clf = MultiAttributeClassifier(attributes=("gender", "age"), max_epochs=1, **TINY).fit(X, y)
+    clf = MultiAttributeClassifier(
+        attributes=("gender", "age"), age_bins=None, max_epochs=1, **TINY
+    ).fit(X, y)
     assert clf.attributes_ == ("gender", "age") and clf.predict(X[:3]).shape == (3, 2)
     assert clf.classes_[1].dtype.kind in "iu"  # exact ages kept as numbers without age_bins
 

@@ -94,7 +94,9 @@ def test_parameters_come_back_as_they_were(model, saved):
 def test_one_dimensional_integer_labels_round_trip(tmp_path):
     X, y = make_synthetic_faces(30, image_size=16, random_state=1)
     ages = y.age.to_numpy()  # exact ages: integer classes
-    clf = MultiAttributeClassifier(attributes=("age",), **dict(SMALL, max_epochs=1)).fit(X, ages)
+    clf = MultiAttributeClassifier(
+        attributes=("age",), age_bins=None, **dict(SMALL, max_epochs=1)
+    ).fit(X, ages)
     clf.save(tmp_path / "m.pt")
     loaded = gar_sklearn.load(tmp_path / "m.pt")
     assert loaded.classes_.dtype == clf.classes_.dtype and loaded.classes_.dtype.kind == "i"

@@ -245,3 +245,96 @@ def test_face_cropper_rejects_a_bad_verbose(verbose):
 
     with pytest.raises(ValueError, match=r"The 'verbose' parameter must be an int >= 0. Got"):
         FaceCropper(verbose=verbose).fit()
+
+
+# ---------------------------------------------------------------- plain lines (not a terminal)
+PLAIN = re.compile(r"^(\w[\w ]*): (\d+)/(\d+) (img|batch) \((\d+)%\), [\d.e+-]+ \4/s")
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(data, monkeypatch, capsys):
+    from gar_sklearn import _progress
+
+    monkeypatch.setattr(_progress, "PLAIN_INTERVAL_S", 0.0)  # a line at every update
+    X, y = data
+    feature_cache.clear()
+    clf = MultiAttributeClassifier(max_epochs=2, freeze=2, verbose=1, **TINY).fit(X, y)
+    clf.predict(X[:10])
+    out, err = capsys.readouterr()
+    assert "\r" not in err and not BAR.search(err)
+    lines = err.splitlines()
+    done = {}
+    for line in lines:
+        match = PLAIN.match(line)
+        if match:
+            desc, n, total = match[1], int(match[2]), int(match[3])
+            assert 0 < n <= total and int(match[5]) == round(100 * n / total)
+            assert n == total or " left" in line
+            done[desc] = max(done.get(desc, 0), n)
+    n_batches = -(-36 // 16) + -(-4 // 16)  # training and validation batches of an epoch
+    assert done == {"features": 36, "epoch 1": n_batches, "epoch 2": n_batches, "predict": 10}
+    assert "train_loss=" in err  # the epoch lines carry the running loss
+    assert [line for line in lines if line.startswith("predict: done, 10 img in ")]
+    assert len(out.splitlines()) == 4  # the epoch table on stdout, unchanged
+
+
+def test_plain_progress_is_silent_for_short_steps(data, capsys):
+    X, y = data
+    MultiAttributeClassifier(max_epochs=1, verbose=1, **TINY).fit(X, y).predict(X)
+    assert capsys.readouterr().err == ""  # each step ends within PLAIN_INTERVAL_S
+
+
+def test_plain_progress_counts_an_iterable_and_closes_once():
+    from gar_sklearn import _progress
+
+    stream = io.StringIO()
+    bar = _progress.PlainProgress(desc="faces", iterable=range(3), stream=stream)
+    bar.last_line -= _progress.PLAIN_INTERVAL_S  # the first update is due for a line
+    assert list(bar) == [0, 1, 2]
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("faces: 1/3 img (33%), ") and lines[0].endswith(" left")
+    assert len(lines) == 2 and lines[1].startswith("faces: done, 3 img in 0:0")
+
+
+def test_verbose_1_returns_plain_progress_only_off_a_terminal(monkeypatch):
+    from gar_sklearn import _progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert isinstance(progress_bar(1, total=3), _progress.PlainProgress)
+    assert not isinstance(progress_bar(0, total=3), _progress.PlainProgress)
+    assert not isinstance(progress_bar(2, total=3), _progress.PlainProgress)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert not isinstance(progress_bar(1, total=3), _progress.PlainProgress)
+
+
+# ---------------------------------------------------------------- the fusion model's parts
+def test_fusion_names_each_part_before_its_epoch_table(capsys):
+    from gar_sklearn import GenderFusionClassifier
+
+    X, y = make_synthetic_faces(60, image_size=16, gender_dependent=True, random_state=0)
+    part = dict(TINY, max_epochs=1, verbose=1)
+    fusion = GenderFusionClassifier(
+        gender_estimator=MultiAttributeClassifier(attributes=("gender",), **part),
+        specialist=MultiAttributeClassifier(attributes=("age", "race"), **part),
+        random_state=0,
+    ).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    headings = [line for line in lines if line.startswith("== ")]
+    sizes = fusion.train_sizes_
+    assert headings == [
+        "== gender classifier (gender, 60 images) ==",
+        f"== specialist gender=Male (age, race, {sizes['Male']} images) ==",
+        f"== specialist gender=Female (age, race, {sizes['Female']} images) ==",
+    ]
+    # each heading is followed by its part's table: header, rule, one epoch
+    for heading in headings:
+        at = lines.index(heading)
+        assert lines[at + 1].split()[:2] == ["epoch", "train_loss"]
+        assert lines[at + 3].split()[0] == "1"
+    quiet = dict(part, verbose=0)
+    GenderFusionClassifier(
+        gender_estimator=MultiAttributeClassifier(attributes=("gender",), **quiet),
+        specialist=MultiAttributeClassifier(attributes=("age", "race"), **quiet),
+        random_state=0,
+    ).fit(X, y)
+    assert capsys.readouterr().out == ""

@@ -70,7 +70,7 @@ BAD_LABELS = {
     ),
     "infinite age as a label": (
         lambda y: y.assign(age=[np.inf] + y.age.astype(float).tolist()[1:]),
-        {},
+        {"age_bins": None},  # ages as labels, not binned
         r"y\['age'\] holds the label inf, which is not a finite number \(rows \[0\]\)",
     ),
     "infinite age as a string": (

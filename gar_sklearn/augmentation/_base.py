@@ -3,26 +3,87 @@
 An augmenter is a scikit-learn style object whose ``augment(image, rng)``
 returns a new uint8 ``(H, W, 3)`` array of the same shape, drawing all its
 randomness from ``rng``. Estimators call it in their training data loader
-only, so nothing here is ever applied at predict or score time.
+only, so nothing here is ever applied at predict or score time. As a
+Pipeline step, an augmenter's ``transform`` returns the images untouched and
+its ``fit_transform`` an :class:`~gar_sklearn.augmentation.AugmentedView` of
+them, which the next step's fit augments every epoch.
 """
 
 import math
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ._view import AugmentedView
 
 __all__ = ["BaseAugmenter"]
 
 
-class BaseAugmenter(BaseEstimator):
+class BaseAugmenter(TransformerMixin, BaseEstimator):
     """Base class of the augmenters: validates, then delegates to ``_augment``.
 
     Subclasses store their parameters untouched in ``__init__``, check them in
     ``_checked_params`` (returning a dict of keyword arguments for
     ``_augment``) and implement ``_augment(image, rng, **params)``, which must
     return a new array and take every random number from ``rng``.
+
+    Every augmenter is also a Pipeline step that only acts on the training
+    path: ``Pipeline([("augment", FaceAugmenter()), ("clf",
+    MultiAttributeClassifier())])`` trains on images augmented afresh every
+    epoch and predicts and scores on the images as given.
     """
+
+    def fit(self, X=None, y=None):
+        """Check the parameters; there is nothing to learn.
+
+        Parameters
+        ----------
+        X : images, ignored
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._checked_params()
+        return self
+
+    def transform(self, X):
+        """Return X as it is: images are augmented only while an estimator fits on them.
+
+        Parameters
+        ----------
+        X : images
+
+        Returns
+        -------
+        X : the same object
+        """
+        return X
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Check the parameters and hand X on with this augmenter, for the next step's fit.
+
+        Parameters
+        ----------
+        X : images
+        y : ignored
+
+        Returns
+        -------
+        AugmentedView
+            X itself (nothing is read or copied), carrying this augmenter:
+            the estimators' ``fit`` augments its images afresh every epoch.
+        """
+        self.fit(X, y)
+        return AugmentedView(X, self)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False  # stateless: transform needs no fit
+        tags.input_tags.two_d_array = False  # X holds images, not feature rows
+        return tags
 
     def augment(self, image, rng):
         """Return a randomly augmented copy of one image.

@@ -1,20 +1,18 @@
 """The estimator the settings describe, and what the command says about a fitted one."""
 
+from .._defaults import auto_frozen_stages
 from ._errors import CommandError
 
-__all__ = ["AUTO_FREEZE_SHARE", "build_estimator", "check_backbone", "fit_summary", "parts"]
-
-# the share of a pretrained backbone's stages that --freeze auto keeps frozen (mobilenet_v2: 15 of 20)
-AUTO_FREEZE_SHARE = 0.75
+__all__ = ["build_estimator", "check_backbone", "fit_summary", "parts"]
 
 
 def check_backbone(args):
     """Build ``--backbone`` with ``--weights`` once, so that an unknown name or unavailable
     weights fail before any image is read; returns the backbone (its stages decide
     ``--freeze auto``)."""
-    from gar_sklearn.backbones import build_backbone
+    from gar_sklearn._multi_attribute import checked_backbone
 
-    return build_backbone(args.backbone, args.weights)
+    return checked_backbone(args.backbone, args.weights)
 
 
 def resolve_age_bins(choice, ages):
@@ -28,13 +26,19 @@ def resolve_age_bins(choice, ages):
     return "fairface" if numeric else None
 
 
-def resolve_freeze(choice, backbone, weights):
-    """``--freeze auto``: with pretrained weights, the first 75% of the stages; else none."""
+def resolve_freeze(choice, backbone, weights, device="cpu"):
+    """What ``--freeze`` freezes on ``device``; ``auto`` is the library's ``freeze="auto"``
+    (see :func:`gar_sklearn._defaults.auto_frozen_stages`): with pretrained weights on a
+    CPU, the first 75% of the stages, else none (None)."""
     if choice != "auto":
         return choice
-    if weights is None:
-        return None  # frozen random features would learn nothing
-    return int(len(backbone.stage_names) * AUTO_FREEZE_SHARE)
+    return auto_frozen_stages(len(backbone.stage_names), weights, device) or None
+
+
+def _device(choice):
+    from gar_sklearn._training import resolve_device
+
+    return resolve_device(choice)
 
 
 def _augmenter(choice, freeze):
@@ -57,12 +61,13 @@ def _genders(values):
 
 
 def _part_params(args, backbone):
-    freeze = resolve_freeze(args.freeze, backbone, args.weights)
+    # the estimator resolves --freeze auto itself; the flip augmentation depends on its result
+    frozen = resolve_freeze(args.freeze, backbone, args.weights, _device(args.device))
     return dict(
         backbone=args.backbone,
         weights=args.weights,
         image_size=args.image_size,
-        freeze=freeze,
+        freeze=args.freeze,
         dropout=args.dropout,
         lr=args.lr,
         weight_decay=args.weight_decay,
@@ -73,7 +78,7 @@ def _part_params(args, backbone):
         batch_size=args.batch_size,
         validation_fraction=args.validation_fraction,
         label_smoothing=args.label_smoothing,
-        augment=_augmenter(args.augment, freeze),
+        augment=_augmenter(args.augment, frozen),
         cache_views=args.cache_views,
         cache_dir=args.cache_dir,
         test_time_flip=args.test_time_flip,

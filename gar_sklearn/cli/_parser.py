@@ -123,9 +123,10 @@ _MODEL_SETTINGS = {
     ),
     "--freeze": dict(
         type=types.freeze,
-        help="auto: with pretrained weights, freeze the first 75% of the backbone's stages "
-        "(mobilenet_v2: 15 of 20) and cache their output; without, train everything. Or none, "
-        "backbone (heads only), a number of stages, or a stage name",
+        help="auto: with pretrained weights on a CPU, freeze the first 75% of the backbone's "
+        "stages (resnet50: 4 of 6, mobilenet_v2: 15 of 20) and cache their output; on a GPU or "
+        "without pretrained weights, train everything. Or none, backbone (heads only), a "
+        "number of stages, or a stage name",
     ),
     "--age-bins": dict(
         type=types.age_bins,
@@ -246,9 +247,10 @@ def _train_parser(commands, common):
         parents=[common],
         help="train a model on labelled face images and save it",
         description="Train a model on labelled face images and save it (load it with "
-        "gar_sklearn.load). The defaults suit a CPU: a pretrained MobileNetV2 whose "
-        "first 15 of 20 stages are frozen and computed once per image (cached "
-        "features), so each epoch trains the last blocks and the heads only.",
+        "gar_sklearn.load). The defaults are the library's: a pretrained ResNet50 whose "
+        "first 4 of 6 stages are frozen and computed once per image on a CPU (cached "
+        "features), so each epoch trains the last stages and the heads only; the whole "
+        "network on a GPU. --backbone mobilenet_v2 is a much lighter choice for a CPU.",
     )
     _add_data_options(train)
     _add_model_options(train)

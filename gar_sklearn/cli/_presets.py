@@ -6,31 +6,24 @@ the defaults. The options these settings fill are parsed with
 from the parsed arguments and :func:`apply_preset` can tell it from one given.
 """
 
+from .._defaults import DEFAULTS as _LIBRARY_DEFAULTS
+
 __all__ = ["DEFAULTS", "PRESETS", "apply_preset", "setting_help"]
 
-# Chosen to train on a CPU in minutes: a pretrained MobileNetV2 whose first stages are frozen
-# and computed once per image, FairFace's nine age groups, at most 10 epochs.
+# The library's defaults (gar_sklearn/_defaults.py, those of MultiAttributeClassifier), under
+# the command's names, and the settings only the command has: the model kind, --age-bins auto
+# (the library's FairFace groups for numeric ages, the labels as they are for ages that are
+# already groups, as FairFace's own) and --augment by name.
+_OPTION_NAMES = {"max_epochs": "epochs"}
 DEFAULTS = {
     "model": "multi",
-    "backbone": "mobilenet_v2",
-    "weights": "DEFAULT",
-    "image_size": 224,
-    "freeze": "auto",
+    **{
+        _OPTION_NAMES.get(name, name): value
+        for name, value in _LIBRARY_DEFAULTS.items()
+        if name != "verbose"  # -q / -v
+    },
     "age_bins": "auto",
-    "age_sigma": None,
     "augment": "none",
-    "cache_views": 2,
-    "test_time_flip": False,
-    "epochs": 10,
-    "patience": 5,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "lr_schedule": "plateau",
-    "optimizer": "adam",
-    "weight_decay": 0.0,
-    "dropout": 0.2,
-    "label_smoothing": 0.0,
-    "validation_fraction": 0.1,
 }
 
 # The recipe of benchmarks/accuracy_utkface.py (see docs/benchmarks.md): blocks 0-11 of
