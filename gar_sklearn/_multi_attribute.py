@@ -155,6 +155,14 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         fine age classes most (e.g. ``age_bins=1``, ``age_sigma=2``).
     loss_weights : dict or None, default=None
         Weight of each attribute's loss in the sum, e.g. ``{"age": 2.0}``.
+    missing_labels : {"raise", "ignore"}, default="raise"
+        A missing label in y (None or NaN): ``"raise"`` refuses it;
+        ``"ignore"`` learns each attribute from the rows that have its label
+        (each head's loss averages over them, its classes and validation
+        accuracy come from them), so data sets that lack an attribute for
+        some images (IMDB-WIKI has no race) train one network on all of them.
+        Every attribute needs at least one label; the validation split is
+        stratified on the first attribute, best one every row has.
     augment : augmenter or None, default=None
         Applied to training images only, afresh every epoch, seeded from
         ``random_state`` (see :mod:`gar_sklearn.augmentation`).
@@ -296,6 +304,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "age_sigma": [None, Interval(Real, 0, None, closed="neither")],
         "loss_weights": [None, dict],  # keys checked against the attributes in fit
+        "missing_labels": [StrOptions({"raise", "ignore"})],
         "augment": [
             None,
             Described(
@@ -351,6 +360,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         label_smoothing=0.0,
         age_sigma=None,
         loss_weights=None,
+        missing_labels="raise",
         augment=None,
         cache_features="auto",
         cache_views=2,
@@ -387,6 +397,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.label_smoothing = label_smoothing
         self.age_sigma = age_sigma
         self.loss_weights = loss_weights
+        self.missing_labels = missing_labels
         self.augment = augment
         self.cache_features = cache_features
         self.cache_views = cache_views
@@ -442,7 +453,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """Everything about X, y and validation_data that can be checked before training."""
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
-        frame, one_d = validate_targets(y, attributes, len(source))
+        frame, one_d = validate_targets(y, attributes, len(source), self.missing_labels)
         if self.on_error == "skip":  # before fitting the encoders: no class of unreadable images
             source, frame = drop_unreadable(source, frame)
         classes, binner = fit_encoders(frame, attributes, self.age_bins)
@@ -500,7 +511,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     def _validation_data(self, validation_data, attributes, classes, binner):
         X_val, y_val = validation_data
         val_source = as_image_source(X_val)
-        val_frame, _ = validate_targets(y_val, attributes, len(val_source))
+        val_frame, _ = validate_targets(y_val, attributes, len(val_source), self.missing_labels)
         if self.on_error == "skip":
             val_source, val_frame = drop_unreadable(val_source, val_frame)
         return val_source, encode_targets(val_frame, attributes, classes, binner)
