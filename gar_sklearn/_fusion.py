@@ -10,6 +10,16 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._fusion_shared import (
+    GENDER_SOURCES,
+    STRATEGIES,
+    expand_targets,
+    forget_shared_fit,
+    route_probas,
+    shared_class_maps,
+    shared_network,
+    shared_probas,
+)
 from ._multi_attribute import MultiAttributeClassifier
 from ._outputs import MultiAttributeOutputMixin
 from ._param_validation import Described, HasMethods, StrOptions, validate_params
@@ -89,13 +99,39 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the parts whose own ``random_state`` is None, the per-gender
         validation splits and the augmented copies.
+    strategy : {"separate", "shared"}, default="separate"
+        How the gender-specific age and race models learn. ``"separate"``: a
+        clone of ``specialist`` per gender, each on its gender's images only
+        (see ``grow_subsets``). ``"shared"``: one network with the
+        specialist's settings learns on every image, with a gender head and,
+        for each of the specialist's attributes, one head per gender that
+        learns from that gender's images only (to it the other gender's
+        labels are missing, see ``missing_labels`` of
+        :class:`MultiAttributeClassifier`): the backbone learns from all the
+        faces, the age and race decisions stay gender-specific, and
+        prediction is one pass. ``grow_subsets`` and ``augment`` apply to
+        ``"separate"`` only.
+    gender_from : {"auto", "gender_estimator", "shared_network"}, default="auto"
+        What decides each image's gender (the gender column, and the route):
+        the ``gender_estimator``, a network of its own fitted on all images,
+        or, with ``strategy="shared"``, the shared network's gender head, at
+        no extra cost. ``"auto"``: the shared network's head with
+        ``strategy="shared"``, else the gender estimator.
 
     Attributes
     ----------
-    gender_estimator_ : estimator
-        The fitted gender classifier.
+    gender_estimator_ : estimator or None
+        The fitted gender classifier; None when the shared network's gender
+        head decides (``gender_from``).
     specialists_ : dict
-        For each value of ``genders``, the fitted clone of ``specialist``.
+        For each value of ``genders``, the fitted clone of ``specialist``
+        (``strategy="separate"``).
+    shared_estimator_ : MultiAttributeClassifier
+        With ``strategy="shared"``, the fitted network: attributes
+        ``gender_column`` then ``"<attribute>@<gender>"`` for each of the
+        specialist's attributes and each gender (e.g. ``"age@Female"``).
+    strategy_ : str
+        The strategy of the fit.
     attributes_ : tuple of str
         ``(gender_column,)`` followed by the specialist's attributes.
     classes_ : list of ndarray
@@ -170,6 +206,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         ],
         "routing": [StrOptions(set(_ROUTINGS))],
         "random_state": ["random_state"],
+        "strategy": [StrOptions(set(STRATEGIES))],
+        "gender_from": [StrOptions(set(GENDER_SOURCES))],
     }
 
     def __init__(
@@ -182,6 +220,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         augment=None,
         routing="hard",
         random_state=None,
+        strategy="separate",
+        gender_from="auto",
     ):
         self.gender_estimator = gender_estimator
         self.specialist = specialist
@@ -191,6 +231,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.augment = augment
         self.routing = routing
         self.random_state = random_state
+        self.strategy = strategy
+        self.gender_from = gender_from
 
     # ------------------------------------------------------------------ parts
     def _default_part(self, name, gender_column=None):
@@ -213,6 +255,11 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _check_params(self):
         validate_params(self)
+        if self.gender_from == "shared_network" and self.strategy == "separate":
+            raise ValueError(
+                "The 'gender_from' parameter must be 'auto' or 'gender_estimator' with "
+                "strategy='separate' (there is no shared network). Got 'shared_network' instead."
+            )
         return tuple(self.genders)
 
     def _check_routing(self):
@@ -290,6 +337,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             valid = (val_source, val_frame, val_gender)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=1 + 3 * len(genders))
+        if self.strategy == "shared":
+            return self._fit_shared(X, frame, valid, (classes, binner), seeds)
         # everything checkable is checked before the first (expensive) fit
         plans = self._plan_subsets(
             frame,
@@ -326,12 +375,83 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.genders_ = genders
         self.subset_sizes_ = {g: int(np.sum(gender == g)) for g in genders}
         self.train_sizes_ = train_sizes
+        forget_shared_fit(self)  # strategy_ = "separate"
         self._gender_map = _gender_columns(gender_estimator, column, classes[0])
         self._class_maps = {
             g: self._class_map(specialists[g], spec_attributes, classes[1:], binner)
             for g in genders
         }
         return self
+
+    def _fit_shared(self, X, frame, valid, encoders, seeds):
+        """``strategy="shared"``: one network with gender-specific heads on every image,
+        and the gender classifier when it decides the gender; sets the fitted attributes.
+
+        ``frame`` and ``valid`` as checked by :meth:`fit`; ``encoders``: its
+        ``(classes, binner)``."""
+        gender_estimator, specialist, spec_attributes = self._parts()
+        classes, binner = encoders
+        column, genders = self.gender_column, tuple(self.genders)
+        gender = frame[column].to_numpy(dtype=object)
+        network = shared_network(specialist, column, spec_attributes, genders, binner is not None)
+        _seed_part(network, seeds[1])
+        _own_checkpoint_dir(network, "shared_network")
+        own_head = self.gender_from != "gender_estimator"
+        if not own_head:
+            _seed_part(gender_estimator, seeds[0])
+            kwargs = {} if valid is None else {"validation_data": (valid[0].items, valid[1])}
+            gender_estimator.fit(X, frame, **kwargs)
+        kwargs = {}
+        if valid is not None:
+            y_valid = expand_targets(valid[1], column, spec_attributes, genders, binner)
+            kwargs["validation_data"] = (valid[0].items, y_valid)
+        network.fit(X, expand_targets(frame, column, spec_attributes, genders, binner), **kwargs)
+        fitted = {
+            "gender_estimator_": None if own_head else gender_estimator,
+            "shared_estimator_": network,
+            "strategy_": "shared",
+            "attributes_": (column,) + spec_attributes,
+            "classes_": classes,
+            "age_binner_": binner,
+            "genders_": genders,
+            "subset_sizes_": {g: int(np.sum(gender == g)) for g in genders},
+            "_one_d": False,
+            "_gender_map": _gender_columns(
+                network if own_head else gender_estimator, column, classes[0]
+            ),
+            "_shared_maps": shared_class_maps(network, spec_attributes, genders, classes[1:]),
+        }
+        stale = [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]
+        for name in stale + ["_class_maps"]:
+            vars(self).pop(name, None)
+        vars(self).update(fitted)
+        return self
+
+    def _shared_predict_probas(self, X, routing):
+        """Per-attribute probabilities and readable-image mask of a shared fit: one pass of
+        the network, the gender from its head or the gender classifier, then the routing."""
+        source = as_image_source(X)
+        network = self.shared_estimator_
+        probas = _as_list(network.predict_proba(source.items))
+        if self.gender_estimator_ is None:
+            k, columns = self._gender_map
+            p_gender = np.zeros((len(source), len(self.classes_[0])))
+            p_gender[:, columns] = probas[k]
+        else:
+            p_gender = self._gender_proba(source.items)
+        per_gender = shared_probas(
+            probas,
+            network.attributes_,
+            self.attributes_[1:],
+            self.genders_,
+            self._shared_maps,
+            self.classes_[1:],
+        )
+        probas = [p_gender] + route_probas(p_gender, per_gender, self.classes_[0].tolist(), routing)
+        ok = ~np.any([np.isnan(p).any(axis=1) for p in probas], axis=0)
+        for p in probas:
+            p[~ok] = np.nan
+        return probas, ok
 
     def _specialist_data(self, plan, source, frame, valid, sampler_seed):
         """The images, labels and fit arguments (validation data) of one specialist."""
@@ -494,6 +614,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """Per-attribute probability arrays and a mask of readable images."""
         check_is_fitted(self)
         routing = self._check_routing()
+        if getattr(self, "strategy_", "separate") == "shared":
+            return self._shared_predict_probas(X, routing)
         source = as_image_source(X)
         n = len(source)
         p_gender = self._gender_proba(source.items)

@@ -837,8 +837,8 @@ def _load_device(saved, requested):
     return saved
 
 
-def _restore(data, device):
-    est = MultiAttributeClassifier(**data["params"])
+def _restore(data, device, cls=MultiAttributeClassifier):
+    est = cls(**data["params"])
     for name, value in data["fitted"].items():
         setattr(est, name, value)
     est.device_ = device = _load_device(getattr(est, "device_", "cpu"), device)
