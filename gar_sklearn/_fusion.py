@@ -144,7 +144,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         For each gender, its number of images in X.
     train_sizes_ : dict
         For each gender, the rows its specialist trained on (its images less
-        the validation hold-out, plus the augmented copies).
+        the validation hold-out, plus the augmented copies;
+        ``strategy="separate"``).
 
     Notes
     -----

@@ -110,16 +110,16 @@ def shared_network(specialist, gender_column, attributes, genders, age_binned):
 def expand_targets(frame, gender_column, attributes, genders, binner):
     """y for the shared network: the gender, then each attribute split into one column
     per gender, where a face's label sits in its gender's column and the others are
-    missing (None). Ages are binned by ``binner`` (when given) first.
+    missing. Ages are binned by ``binner`` (when given) first.
 
     Examples
     --------
     >>> import pandas as pd
     >>> y = pd.DataFrame({"gender": ["Male", "Female"], "race": ["Asian", "White"]})
-    >>> expand_targets(y, "gender", ("race",), ("Male", "Female"), None)
+    >>> expand_targets(y, "gender", ("race",), ("Male", "Female"), None).fillna("-")
        gender race@Male race@Female
-    0    Male     Asian        None
-    1  Female      None       White
+    0    Male     Asian           -
+    1  Female         -       White
     """
     labels = transform_frame(frame[list(attributes)], attributes, binner)
     gender = frame[gender_column].to_numpy(dtype=object)
