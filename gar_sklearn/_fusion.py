@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._fusion_finetune import finetune_part
 from ._fusion_shared import (
     GENDER_SOURCES,
     STRATEGIES,
@@ -22,7 +23,7 @@ from ._fusion_shared import (
 )
 from ._multi_attribute import MultiAttributeClassifier
 from ._outputs import MultiAttributeOutputMixin
-from ._param_validation import Described, HasMethods, StrOptions, validate_params
+from ._param_validation import Described, HasMethods, Interval, StrOptions, validate_params
 from ._persistence import register_persistence
 from ._split import holdout_split, n_holdout
 from ._targets import check_attributes, fit_encoders, transform_frame, validate_targets
@@ -99,7 +100,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the parts whose own ``random_state`` is None, the per-gender
         validation splits and the augmented copies.
-    strategy : {"separate", "shared"}, default="separate"
+    strategy : {"separate", "shared", "finetune"}, default="separate"
         How the gender-specific age and race models learn. ``"separate"``: a
         clone of ``specialist`` per gender, each on its gender's images only
         (see ``grow_subsets``). ``"shared"``: one network with the
@@ -109,23 +110,31 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         labels are missing, see ``missing_labels`` of
         :class:`MultiAttributeClassifier`): the backbone learns from all the
         faces, the age and race decisions stay gender-specific, and
-        prediction is one pass. ``grow_subsets`` and ``augment`` apply to
-        ``"separate"`` only.
+        prediction is one pass. ``"finetune"``: that network, then a
+        specialist per gender that starts from it (its backbone and its heads
+        of that gender) and is fine-tuned on the gender's images with the
+        learning rate times ``finetune_lr``, stopping early on the gender's
+        validation images (patience 2 when the specialist has none).
+        ``grow_subsets`` and ``augment`` apply to ``"separate"`` only.
     gender_from : {"auto", "gender_estimator", "shared_network"}, default="auto"
         What decides each image's gender (the gender column, and the route):
         the ``gender_estimator``, a network of its own fitted on all images,
-        or, with ``strategy="shared"``, the shared network's gender head, at
-        no extra cost. ``"auto"``: the shared network's head with
-        ``strategy="shared"``, else the gender estimator.
+        or, with ``strategy="shared"`` or ``"finetune"``, the shared network's
+        gender head, at no extra training. ``"auto"``: the shared network's
+        head with those strategies, else the gender estimator.
+    finetune_lr : float, default=0.1
+        With ``strategy="finetune"``, the specialists' learning rates
+        (``lr``, ``backbone_lr``) are the specialist's times this factor.
 
     Attributes
     ----------
     gender_estimator_ : estimator or None
-        The fitted gender classifier; None when the shared network's gender
-        head decides (``gender_from``).
+        The fitted gender classifier. When the shared network's gender head
+        decides (``gender_from``): None with ``strategy="shared"``, the
+        shared network itself with ``strategy="finetune"``.
     specialists_ : dict
         For each value of ``genders``, the fitted clone of ``specialist``
-        (``strategy="separate"``).
+        (``strategy="separate"``, or fine-tuned with ``"finetune"``).
     shared_estimator_ : MultiAttributeClassifier
         With ``strategy="shared"``, the fitted network: attributes
         ``gender_column`` then ``"<attribute>@<gender>"`` for each of the
@@ -209,6 +218,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         "random_state": ["random_state"],
         "strategy": [StrOptions(set(STRATEGIES))],
         "gender_from": [StrOptions(set(GENDER_SOURCES))],
+        "finetune_lr": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -223,6 +233,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         random_state=None,
         strategy="separate",
         gender_from="auto",
+        finetune_lr=0.1,
     ):
         self.gender_estimator = gender_estimator
         self.specialist = specialist
@@ -234,6 +245,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.random_state = random_state
         self.strategy = strategy
         self.gender_from = gender_from
+        self.finetune_lr = finetune_lr
 
     # ------------------------------------------------------------------ parts
     def _default_part(self, name, gender_column=None):
@@ -338,7 +350,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             valid = (val_source, val_frame, val_gender)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=1 + 3 * len(genders))
-        if self.strategy == "shared":
+        if self.strategy != "separate":
             return self._fit_shared(X, frame, valid, (classes, binner), seeds)
         # everything checkable is checked before the first (expensive) fit
         plans = self._plan_subsets(
@@ -385,8 +397,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         return self
 
     def _fit_shared(self, X, frame, valid, encoders, seeds):
-        """``strategy="shared"``: one network with gender-specific heads on every image,
-        and the gender classifier when it decides the gender; sets the fitted attributes.
+        """``strategy="shared"`` or ``"finetune"``: one network with gender-specific heads
+        on every image (and the gender classifier when it decides the gender), then for
+        ``"finetune"`` a specialist per gender started from it; sets the fitted attributes.
 
         ``frame`` and ``valid`` as checked by :meth:`fit`; ``encoders``: its
         ``(classes, binner)``."""
@@ -394,6 +407,11 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         classes, binner = encoders
         column, genders = self.gender_column, tuple(self.genders)
         gender = frame[column].to_numpy(dtype=object)
+        finetune = None
+        if self.strategy == "finetune":  # its splits are checked before the first fit
+            finetune = self._finetune_plans(
+                frame, valid, specialist, spec_attributes, binner, seeds
+            )
         network = shared_network(specialist, column, spec_attributes, genders, binner is not None)
         _seed_part(network, seeds[1])
         _own_checkpoint_dir(network, "shared_network")
@@ -407,26 +425,76 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             y_valid = expand_targets(valid[1], column, spec_attributes, genders, binner)
             kwargs["validation_data"] = (valid[0].items, y_valid)
         network.fit(X, expand_targets(frame, column, spec_attributes, genders, binner), **kwargs)
+        router = network if own_head else gender_estimator
         fitted = {
-            "gender_estimator_": None if own_head else gender_estimator,
-            "shared_estimator_": network,
-            "strategy_": "shared",
+            "gender_estimator_": router if finetune else (None if own_head else router),
+            "strategy_": self.strategy,
             "attributes_": (column,) + spec_attributes,
             "classes_": classes,
             "age_binner_": binner,
             "genders_": genders,
             "subset_sizes_": {g: int(np.sum(gender == g)) for g in genders},
             "_one_d": False,
-            "_gender_map": _gender_columns(
-                network if own_head else gender_estimator, column, classes[0]
-            ),
-            "_shared_maps": shared_class_maps(network, spec_attributes, genders, classes[1:]),
+            "_gender_map": _gender_columns(router, column, classes[0]),
         }
+        if finetune:
+            parts = (network, specialist, spec_attributes)
+            fitted.update(self._fit_finetuned(X, parts, finetune, classes, seeds))
+        else:
+            fitted["shared_estimator_"] = network
+            fitted["_shared_maps"] = shared_class_maps(
+                network, spec_attributes, genders, classes[1:]
+            )
         stale = [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]
-        for name in stale + ["_class_maps"]:
+        for name in stale + ["_class_maps", "_shared_maps"]:
             vars(self).pop(name, None)
         vars(self).update(fitted)
         return self
+
+    def _finetune_plans(self, frame, valid, specialist, spec_attributes, binner, seeds):
+        """``strategy="finetune"``: the labels binned as the shared network learns them, and
+        each gender's training and validation rows (as for separate specialists)."""
+        binned = transform_frame(frame, (self.gender_column,) + spec_attributes, binner)
+        if valid is not None:
+            attributes = (self.gender_column,) + spec_attributes
+            valid = (valid[0], transform_frame(valid[1], attributes, binner), valid[2])
+        plans = self._plan_subsets(
+            binned,
+            frame[self.gender_column].to_numpy(dtype=object),
+            tuple(self.genders),
+            specialist,
+            None,
+            spec_attributes,
+            valid,
+            split_seeds=seeds[2::3],
+        )
+        return binned, valid, plans
+
+    def _fit_finetuned(self, X, parts, finetune, classes, seeds):
+        """The fitted attributes of the specialists fine-tuned from the fitted network
+        (``parts``: it, the specialist template and its attributes)."""
+        network, specialist, spec_attributes = parts
+        binned, valid, plans = finetune
+        source = as_image_source(X)
+        specialist = clone(specialist).set_params(age_bins=None)  # ages come binned
+        specialists, train_sizes = {}, {}
+        for k, g in enumerate(self.genders):
+            X_fit, y_fit, fit_kwargs = self._specialist_data(
+                plans[g], source, binned, valid, sampler_seed=0, grow=False
+            )
+            part = finetune_part(specialist, network, g, spec_attributes, self.finetune_lr)
+            specialists[g] = self._fit_specialist(
+                part, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
+            )
+            train_sizes[g] = len(X_fit)
+        return {
+            "specialists_": specialists,
+            "train_sizes_": train_sizes,
+            "_class_maps": {
+                g: self._class_map(specialists[g], spec_attributes, classes[1:], None)
+                for g in self.genders
+            },
+        }
 
     def _shared_predict_probas(self, X, routing):
         """Per-attribute probabilities and readable-image mask of a shared fit: one pass of
@@ -454,10 +522,11 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             p[~ok] = np.nan
         return probas, ok
 
-    def _specialist_data(self, plan, source, frame, valid, sampler_seed):
-        """The images, labels and fit arguments (validation data) of one specialist."""
+    def _specialist_data(self, plan, source, frame, valid, sampler_seed, grow=None):
+        """The images, labels and fit arguments (validation data) of one specialist;
+        ``grow`` (default: ``grow_subsets``) adds the augmented copies."""
         train_idx, val_idx = plan["train"], plan["valid"]
-        if self.grow_subsets:
+        if self.grow_subsets if grow is None else grow:
             mask = np.zeros(len(source), dtype=bool)
             mask[train_idx] = True
             sampler = AugmentingOverSampler(

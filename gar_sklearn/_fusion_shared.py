@@ -28,7 +28,7 @@ __all__ = [
     "shared_probas",
 ]
 
-STRATEGIES = ("separate", "shared")
+STRATEGIES = ("separate", "shared", "finetune")
 GENDER_SOURCES = ("auto", "gender_estimator", "shared_network")
 
 

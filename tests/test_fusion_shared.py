@@ -351,10 +351,12 @@ def test_clone_and_a_grid_over_the_strategy(small):
     assert copy.strategy == "shared" and copy.gender_from == "auto"
     grid = GridSearchCV(
         clf.set_params(strategy="separate"),
-        {"strategy": ["separate", "shared"], "routing": ["hard", "soft"]},
+        {"strategy": ["separate", "shared", "finetune"], "routing": ["hard", "soft"]},
         cv=KFold(2, shuffle=True, random_state=0),
     ).fit(X, y)
-    assert sorted(grid.cv_results_["param_strategy"]) == ["separate"] * 2 + ["shared"] * 2
+    assert sorted(grid.cv_results_["param_strategy"]) == sorted(
+        ["separate", "shared", "finetune"] * 2
+    )
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
     best = grid.best_estimator_
     assert best.strategy_ == best.strategy
