@@ -11,7 +11,10 @@ gender-specific models (``--variants``):
   one race head per gender (``strategy="shared"``), routed by its own gender
   head;
 - ``shared_gender_net``: the same, routed by a dedicated gender network
-  (``gender_from="gender_estimator"``).
+  (``gender_from="gender_estimator"``);
+- ``finetune``: that shared network, then one specialist per gender started
+  from it and fine-tuned on its gender's faces at a tenth of the learning
+  rate, stopping early on its gender's validation faces (``strategy="finetune"``).
 
 Each fitted fusion model is read with hard and with soft routing (only
 prediction differs).
@@ -71,6 +74,7 @@ VARIANTS = {
     "separate": dict(strategy="separate"),
     "shared": dict(strategy="shared"),
     "shared_gender_net": dict(strategy="shared", gender_from="gender_estimator"),
+    "finetune": dict(strategy="finetune"),
 }
 MAX_FIT_RATIO = 1.3
 

@@ -53,7 +53,7 @@ def test_fusion_benchmark_smoke_run(benchmark, tmp_path):
     assert saved["config"]["weights_loaded"] == "None" and saved["config"]["freeze"] == 12
     fusions = [
         f"GenderFusion {v} ({r})"
-        for v in ("separate", "shared", "shared_gender_net")
+        for v in ("separate", "shared", "shared_gender_net", "finetune")
         for r in ("hard", "soft")
     ]
     assert list(saved["models"]) == ["MultiAttributeClassifier", *fusions]
