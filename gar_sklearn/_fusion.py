@@ -412,7 +412,10 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             finetune = self._finetune_plans(
                 frame, valid, specialist, spec_attributes, binner, seeds
             )
-        network = shared_network(specialist, column, spec_attributes, genders, binner is not None)
+        shares = {g: float(np.mean(gender == g)) for g in genders}
+        network = shared_network(
+            specialist, column, spec_attributes, genders, binner is not None, shares
+        )
         _seed_part(network, seeds[1])
         _own_checkpoint_dir(network, "shared_network")
         own_head = self.gender_from != "gender_estimator"

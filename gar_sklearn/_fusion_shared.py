@@ -71,33 +71,38 @@ def forget_shared_fit(fusion):
         vars(fusion).pop(name, None)
 
 
-def shared_network(specialist, gender_column, attributes, genders, age_binned):
+def shared_network(specialist, gender_column, attributes, genders, age_binned, shares):
     """An unfitted :class:`GenderHeadsNetwork` with the settings of ``specialist``.
 
     Parameters
     ----------
     specialist : MultiAttributeClassifier
         The template (a clone): its training settings carry over; its
-        attributes become one head per gender; its ``loss_weights`` apply to
-        each gender's head of an attribute.
+        attributes become one head per gender.
     age_binned : bool
         Whether the ages reach the network binned already (its own
         ``age_bins`` is then None).
+    shares : dict
+        Each gender's share of the training faces. A gender's head of an
+        attribute weighs that share of the attribute's weight in the loss
+        (``loss_weights`` of ``specialist``, 1 by default): each head averages
+        over its gender's faces only, so the two heads of an attribute then
+        weigh about what one head over all faces would, and the gender head
+        keeps its weight relative to them.
     """
     if not isinstance(specialist, MultiAttributeClassifier):
         raise ValueError(
-            "The 'specialist' parameter must be a MultiAttributeClassifier when "
-            f"strategy='shared' (its settings make the shared network). Got {specialist!r} instead."
+            "The 'specialist' parameter must be a MultiAttributeClassifier when strategy is "
+            "'shared' or 'finetune' (its settings make the shared network). Got "
+            f"{specialist!r} instead."
         )
     params = specialist.get_params(deep=False)
     params = {k: v for k, v in params.items() if k in GenderHeadsNetwork._get_param_names()}
-    weights = params.get("loss_weights")
-    if weights is not None:
-        weights = {
-            name: w
-            for a, w in weights.items()
-            for name in ([head_name(a, g) for g in genders] if a in attributes else [a])
-        }
+    given = params.get("loss_weights") or {}
+    weights = {a: w for a, w in given.items() if a not in attributes}  # the network checks them
+    for a in attributes:
+        for g in genders:
+            weights[head_name(a, g)] = float(given.get(a, 1.0)) * float(shares[g])
     params.update(
         attributes=head_names(gender_column, attributes, genders),
         missing_labels="ignore",

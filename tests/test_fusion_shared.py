@@ -115,11 +115,15 @@ def test_shared_network_takes_the_specialists_settings():
     specialist = MultiAttributeClassifier(
         attributes=("age", "race"), age_bins="fairface", lr=0.3, loss_weights={"age": 2.0}
     )
-    net = shared_network(specialist, "sex", ("age", "race"), ("m", "f"), age_binned=True)
+    shares = {"m": 0.6, "f": 0.4}
+    net = shared_network(specialist, "sex", ("age", "race"), ("m", "f"), True, shares)
     assert type(net) is GenderHeadsNetwork and isinstance(net, MultiAttributeClassifier)
     assert net.attributes == ("sex", "age@m", "age@f", "race@m", "race@f")
     assert net.missing_labels == "ignore" and net.age_bins is None and net.lr == 0.3
-    assert net.loss_weights == {"age@m": 2.0, "age@f": 2.0}
+    # each gender's heads weigh its share: the two heads of an attribute weigh one head's
+    assert net.loss_weights == pytest.approx(
+        {"age@m": 1.2, "age@f": 0.8, "race@m": 0.6, "race@f": 0.4}
+    )
     assert specialist.attributes == ("age", "race") and specialist.missing_labels == "raise"
 
 
@@ -398,7 +402,8 @@ class _NotAMultiAttributeClassifier(BaseEstimator):
         ({"gender_from": "head"}, r"The 'gender_from' parameter must be one of"),
         (
             {"specialist": _NotAMultiAttributeClassifier()},
-            r"The 'specialist' parameter must be a MultiAttributeClassifier when strategy='shared'",
+            r"The 'specialist' parameter must be a MultiAttributeClassifier when strategy is "
+            r"'shared' or 'finetune'",
         ),
     ],
 )
