@@ -10,9 +10,20 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._fusion_finetune import finetune_part
+from ._fusion_shared import (
+    GENDER_SOURCES,
+    STRATEGIES,
+    expand_targets,
+    forget_shared_fit,
+    route_probas,
+    shared_class_maps,
+    shared_network,
+    shared_probas,
+)
 from ._multi_attribute import MultiAttributeClassifier
 from ._outputs import MultiAttributeOutputMixin
-from ._param_validation import Described, HasMethods, StrOptions, validate_params
+from ._param_validation import Described, HasMethods, Interval, StrOptions, validate_params
 from ._persistence import check_fields, register_persistence
 from ._progress import write_line
 from ._split import holdout_split, n_holdout
@@ -104,13 +115,47 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the parts whose own ``random_state`` is None, the per-gender
         validation splits and the augmented copies.
+    strategy : {"separate", "shared", "finetune"}, default="separate"
+        How the gender-specific age and race models learn. ``"separate"``: a
+        clone of ``specialist`` per gender, each on its gender's images only
+        (see ``grow_subsets``). ``"shared"``: one network with the
+        specialist's settings learns on every image, with a gender head and,
+        for each of the specialist's attributes, one head per gender that
+        learns from that gender's images only (to it the other gender's
+        labels are missing, see ``missing_labels`` of
+        :class:`MultiAttributeClassifier`): the backbone learns from all the
+        faces, the age and race decisions stay gender-specific, and
+        prediction is one pass. ``"finetune"``: that network, then a
+        specialist per gender that starts from it (its backbone and its heads
+        of that gender) and is fine-tuned on the gender's images with the
+        learning rate times ``finetune_lr``, stopping early on the gender's
+        validation images (patience 2 when the specialist has none).
+        ``grow_subsets`` and ``augment`` apply to ``"separate"`` only.
+    gender_from : {"auto", "gender_estimator", "shared_network"}, default="auto"
+        What decides each image's gender (the gender column, and the route):
+        the ``gender_estimator``, a network of its own fitted on all images,
+        or, with ``strategy="shared"`` or ``"finetune"``, the shared network's
+        gender head, at no extra training. ``"auto"``: the shared network's
+        head with those strategies, else the gender estimator.
+    finetune_lr : float, default=0.1
+        With ``strategy="finetune"``, the specialists' learning rates
+        (``lr``, ``backbone_lr``) are the specialist's times this factor.
 
     Attributes
     ----------
-    gender_estimator_ : estimator
-        The fitted gender classifier.
+    gender_estimator_ : estimator or None
+        The fitted gender classifier. When the shared network's gender head
+        decides (``gender_from``): None with ``strategy="shared"``, the
+        shared network itself with ``strategy="finetune"``.
     specialists_ : dict
-        For each value of ``genders``, the fitted clone of ``specialist``.
+        For each value of ``genders``, the fitted clone of ``specialist``
+        (``strategy="separate"``, or fine-tuned with ``"finetune"``).
+    shared_estimator_ : MultiAttributeClassifier
+        With ``strategy="shared"``, the fitted network: attributes
+        ``gender_column`` then ``"<attribute>@<gender>"`` for each of the
+        specialist's attributes and each gender (e.g. ``"age@Female"``).
+    strategy_ : str
+        The strategy of the fit.
     attributes_ : tuple of str
         ``(gender_column,)`` followed by the specialist's attributes.
     classes_ : list of ndarray
@@ -123,7 +168,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         For each gender, its number of images in X.
     train_sizes_ : dict
         For each gender, the rows its specialist trained on (its images less
-        the validation hold-out, plus the augmented copies).
+        the validation hold-out, plus the augmented copies;
+        ``strategy="separate"``).
 
     Notes
     -----
@@ -185,6 +231,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         ],
         "routing": [StrOptions(set(_ROUTINGS))],
         "random_state": ["random_state"],
+        "strategy": [StrOptions(set(STRATEGIES))],
+        "gender_from": [StrOptions(set(GENDER_SOURCES))],
+        "finetune_lr": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
     def __init__(
@@ -197,6 +246,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         augment=None,
         routing="hard",
         random_state=None,
+        strategy="separate",
+        gender_from="auto",
+        finetune_lr=0.1,
     ):
         self.gender_estimator = gender_estimator
         self.specialist = specialist
@@ -206,6 +258,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.augment = augment
         self.routing = routing
         self.random_state = random_state
+        self.strategy = strategy
+        self.gender_from = gender_from
+        self.finetune_lr = finetune_lr
 
     # ------------------------------------------------------------------ parts
     def _default_part(self, name, gender_column=None):
@@ -228,6 +283,11 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
 
     def _check_params(self):
         validate_params(self)
+        if self.gender_from == "shared_network" and self.strategy == "separate":
+            raise ValueError(
+                "The 'gender_from' parameter must be 'auto' or 'gender_estimator' with "
+                "strategy='separate' (there is no shared network). Got 'shared_network' instead."
+            )
         return tuple(self.genders)
 
     def _check_routing(self):
@@ -317,6 +377,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             valid = (val_source, val_frame, val_gender)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=1 + 3 * len(genders))
+        if self.strategy != "separate":
+            X = _augmented(X, view_augmenter)
+            return self._fit_shared(X, frame, valid, (classes, binner), seeds, weight)
         # everything checkable is checked before the first (expensive) fit
         plans = self._plan_subsets(
             frame,
@@ -349,6 +412,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.genders_ = genders
         self.subset_sizes_ = {g: int(np.sum(gender == g)) for g in genders}
         self.train_sizes_ = train_sizes
+        forget_shared_fit(self)  # strategy_ = "separate"
         self._gender_map = _gender_columns(gender_estimator, column, classes[0])
         self._class_maps = {
             g: self._class_map(specialists[g], spec_attributes, classes[1:], binner)
@@ -393,14 +457,147 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             raise
         return specialists, train_sizes
 
+    def _fit_shared(self, X, frame, valid, encoders, seeds, weight=None):
+        """``strategy="shared"`` or ``"finetune"``: one network with gender-specific heads
+        on every image (and the gender classifier when it decides the gender), then for
+        ``"finetune"`` a specialist per gender started from it; sets the fitted attributes.
+
+        ``frame`` and ``valid`` as checked by :meth:`fit`; ``encoders``: its
+        ``(classes, binner)``; ``weight``: the sample weights or None."""
+        gender_estimator, specialist, spec_attributes = self._parts()
+        classes, binner = encoders
+        column, genders = self.gender_column, tuple(self.genders)
+        gender = frame[column].to_numpy(dtype=object)
+        finetune = None
+        if self.strategy == "finetune" and weight is not None:
+            raise ValueError(
+                "sample_weight is not supported with strategy='finetune'; use "
+                "strategy='shared' or 'separate' to fit with sample weights."
+            )
+        if self.strategy == "finetune":  # its splits are checked before the first fit
+            finetune = self._finetune_plans(
+                frame, valid, specialist, spec_attributes, binner, seeds
+            )
+        shares = {g: float(np.mean(gender == g)) for g in genders}
+        network = shared_network(
+            specialist, column, spec_attributes, genders, binner is not None, shares
+        )
+        _seed_part(network, seeds[1])
+        _own_checkpoint_dir(network, "shared_network")
+        own_head = self.gender_from != "gender_estimator"
+        if not own_head:
+            _seed_part(gender_estimator, seeds[0])
+            _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
+        kwargs = _weight_kwargs(network, weight, "specialist")
+        if valid is not None:
+            y_valid = expand_targets(valid[1], column, spec_attributes, genders, binner)
+            kwargs["validation_data"] = (valid[0].items, y_valid)
+        network.fit(X, expand_targets(frame, column, spec_attributes, genders, binner), **kwargs)
+        router = network if own_head else gender_estimator
+        fitted = {
+            "gender_estimator_": router if finetune else (None if own_head else router),
+            "strategy_": self.strategy,
+            "attributes_": (column,) + spec_attributes,
+            "classes_": classes,
+            "age_binner_": binner,
+            "genders_": genders,
+            "subset_sizes_": {g: int(np.sum(gender == g)) for g in genders},
+            "_one_d": False,
+            "_gender_map": _gender_columns(router, column, classes[0]),
+        }
+        if finetune:
+            parts = (network, specialist, spec_attributes)
+            fitted.update(self._fit_finetuned(X, parts, finetune, classes, seeds))
+        else:
+            fitted["shared_estimator_"] = network
+            fitted["_shared_maps"] = shared_class_maps(
+                network, spec_attributes, genders, classes[1:]
+            )
+        stale = [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]
+        for name in stale + ["_class_maps", "_shared_maps"]:
+            vars(self).pop(name, None)
+        vars(self).update(fitted)
+        return self
+
+    def _finetune_plans(self, frame, valid, specialist, spec_attributes, binner, seeds):
+        """``strategy="finetune"``: the labels binned as the shared network learns them, and
+        each gender's training and validation rows (as for separate specialists)."""
+        binned = transform_frame(frame, (self.gender_column,) + spec_attributes, binner)
+        if valid is not None:
+            attributes = (self.gender_column,) + spec_attributes
+            valid = (valid[0], transform_frame(valid[1], attributes, binner), valid[2])
+        plans = self._plan_subsets(
+            binned,
+            frame[self.gender_column].to_numpy(dtype=object),
+            tuple(self.genders),
+            specialist,
+            None,
+            spec_attributes,
+            valid,
+            split_seeds=seeds[2::3],
+        )
+        return binned, valid, plans
+
+    def _fit_finetuned(self, X, parts, finetune, classes, seeds):
+        """The fitted attributes of the specialists fine-tuned from the fitted network
+        (``parts``: it, the specialist template and its attributes)."""
+        network, specialist, spec_attributes = parts
+        binned, valid, plans = finetune
+        source = as_image_source(X)
+        specialist = clone(specialist).set_params(age_bins=None)  # ages come binned
+        specialists, train_sizes = {}, {}
+        for k, g in enumerate(self.genders):
+            X_fit, y_fit, fit_kwargs = self._specialist_data(
+                plans[g], source, binned, valid, sampler_seed=0, grow=False
+            )
+            part = finetune_part(specialist, network, g, spec_attributes, self.finetune_lr)
+            specialists[g] = self._fit_specialist(
+                part, g, plans[g], X_fit, y_fit, fit_kwargs, seed=seeds[3 + 3 * k]
+            )
+            train_sizes[g] = len(X_fit)
+        return {
+            "specialists_": specialists,
+            "train_sizes_": train_sizes,
+            "_class_maps": {
+                g: self._class_map(specialists[g], spec_attributes, classes[1:], None)
+                for g in self.genders
+            },
+        }
+
+    def _shared_predict_probas(self, X, routing):
+        """Per-attribute probabilities and readable-image mask of a shared fit: one pass of
+        the network, the gender from its head or the gender classifier, then the routing."""
+        source = as_image_source(X)
+        network = self.shared_estimator_
+        probas = _as_list(network.predict_proba(source.items))
+        if self.gender_estimator_ is None:
+            k, columns = self._gender_map
+            p_gender = np.zeros((len(source), len(self.classes_[0])))
+            p_gender[:, columns] = probas[k]
+        else:
+            p_gender = self._gender_proba(source.items)
+        per_gender = shared_probas(
+            probas,
+            network.attributes_,
+            self.attributes_[1:],
+            self.genders_,
+            self._shared_maps,
+            self.classes_[1:],
+        )
+        probas = [p_gender] + route_probas(p_gender, per_gender, self.classes_[0].tolist(), routing)
+        ok = ~np.any([np.isnan(p).any(axis=1) for p in probas], axis=0)
+        for p in probas:
+            p[~ok] = np.nan
+        return probas, ok
+
     def _specialist_data(
-        self, plan, source, frame, valid, sampler_seed, weight=None, view_augmenter=None
+        self, plan, source, frame, valid, sampler_seed, weight=None, view_augmenter=None, grow=None
     ):
         """The images, labels and fit arguments (validation data, sample weights) of one
-        specialist."""
+        specialist; ``grow`` (default: ``grow_subsets``) adds the augmented copies."""
         train_idx, val_idx = plan["train"], plan["valid"]
         rows = train_idx
-        if self.grow_subsets:
+        if self.grow_subsets if grow is None else grow:
             mask = np.zeros(len(source), dtype=bool)
             mask[train_idx] = True
             sampler = AugmentingOverSampler(
@@ -570,6 +767,8 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """Per-attribute probability arrays and a mask of readable images."""
         check_is_fitted(self)
         routing = self._check_routing()
+        if getattr(self, "strategy_", "separate") == "shared":
+            return self._shared_predict_probas(X, routing)
         source = as_image_source(X)
         n = len(source)
         p_gender = self._gender_proba(source.items)

@@ -239,6 +239,14 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         fine age classes most (e.g. ``age_bins=1``, ``age_sigma=2``).
     loss_weights : dict or None, default=None
         Weight of each attribute's loss in the sum, e.g. ``{"age": 2.0}``.
+    missing_labels : {"raise", "ignore"}, default="raise"
+        A missing label in y (None or NaN): ``"raise"`` refuses it;
+        ``"ignore"`` learns each attribute from the rows that have its label
+        (each head's loss averages over them, its classes and validation
+        accuracy come from them), so data sets that lack an attribute for
+        some images (IMDB-WIKI has no race) train one network on all of them.
+        Every attribute needs at least one label; the validation split is
+        stratified on the first attribute, best one every row has.
     augment : augmenter or None, default=None
         Applied to training images only, afresh every epoch, seeded from
         ``random_state`` (see :mod:`gar_sklearn.augmentation`). An augmenter
@@ -443,6 +451,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "age_sigma": [None, Interval(Real, 0, None, closed="neither")],
         "loss_weights": [None, dict],  # keys checked against the attributes in fit
+        "missing_labels": [StrOptions({"raise", "ignore"})],
         "augment": [
             None,
             Described(
@@ -519,6 +528,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         label_smoothing=DEFAULTS["label_smoothing"],
         age_sigma=DEFAULTS["age_sigma"],
         loss_weights=None,
+        missing_labels="raise",
         augment=None,
         cache_features="auto",
         cache_views=DEFAULTS["cache_views"],
@@ -563,6 +573,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         self.label_smoothing = label_smoothing
         self.age_sigma = age_sigma
         self.loss_weights = loss_weights
+        self.missing_labels = missing_labels
         self.augment = augment
         self.cache_features = cache_features
         self.cache_views = cache_views
@@ -655,7 +666,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         X, augment = pipeline_augmenter(X, self.augment, type(self).__name__)
         attributes = check_attributes(self.attributes)
         source = as_image_source(X)
-        frame, one_d = validate_targets(y, attributes, len(source))
+        frame, one_d = validate_targets(y, attributes, len(source), self.missing_labels)
         weight = check_sample_weight(sample_weight, len(source))
         source, frame, rows = _readable(source, frame, self.on_error)
         classes, binner = fit_encoders(frame, attributes, self.age_bins)
@@ -763,7 +774,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         """``((source, codes), y rows as a DataFrame, weights or None)`` of validation_data."""
         X_val, y_val = check_validation_pair(validation_data, weights=True)[:2]
         val_source = as_image_source(X_val)
-        val_frame, _ = validate_targets(y_val, attributes, len(val_source))
+        val_frame, _ = validate_targets(y_val, attributes, len(val_source), self.missing_labels)
         weight = None
         if len(validation_data) == 3:
             weight = check_sample_weight(
@@ -1215,12 +1226,12 @@ _SAVED_FITTED = (
 _SAVED_NETWORK = ("state_dict", "stem_frozen", "channels_last", "history")
 
 
-def _restore(data, device):
-    owner = "MultiAttributeClassifier"
+def _restore(data, device, cls=MultiAttributeClassifier):
+    owner = cls.__name__
     check_fields(data, ("params", "fitted", "network"), owner)
     check_fields(data["fitted"], _SAVED_FITTED, owner, "the fitted attribute(s)")
     check_fields(data["network"], _SAVED_NETWORK, owner, "the network's entries")
-    est = MultiAttributeClassifier(**data["params"])
+    est = cls(**data["params"])
     for name, value in data["fitted"].items():
         setattr(est, name, value)
     est.device_ = device = _load_device(getattr(est, "device_", "cpu"), device)

@@ -160,30 +160,42 @@ class MultiAttributeOutputMixin:
         return out
 
     def transform_targets(self, y):
-        """y as this estimator predicts it: a DataFrame of the attributes, ages binned as in fit."""
+        """y as this estimator predicts it: a DataFrame of the attributes, ages binned as in fit
+        (missing labels stay None where the estimator has ``missing_labels="ignore"``)."""
         check_is_fitted(self)
-        frame, _ = validate_targets(y, self.attributes_)
+        missing = getattr(self, "missing_labels", "raise")
+        frame, _ = validate_targets(y, self.attributes_, missing_labels=missing)
         return transform_frame(frame, self.attributes_, self.age_binner_)
 
     def score(self, X, y, sample_weight=None):
         """Mean over attributes of the accuracy of each attribute.
 
         Ages in y are binned as in fit. Labels never seen in fit count as errors.
+        With ``missing_labels="ignore"``, each attribute's accuracy is over the
+        rows that have its label (attributes with none are left out).
         """
         check_is_fitted(self)
         source = as_image_source(X)
-        frame, _ = validate_targets(y, self.attributes_, len(source))
-        truth = transform_frame(frame, self.attributes_, self.age_binner_)
+        truth = self.transform_targets(y)
+        if len(truth) != len(source):
+            raise ValueError(
+                f"X and y have different lengths: X has {len(source)} images, y has "
+                f"{len(truth)} rows."
+            )
         if sample_weight is not None and len(sample_weight) != len(truth):
             raise ValueError(
                 f"sample_weight has {len(sample_weight)} values for {len(truth)} images in X."
             )
         pred = self.predict(source.items).reshape(len(truth), -1)
+        weights = None if sample_weight is None else np.asarray(sample_weight)
         accs = []
         for k, a in enumerate(self.attributes_):
             hit = np.asarray([p == t for p, t in zip(pred[:, k], truth[a].tolist())], dtype=float)
-            accs.append(np.average(hit, weights=sample_weight))
-        return float(np.mean(accs))
+            labelled = truth[a].notna().to_numpy()
+            if labelled.any():
+                w = None if weights is None else weights[labelled]
+                accs.append(np.average(hit[labelled], weights=w))
+        return float(np.mean(accs)) if accs else float("nan")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -7,7 +7,11 @@ import pandas as pd
 
 from .preprocessing._age import AgeBinner, age_group_midpoints
 
+# The code of a missing label: torch's cross-entropy ignores it (its default ignore_index).
+MISSING = -100
+
 __all__ = [
+    "MISSING",
     "as_target_frame",
     "check_attributes",
     "check_validation_pair",
@@ -93,7 +97,7 @@ def check_validation_pair(validation_data, weights=False):
     return validation_data
 
 
-def validate_targets(y, attributes, n_samples=None):
+def validate_targets(y, attributes, n_samples=None, missing_labels="raise"):
     """Check y and return it as a DataFrame with one column per attribute.
 
     Parameters
@@ -105,6 +109,8 @@ def validate_targets(y, attributes, n_samples=None):
     attributes : tuple of str
     n_samples : int, optional
         Number of images, to check the lengths agree.
+    missing_labels : {"raise", "ignore"}, default="raise"
+        Whether a missing label (None or NaN) raises, or is kept as missing.
 
     Returns
     -------
@@ -151,13 +157,16 @@ def validate_targets(y, attributes, n_samples=None):
         )
     if len(frame) == 0:
         raise ValueError("y is empty: expected at least one labelled image, got 0.")
+    if missing_labels == "ignore":
+        return frame, one_d
     for a in attributes:
         missing = frame[a].isna().to_numpy()
         if missing.any():
             rows = np.flatnonzero(missing)
             raise ValueError(
                 f"y has {len(rows)} missing label(s) in column {a!r} (rows {rows[:10].tolist()}"
-                f"{' ...' if len(rows) > 10 else ''}). Drop or fill these rows before fitting."
+                f"{' ...' if len(rows) > 10 else ''}). Drop or fill these rows before fitting, "
+                "or set missing_labels='ignore' to learn each attribute from its labelled rows."
             )
     return frame, one_d
 
@@ -187,6 +196,8 @@ def _column_values(col):
 def fit_encoders(frame, attributes, age_bins=None):
     """Classes per attribute, and the fitted AgeBinner when ages are binned.
 
+    Only labelled rows count: a missing label (None or NaN) is no class.
+
     Returns
     -------
     classes : list of ndarray
@@ -195,7 +206,12 @@ def fit_encoders(frame, attributes, age_bins=None):
     binner = None
     classes = []
     for a in attributes:
-        values = frame[a]
+        values = frame[a][frame[a].notna()]
+        if len(values) == 0:
+            raise ValueError(
+                f"y[{a!r}] holds no label at all: nothing to learn the {a!r} head from. Drop "
+                "this attribute from 'attributes' or provide labelled rows."
+            )
         if a == "age" and age_bins is not None:
             numeric = pd.to_numeric(values, errors="coerce")
             if numeric.isna().any():
@@ -227,10 +243,18 @@ def _classes(col):
 
 
 def transform_frame(frame, attributes, binner):
-    """Labels as the estimator predicts them (ages binned when a binner is given)."""
+    """Labels as the estimator predicts them (ages binned when a binner is given);
+    missing labels stay missing."""
     out = frame.copy()
     if binner is not None and "age" in attributes:
-        out["age"] = _binned(binner.transform, pd.to_numeric(frame["age"]), binner.bins)
+        labelled = frame["age"].notna().to_numpy()
+        ages = pd.to_numeric(frame["age"][labelled])
+        binned = _binned(binner.transform, ages, binner.bins)
+        if labelled.all():
+            out["age"] = binned
+        else:
+            out["age"] = np.full(len(frame), None, dtype=object)
+            out.loc[labelled, "age"] = binned
     return out
 
 
@@ -244,18 +268,19 @@ def _binned(method, ages, age_bins):
 
 
 def encode_targets(frame, attributes, classes, binner=None):
-    """Integer codes (n, n_attributes); raises on a label outside ``classes``."""
+    """Integer codes (n, n_attributes), :data:`MISSING` for a missing label; raises on a
+    label outside ``classes``."""
     frame = transform_frame(frame, attributes, binner)
-    codes = np.empty((len(frame), len(attributes)), dtype=np.int64)
+    codes = np.full((len(frame), len(attributes)), MISSING, dtype=np.int64)
     for k, a in enumerate(attributes):
+        labelled = frame[a].notna().to_numpy()
+        column = frame[a][labelled]
         values = (
-            _column_values(frame[a])
-            if not (binner is not None and a == "age")
-            else frame[a].to_numpy()
+            _column_values(column) if not (binner is not None and a == "age") else column.to_numpy()
         )
         lookup = {v: i for i, v in enumerate(classes[k].tolist())}
         try:
-            codes[:, k] = [lookup[v] for v in values.tolist()]
+            codes[labelled, k] = [lookup[v] for v in values.tolist()]
         except KeyError as exc:
             raise ValueError(
                 f"y[{a!r}] holds the label {exc.args[0]!r}, which was not seen in fit; known "

@@ -1,7 +1,5 @@
 """GenderFusionClassifier: learning, routing, probability oracles, classes, errors, API, growth."""
 
-import importlib.util
-import json
 import pickle
 
 import numpy as np
@@ -14,8 +12,6 @@ from sklearn.model_selection import GridSearchCV, KFold
 from gar_sklearn import GenderFusionClassifier, MultiAttributeClassifier
 from gar_sklearn.augmentation import RandomLight
 from gar_sklearn.datasets import make_synthetic_faces
-
-from .conftest import REPO, UTKFACE, requires_utkface
 
 PARTS = dict(backbone="tiny", weights=None, image_size=32, lr=1e-2, batch_size=32)
 
@@ -556,69 +552,3 @@ def test_specialists_get_their_own_checkpoint_folders(small, fit_calls, tmp_path
         str(tmp_path / "specialist_gender=Female"),
     ]
     assert clf.specialist.checkpoint_dir == tmp_path  # the template is not touched
-
-
-# ---------------------------------------------------------------- the benchmark script
-def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "fusion_vs_multi", REPO / "benchmarks" / "fusion_vs_multi.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.realdata
-@requires_utkface
-@pytest.mark.filterwarnings("ignore::gar_sklearn.datasets.SkippedRowsWarning")
-def test_benchmark_script_runs_on_a_few_real_faces(tmp_path):
-    # the script's own recipe (MobileNetV2, frozen and cached prefix), random weights, 32 px
-    out = tmp_path / "fusion"
-    results = _benchmark().main(
-        [
-            "--data",
-            str(UTKFACE),
-            "--n",
-            "60",
-            "--image-size",
-            "32",
-            "--epochs",
-            "1",
-            "--weights",
-            "none",
-            "--batch-size",
-            "16",
-            "--bootstrap",
-            "50",
-            "--out",
-            str(out),
-            "--threads",
-            "1",
-        ]
-    )
-    saved = json.loads(out.with_suffix(".json").read_text())
-    assert saved == json.loads(json.dumps(results))
-    assert saved["config"]["weights_loaded"] == "None" and saved["config"]["freeze"] == 15
-    assert set(saved["models"]) == {
-        "MultiAttributeClassifier",
-        "GenderFusion (hard)",
-        "GenderFusion (soft)",
-    }
-    assert "| GenderFusion (soft)" in out.with_suffix(".md").read_text()
-    n_test = saved["data"]["n_test"]
-    for model in saved["models"].values():
-        overall = model["overall"]
-        assert overall["n"] == n_test and model["fit_seconds"] >= 0
-        for metric in ("gender_accuracy", "age_accuracy", "race_accuracy"):
-            assert 0 <= overall[metric] <= 1
-            # the overall figure is the size-weighted mean of the per-group ones
-            for by in ("by_gender", "by_race"):
-                groups = model[by].values()
-                weighted = sum(g[metric] * g["n"] for g in groups) / sum(g["n"] for g in groups)
-                assert weighted == pytest.approx(overall[metric])
-        assert overall["age_mae"] >= 0
-    # hard and soft routing share one fitted model
-    assert (
-        saved["models"]["GenderFusion (hard)"]["fit_seconds"]
-        == saved["models"]["GenderFusion (soft)"]["fit_seconds"]
-    )

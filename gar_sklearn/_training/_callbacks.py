@@ -32,28 +32,34 @@ class BatchProgressBar(ProgressBar):
 
 class HeadAccuracy(Callback):
     """Record each head's validation accuracy (``valid_acc_<attribute>``) from the
-    predictions skorch already computed for the validation loss: no extra pass."""
+    predictions skorch already computed for the validation loss: no extra pass.
+
+    A head's accuracy counts the validation rows that have its label (a
+    missing label is coded below 0); a head with none gets no entry, and
+    ``valid_acc`` is the mean of the recorded heads."""
 
     def __init__(self, attributes):
         self.attributes = attributes
 
     def on_epoch_begin(self, net, **kwargs):
         self.correct_ = np.zeros(len(self.attributes))
-        self.count_ = 0
+        self.count_ = np.zeros(len(self.attributes))
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         if training or y_pred is None:
             return
         y = batch[1].to(y_pred[0].device)
         for k, logits in enumerate(y_pred):
+            # argmax is never negative: a missing label is never a hit
             self.correct_[k] += (logits.argmax(1) == y[:, k]).sum().item()
-        self.count_ += len(y)
+            self.count_[k] += (y[:, k] >= 0).sum().item()
 
     def on_epoch_end(self, net, **kwargs):
-        if not self.count_:
+        counted = self.count_ > 0
+        if not counted.any():
             return
-        accs = self.correct_ / self.count_
-        for a, acc in zip(self.attributes, accs):
+        accs = self.correct_[counted] / self.count_[counted]
+        for a, acc in zip(np.asarray(self.attributes, dtype=object)[counted], accs):
             net.history.record(f"valid_acc_{a}", float(acc))
         net.history.record("valid_acc", float(accs.mean()))
 

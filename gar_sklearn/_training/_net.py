@@ -24,7 +24,10 @@ from ..backbones import fold_batch_norm, has_forward_hooks
 from ._callbacks import EpochLog
 from ._weighting import batch_sample_weight, module_inputs, weighted_head_loss
 
-__all__ = ["MultiHeadNet", "to_device"]
+__all__ = ["MISSING_LABEL", "MultiHeadNet", "to_device"]
+
+# The code of a missing label (gar_sklearn._targets.MISSING): torch's default ignore_index.
+MISSING_LABEL = -100
 
 
 def to_device(x, device):
@@ -115,22 +118,32 @@ class MultiHeadNet(NeuralNet):
             return super().infer(module_inputs(x), **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
+        """The weighted sum over heads of each head's cross-entropy, averaged over the rows
+        that have its label: a label coded ``MISSING_LABEL`` (-100) counts for nothing,
+        and a head with no label in the batch adds 0. With sample weights in the batch,
+        each row's loss is weighted (see :func:`._weighting.weighted_head_loss`)."""
         y_true = to_device(y_true, self.device)
         weights = self.loss_weights or [1.0] * len(y_pred)
         total = 0.0
         soft = self.soft_targets or {}
         sample_weight = batch_sample_weight(X, self.device)  # see _weighting.SampleDataset
         for k, (logits, w) in enumerate(zip(y_pred, weights)):
+            y = y_true[:, k]
+            labelled = y != MISSING_LABEL
             if sample_weight is not None:
-                loss = weighted_head_loss(
-                    self.criterion_, logits, y_true[:, k], sample_weight, soft.get(k)
-                )
+                loss = weighted_head_loss(self.criterion_, logits, y, sample_weight, soft.get(k))
             elif k in soft:  # cross-entropy against a label distribution
-                target = soft[k].to(logits.device)[y_true[:, k]]
+                target = soft[k].to(logits.device)[y.clamp(min=0)]
                 log_p = torch.log_softmax(logits.float(), dim=1)
-                loss = -(target * log_p).sum(dim=1).mean()
+                per_row = -(target * log_p).sum(dim=1)
+                loss = (per_row * labelled).sum() / labelled.sum().clamp(min=1)
             else:
-                loss = self.criterion_(logits.float(), y_true[:, k])
+                # the criterion ignores MISSING_LABEL rows (its ignore_index) but gives NaN when
+                # every row lacks the label: then one row gets class 0 and the loss is zeroed
+                # (without a device sync to test for that case)
+                any_label = labelled.any()
+                y = torch.cat([torch.where(any_label, y[:1], torch.zeros_like(y[:1])), y[1:]])
+                loss = self.criterion_(logits.float(), y) * any_label
             total = total + w * loss
         return total
 

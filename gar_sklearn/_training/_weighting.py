@@ -55,9 +55,9 @@ def weighted_head_loss(criterion, logits, target, sample_weight, soft=None):
     """
     logits = logits.float()
     if soft is not None:
-        dist = soft.to(logits.device)[target]
+        counted = target != criterion.ignore_index  # a missing label counts for nothing
+        dist = soft.to(logits.device)[target.clamp(min=0)]
         per_sample = -(dist * torch.log_softmax(logits, dim=1)).sum(dim=1)
-        counted = torch.ones_like(per_sample, dtype=torch.bool)
     else:
         per_sample = F.cross_entropy(
             logits,
