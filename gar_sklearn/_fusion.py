@@ -368,13 +368,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         gender = self._check_gender_values(frame[column], genders, "y")
         age_bins = specialist.get_params(deep=False).get("age_bins")
         classes, binner = fit_encoders(frame, attributes, age_bins)
-        valid = None
-        if validation_data is not None:
-            X_val, y_val = check_validation_pair(validation_data)
-            val_source = as_image_source(X_val)
-            val_frame, _ = validate_targets(y_val, attributes, len(val_source))
-            val_gender = self._check_gender_values(val_frame[column], genders, "y_valid")
-            valid = (val_source, val_frame, val_gender)
+        valid = self._validation_data(validation_data, attributes, genders)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=1 + 3 * len(genders))
         if self.strategy != "separate":
@@ -419,6 +413,16 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             for g in genders
         }
         return self
+
+    def _validation_data(self, validation_data, attributes, genders):
+        """``(images, labels, genders)`` of ``validation_data``, checked; None without it."""
+        if validation_data is None:
+            return None
+        X_val, y_val = check_validation_pair(validation_data)
+        val_source = as_image_source(X_val)
+        val_frame, _ = validate_targets(y_val, attributes, len(val_source))
+        val_gender = self._check_gender_values(val_frame[self.gender_column], genders, "y_valid")
+        return val_source, val_frame, val_gender
 
     def _fit_parts(self, parts, X, source, frame, valid, plans, seeds, weight, view_augmenter):
         """Fit the gender classifier (``parts[0]``, in place) and a clone of the specialist
@@ -914,22 +918,20 @@ def _gender_columns(gender_estimator, column, gender_classes):
 
 
 # what prediction reads: a file lacking one is refused at load
-_SAVED_FITTED = (
-    "gender_estimator_",
-    "specialists_",
-    "attributes_",
-    "classes_",
-    "age_binner_",
-    "_one_d",
-    "genders_",
-    "_gender_map",
-    "_class_maps",
-)
+_SAVED_FITTED = ("attributes_", "classes_", "age_binner_", "_one_d", "genders_", "_gender_map")
+# and what each strategy's prediction reads besides
+_SAVED_BY_STRATEGY = {
+    "separate": ("gender_estimator_", "specialists_", "_class_maps"),
+    "shared": ("gender_estimator_", "shared_estimator_", "_shared_maps"),
+    "finetune": ("gender_estimator_", "specialists_", "_class_maps"),
+}
 
 
 def _restore(data, device):
     check_fields(data, ("params", "fitted"), "GenderFusionClassifier")
-    check_fields(data["fitted"], _SAVED_FITTED, "GenderFusionClassifier", "the fitted attribute(s)")
+    strategy = data["fitted"].get("strategy_", "separate")
+    needed = _SAVED_FITTED + _SAVED_BY_STRATEGY.get(strategy, ())
+    check_fields(data["fitted"], needed, "GenderFusionClassifier", "the fitted attribute(s)")
     estimator = GenderFusionClassifier(**data["params"])
     vars(estimator).update(data["fitted"])
     return estimator

@@ -51,7 +51,8 @@ def test_constraints_in_words(constraints, expected):
         (
             "freeze",
             True,
-            r"The 'freeze' parameter must be None, 'backbone', an int >= 0 or a str\. "
+            r"The 'freeze' parameter must be None, one of \['auto', 'backbone'\], an int >= 0 "
+            r"or a str\. "
             r"Got True instead\.",
         ),
         ("batch_size", True, r"The 'batch_size' parameter must be a positive int\. Got True"),
