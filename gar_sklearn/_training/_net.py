@@ -335,7 +335,7 @@ class _ReleasingLoader:
         return getattr(self.loader, name)
 
 
-class _EpochLoader:
+class _EpochLoader(_ReleasingLoader):
     """A training DataLoader that is told the epoch each time an epoch starts iterating it.
 
     skorch builds the training iterator once per fit; the epoch is known only
@@ -351,8 +351,8 @@ class _EpochLoader:
     """
 
     def __init__(self, net, loader, dataset, generators=()):
+        super().__init__(loader)
         self.net = net
-        self.loader = loader
         self.dataset = dataset
         self.generators = list(generators)
 
@@ -363,12 +363,4 @@ class _EpochLoader:
         if self.net.seed is not None:
             for generator in self.generators:
                 generator.manual_seed(_epoch_seed(self.net.seed, epoch))
-        yield from releasing_batches(self.loader)
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __getattr__(self, name):
-        if name == "loader":  # not set yet (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.loader, name)
+        yield from super().__iter__()
