@@ -39,6 +39,7 @@ _SWITCHES = {
     "tune_cpu_allocator": (True, _flag, "True or False"),
     "fold_batch_norm": (True, _flag, "True or False"),
     "fused_adam": (True, _flag, "True or False"),
+    "fast_dropout": (True, _flag, "True or False"),
     "feature_cache_bytes": (4 * 2**30, _size, "an int >= 0 (bytes)"),
     "predict_cache_bytes": (2**29, _size, "an int >= 0 (bytes)"),
     "image_cache_bytes": (2 * 2**30, _size, "an int >= 0 (bytes)"),
@@ -116,6 +117,9 @@ def get_config():
       of the network with BatchNorm folded into the convolutions.
     - ``fused_adam`` (True): Adam and AdamW chosen by name use torch's fused
       kernel where it applies.
+    - ``fast_dropout`` (True): the heads' dropout masks on the CPU are built
+      from 16-bit slices of 64-bit draws (``p`` rounded to a multiple of
+      1/65536) instead of one draw per element.
     - ``feature_cache_bytes`` (4 GiB): the in-memory budget of cached stem
       features (least recently used configurations are dropped first).
     - ``predict_cache_bytes`` (512 MiB): a model trained from cached features

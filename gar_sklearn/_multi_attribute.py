@@ -206,8 +206,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         A hidden layer in each head (None: a single linear layer).
     dropout : float, default=0.2
         Dropout before each head's linear layer(s), a mask per head
-        (:class:`~gar_sklearn.backbones.Dropout`: on the CPU the probability
-        is rounded to a multiple of 1/65536).
+        (:class:`~gar_sklearn.backbones.Dropout`).
     lr : float, default=1e-3
         Learning rate of the heads (and of the backbone unless ``backbone_lr``).
     backbone_lr : float or None, default=None

@@ -18,6 +18,7 @@ DEFAULTS = {
     "tune_cpu_allocator": True,
     "fold_batch_norm": True,
     "fused_adam": True,
+    "fast_dropout": True,
     "feature_cache_bytes": 4 * 2**30,
     "predict_cache_bytes": 2**29,
     "image_cache_bytes": 2 * 2**30,
@@ -173,3 +174,24 @@ def test_feature_cache_budget_follows_the_switch():
 
 def test_public_names():
     assert {"set_config", "get_config", "config_context"} <= set(gar_sklearn.__all__)
+
+
+def test_fast_dropout_switch_chooses_the_mask():
+    import torch
+
+    from gar_sklearn.backbones import Dropout
+
+    x = torch.ones(64, 1280)
+    drop = Dropout(0.3).train()
+    drop.generator = torch.Generator().manual_seed(0)
+    with config_context(fast_dropout=False):  # one Bernoulli draw per element, from the generator
+        plain = drop(x)
+    expected = torch.empty_like(x).bernoulli_(0.7, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(plain, expected / 0.7, rtol=0, atol=0)
+    drop.generator.manual_seed(0)
+    fast = drop(x)  # 16-bit slices of 64-bit draws: another mask, the same expectation
+    assert not torch.equal(fast, plain)
+    levels = 1 << 16
+    dropped = round(0.3 * levels)
+    assert set(fast.unique().tolist()) == {0.0, levels / (levels - dropped)}
+    assert abs((fast == 0).float().mean().item() - 0.3) < 0.01
