@@ -88,3 +88,50 @@ def test_fusion_benchmark_smoke_run(benchmark, tmp_path):
             / saved["models"]["MultiAttributeClassifier"]["fit_seconds"]
         )
         assert checks["fit_time_ok"] == (ratio <= 1.3)
+
+
+@pytest.mark.filterwarnings("ignore::gar_sklearn.datasets.SkippedRowsWarning")
+def test_fusion_benchmark_reads_a_saved_baseline(benchmark, tmp_path):
+    """--baseline: the saved per-image results stand in for the MultiAttributeClassifier
+    fit, and the differences are taken against them, image by image."""
+    import fusion_vs_multi
+    import numpy as np
+    from _common import utkface_split
+
+    X_train, X_test, y_train, y_test = utkface_split(data=str(UTKFACE), n=120)
+    n = len(X_test)
+    rng = np.random.default_rng(0)
+    saved = {
+        "gender_correct": rng.random(n) < 0.5,
+        "race_correct": np.zeros(n, dtype=bool),  # every race wrong: the difference is the accuracy
+        "age9_correct": np.ones(n, dtype=bool),
+        "age_error": np.full(n, 3.0),
+    }
+    np.savez(tmp_path / "base.npz", test_paths=np.asarray(X_test, dtype=str), **saved)
+    args = ["--data", str(UTKFACE), "--n", "120", "--image-size", "32", "--epochs", "1"]
+    args += ["--weights", "none", "--bootstrap", "20", "--threads", "1", "--verbose", "0"]
+    args += ["--variants", "shared", "--baseline", str(tmp_path / "base.npz")]
+    results = fusion_vs_multi.main([*args, "--baseline-fit-seconds", "100"])
+    base = results["models"]["MultiAttributeClassifier"]
+    assert base["fit_seconds"] == 100 and base["predict_seconds"] is None
+    assert base["overall"]["gender_accuracy"] == pytest.approx(saved["gender_correct"].mean())
+    assert base["overall"]["age_mae"] == pytest.approx(3.0)
+    assert list(results["models"]) == ["MultiAttributeClassifier"] + [
+        f"GenderFusion shared ({r})" for r in ("hard", "soft")
+    ]
+    for label in ("GenderFusion shared (hard)", "GenderFusion shared (soft)"):
+        model, diff = results["models"][label], results["differences"][label]
+        assert diff["race_accuracy"]["difference"] == pytest.approx(
+            model["overall"]["race_accuracy"]
+        )
+        assert diff["age_mae"]["difference"] == pytest.approx(model["overall"]["age_mae"] - 3.0)
+        ratio = model["fit_seconds"] / 100
+        assert results["targets"][label]["fit_time_ok"] == (ratio <= 1.3)
+    # other test images are refused
+    np.savez(tmp_path / "other.npz", test_paths=np.asarray(X_test[::-1], dtype=str), **saved)
+    with pytest.raises(SystemExit, match="other test images"):
+        fusion_vs_multi.main([*args[:-1], str(tmp_path / "other.npz")])
+    # without the fit time, the fit-time check is not met (not measured)
+    results = fusion_vs_multi.main(args)
+    assert results["models"]["MultiAttributeClassifier"]["fit_seconds"] is None
+    assert not any(c["fit_time_ok"] for c in results["targets"].values())
