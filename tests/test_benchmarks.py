@@ -117,5 +117,5 @@ def test_switches_benchmark(benchmarks, tmp_path):
         ]
     )
     text = (tmp_path / "switches.md").read_text()
-    for switch in ("fold_batch_norm", "fused_adam", "tune_cpu_allocator"):
+    for switch in ("fold_batch_norm", "fused_adam", "fast_dropout", "tune_cpu_allocator"):
         assert f"| {switch} | 32 |" in text
