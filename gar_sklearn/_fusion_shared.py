@@ -112,10 +112,12 @@ def shared_network(specialist, gender_column, attributes, genders, age_binned, s
     return GenderHeadsNetwork(**params)
 
 
-def expand_targets(frame, gender_column, attributes, genders, binner):
+def expand_targets(frame, gender_column, attributes, genders, binner, keep=()):
     """y for the shared network: the gender, then each attribute split into one column
     per gender, where a face's label sits in its gender's column and the others are
-    missing. Ages are binned by ``binner`` (when given) first.
+    missing. Ages are binned by ``binner`` (when given) first. The columns ``keep``
+    (the network's ``group_by``: read for balancing and selection, not predicted)
+    follow as they are.
 
     Examples
     --------
@@ -133,6 +135,9 @@ def expand_targets(frame, gender_column, attributes, genders, binner):
         values = labels[a].to_numpy(dtype=object)
         for g in genders:
             columns[head_name(a, g)] = np.where(gender == g, values, None)
+    for c in keep:
+        if c in frame.columns:  # else the network names the missing column itself
+            columns.setdefault(c, frame[c].to_numpy(dtype=object))
     return pd.DataFrame(columns)
 
 

@@ -49,6 +49,7 @@ def test_callbacks_run_on_fresh_copies_each_fit(faces):
 def test_callbacks_reach_the_fusion_parts(faces):
     X, y = faces
     fusion = GenderFusionClassifier(
+        strategy="separate",  # the write-up's design: a network per part
         gender_estimator=MultiAttributeClassifier(attributes=("gender",), **TINY),
         specialist=MultiAttributeClassifier(attributes=("age", "race"), **TINY),
         random_state=0,

@@ -87,6 +87,7 @@ def test_ages_default_to_fairface_groups_in_both_estimators(faces):
     assert set(clf.classes_[1]) <= set(FAIRFACE_AGE_GROUPS)
     assert set(clf.predict(X)[:, 1]) <= set(FAIRFACE_AGE_GROUPS)
     fusion = GenderFusionClassifier(
+        strategy="separate",  # the write-up's design: a network per part
         gender_estimator=MultiAttributeClassifier(attributes=("gender",), weights=None, **TINY),
         specialist=MultiAttributeClassifier(attributes=("age", "race"), weights=None, **TINY),
         random_state=0,

@@ -36,7 +36,7 @@ def make_fusion(epochs=1, image_size=32, age_bins="fairface", validation_fractio
             **parts,
         ),
         augment=RandomLight(p=1.0),  # no flips or crops: they would move the synthetic cues
-        **{"random_state": 0, **params},
+        **{"random_state": 0, "strategy": "separate", **params},
     )
 
 
@@ -394,7 +394,7 @@ def test_default_parts_are_the_librarys_classifiers_on_one_backbone(small, monke
         return real_fit(self, X, y, validation_data)
 
     monkeypatch.setattr(MultiAttributeClassifier, "fit", fit)
-    clf = GenderFusionClassifier(random_state=0)
+    clf = GenderFusionClassifier(random_state=0, strategy="separate")
     with pytest.raises(_NotFitted):
         clf.fit(X, y)
     (gender, specialist) = seen

@@ -338,6 +338,7 @@ def test_fusion_passes_sample_weights_and_nested_mitigation_to_its_parts(monkeyp
             attributes=("age", "race"), age_bins="fairface", **tiny
         ),
         random_state=0,
+        strategy="separate",
     ).set_params(specialist__group_by="race", specialist__balance="reweight")
     weight = np.arange(len(X)) + 1.0  # image i weighs i + 1: each row's weight names its image
     clf.fit(X, y, sample_weight=weight)
@@ -354,6 +355,36 @@ def test_fusion_passes_sample_weights_and_nested_mitigation_to_its_parts(monkeyp
                 originals[columns], labels[columns].reset_index(drop=True)
             )
     assert all(s.balance == "reweight" for s in clf.specialists_.values())
+
+
+def test_shared_fusion_network_reads_the_group_column_it_balances(monkeypatch):
+    """strategy="shared": the network's y has each attribute split per gender, and
+    the specialist's group_by column alongside, unsplit, for balancing only."""
+    X, y = make_synthetic_faces(60, image_size=16, gender_dependent=True, random_state=1)
+    calls = []
+    fit = MultiAttributeClassifier.fit
+
+    def spy(self, X, y, validation_data=None, sample_weight=None):
+        calls.append((self.attributes, y.copy(), sample_weight))
+        return fit(self, X, y, validation_data, sample_weight)
+
+    monkeypatch.setattr(MultiAttributeClassifier, "fit", spy)
+    tiny = dict(backbone="tiny", weights=None, image_size=16, max_epochs=1)
+    clf = GenderFusionClassifier(
+        specialist=MultiAttributeClassifier(attributes=("race",), validation_fraction=0, **tiny),
+        strategy="shared",
+        random_state=0,
+    ).set_params(specialist__group_by="race", specialist__balance="reweight")
+    weight = np.arange(len(X)) + 1.0
+    clf.fit(X, y, sample_weight=weight)
+    [(attributes, y_fit, w)] = calls
+    assert attributes == ("gender", "race@Male", "race@Female")
+    np.testing.assert_array_equal(w, weight)
+    assert y_fit["race"].tolist() == y["race"].tolist()  # every face's race, whatever its gender
+    men = y["gender"].to_numpy() == "Male"
+    assert y_fit["race@Male"][men].tolist() == y["race"][men].tolist()
+    assert y_fit["race@Male"][~men].isna().all()
+    assert clf.shared_estimator_.group_by == "race" and clf.predict(X[:3]).shape == (3, 2)
 
 
 # ---------------------------------------------------------------- benchmark

@@ -341,6 +341,7 @@ def test_gender_fusion_model_saves_and_loads(tmp_path):
         MultiAttributeClassifier(attributes=("age", "race"), age_bins="fairface", **part),
         routing="soft",
         random_state=0,
+        strategy="separate",  # the write-up's design: a network per part
     ).fit(X, y)
     model.save(tmp_path / "fusion.gar")
     loaded = gar_sklearn.load(tmp_path / "fusion.gar")

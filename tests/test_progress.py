@@ -314,6 +314,7 @@ def test_fusion_names_each_part_before_its_epoch_table(capsys):
     X, y = make_synthetic_faces(60, image_size=16, gender_dependent=True, random_state=0)
     part = dict(TINY, max_epochs=1, verbose=1)
     fusion = GenderFusionClassifier(
+        strategy="separate",  # the write-up's design: a network per part
         gender_estimator=MultiAttributeClassifier(attributes=("gender",), **part),
         specialist=MultiAttributeClassifier(attributes=("age", "race"), **part),
         random_state=0,
@@ -333,6 +334,7 @@ def test_fusion_names_each_part_before_its_epoch_table(capsys):
         assert lines[at + 3].split()[0] == "1"
     quiet = dict(part, verbose=0)
     GenderFusionClassifier(
+        strategy="separate",  # the write-up's design: a network per part
         gender_estimator=MultiAttributeClassifier(attributes=("gender",), **quiet),
         specialist=MultiAttributeClassifier(attributes=("age", "race"), **quiet),
         random_state=0,

@@ -42,6 +42,7 @@ def fusion(**part):
             attributes=("age", "race"), validation_fraction=0, **dict(PART, **part)
         ),
         random_state=0,
+        strategy="separate",  # the write-up's design: a network per part
     )
 
 
@@ -89,6 +90,36 @@ def test_ctrl_c_in_any_part_stops_the_whole_fusion_fit_and_names_the_complete_pa
         "across fits."
     )
     assert len(nets) == part + 1  # no part trained after the interrupted one
+    with pytest.raises(NotFittedError):
+        clf.predict(data[0][:2])
+
+
+@pytest.mark.parametrize(
+    "gender_from, part, complete",
+    [("auto", 0, "none"), ("gender_estimator", 0, "none"), ("gender_estimator", 1, None)],
+)
+def test_ctrl_c_in_the_shared_strategy_stops_the_whole_fusion_fit(
+    data, monkeypatch, gender_from, part, complete
+):
+    """strategy="shared": the shared network (and the gender classifier, when it routes)
+    stop the fit on Ctrl-C as the separate parts do, instead of keeping an early stop."""
+    nets = interrupt_part(monkeypatch, part)
+    clf = fusion().set_params(strategy="shared", gender_from=gender_from)
+    with pytest.warns(UserWarning) as record, pytest.raises(KeyboardInterrupt):
+        clf.fit(*data)
+    names = ["the shared network"]
+    if gender_from == "gender_estimator":
+        names.insert(0, "the gender classifier")
+    complete = complete or names[0]
+    not_trained = "the shared network" if (len(names), part) == (2, 0) else "none"
+    (message,) = [str(w.message) for w in record if "GenderFusionClassifier" in str(w.message)]
+    assert message == (
+        "GenderFusionClassifier.fit was interrupted (KeyboardInterrupt) while training "
+        f"{names[part]}; complete: {complete}; not trained: {not_trained}. The estimator is "
+        "left as it was (unfitted). Give the parts a checkpoint_dir to keep complete parts "
+        "across fits."
+    )
+    assert len(nets) == part + 1
     with pytest.raises(NotFittedError):
         clf.predict(data[0][:2])
 
@@ -186,7 +217,7 @@ def test_the_command_reports_an_interrupted_fusion_fit_with_exit_code_130(
 ):
     out = tmp_path / "fusion.pt"
     out.write_bytes(b"an older model")
-    interrupt_part(monkeypatch, 1, how="signal")
+    interrupt_part(monkeypatch, 0, how="signal")  # the default strategy's one network
     code = main(
         [
             "train",
@@ -203,7 +234,7 @@ def test_the_command_reports_an_interrupted_fusion_fit_with_exit_code_130(
     err = capsys.readouterr().err
     assert code == 130
     assert "warning: GenderFusionClassifier.fit was interrupted (KeyboardInterrupt) while " in err
-    assert "complete: the gender classifier; not trained: the 'Female' specialist" in err
+    assert "while training the shared network; complete: none; not trained: none" in err
     assert err.rstrip().endswith("error: interrupted")
     assert out.read_bytes() == b"an older model"  # nothing saved over it
 

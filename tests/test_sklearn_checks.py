@@ -150,7 +150,7 @@ class FusionOnOneLabel(BaseEstimator):
         return np.hstack(self.fusion_.predict_proba(X))
 
 
-def fusion_pipeline():
+def fusion_pipeline(strategy):
     part = dict(
         backbone="tiny",
         weights=None,
@@ -168,11 +168,29 @@ def fusion_pipeline():
                 specialist=MultiAttributeClassifier(attributes=("label",), **part),
                 genders=(0, 1),
                 random_state=0,
+                strategy=strategy,
             )
         ),
     )
 
 
-@parametrize_with_checks([fusion_pipeline()], expected_failed_checks=lambda est: EXPECTED_FAILURES)
+# The shared network's probabilities for a row differ by about 2e-7 between a batch of
+# 100 rows and a smaller one: float32 rounding of the batched matrix products, which the
+# check compares at an absolute tolerance of 1e-7. Hard routing picks whole rows of them.
+SHARED_FAILURES = {
+    **EXPECTED_FAILURES,
+    "check_methods_subset_invariance": "float32 rounding of batched matrix products (2e-7)",
+}
+
+
+def _fusion_failures(est):
+    shared = est[-1].fusion.strategy == "shared"
+    return SHARED_FAILURES if shared else EXPECTED_FAILURES
+
+
+@parametrize_with_checks(
+    [fusion_pipeline("separate"), fusion_pipeline("shared")],
+    expected_failed_checks=_fusion_failures,
+)
 def test_fusion_sklearn_compatible_through_an_image_pipeline(estimator, check):
     check(estimator)

@@ -119,11 +119,15 @@ def build_estimator(args, target, backbone):
 
 def parts(estimator):
     """``(name, MultiAttributeClassifier)`` pairs of a fitted model."""
-    if hasattr(estimator, "specialists_"):
+    if hasattr(estimator, "specialists_"):  # separate or fine-tuned specialists
         return [
             ("gender classifier", estimator.gender_estimator_),
             *((f"{g} specialist", part) for g, part in estimator.specialists_.items()),
         ]
+    if getattr(estimator, "shared_estimator_", None) is not None:  # one network, per-gender heads
+        router = estimator.gender_estimator_
+        own = [("gender classifier", router)] if router is not None else []
+        return [*own, ("shared network", estimator.shared_estimator_)]
     return [("model", estimator)]
 
 

@@ -104,8 +104,8 @@ def _add_data_options(parser):
 _MODEL_SETTINGS = {
     "--model": dict(
         choices=("multi", "fusion"),
-        help="multi: one network for all attributes; fusion: a gender network, then age and "
-        "race networks per gender",
+        help="multi: one network for all attributes; fusion: GenderFusionClassifier's default, "
+        "one network with a gender head and age and race heads per gender",
     ),
     "--backbone": dict(
         metavar="NAME",
