@@ -478,8 +478,12 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         progress = _Progress([*routers, "the shared network"])
         try:
             if gender_estimator is not None:
+                _heading(
+                    gender_estimator, f"gender classifier ({self.gender_column}, {len(X)} images)"
+                )
                 _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
                 progress.done(gender_estimator)
+            _heading(network, f"shared network ({', '.join(network.attributes)}, {len(X)} images)")
             kwargs = _weight_kwargs(network, weight, "specialist")
             if valid is not None:
                 kwargs["validation_data"] = (valid[0].items, targets(valid[1]))

@@ -332,6 +332,18 @@ def test_fusion_names_each_part_before_its_epoch_table(capsys):
         at = lines.index(heading)
         assert lines[at + 1].split()[:2] == ["epoch", "train_loss"]
         assert lines[at + 3].split()[0] == "1"
+    shared = GenderFusionClassifier(
+        gender_estimator=MultiAttributeClassifier(attributes=("gender",), **part),
+        specialist=MultiAttributeClassifier(attributes=("race",), **part),
+        gender_from="gender_estimator",
+        random_state=0,
+    ).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("== ")] == [
+        "== gender classifier (gender, 60 images) ==",
+        "== shared network (gender, race@Male, race@Female, 60 images) ==",
+    ]
+    assert shared.strategy_ == "shared"
     quiet = dict(part, verbose=0)
     GenderFusionClassifier(
         strategy="separate",  # the write-up's design: a network per part
