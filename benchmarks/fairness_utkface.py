@@ -168,6 +168,14 @@ def markdown(rows, header):
     return "\n\n".join(sections)
 
 
+def saved_baseline(path, X_test):
+    """Each head's per-image correctness from a baseline saved with --save-predictions."""
+    saved = np.load(path, allow_pickle=False)
+    if list(saved["test_paths"]) != [str(x) for x in X_test]:
+        raise SystemExit(f"{path} was scored on other test images: use the same --n/--seed.")
+    return {h: saved[f"{h}_correct"] for h in ("gender", "race", "age9")}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_recipe_arguments(parser)
@@ -180,6 +188,12 @@ def main(argv=None):
         help="also write <out>.npz: the baseline's per-image results, a --baseline for "
         "accuracy_utkface.py",
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="a baseline run's <out>.npz (--save-predictions; same recipe options): the "
+        "changes are taken against it instead of fitting the baseline again",
+    )
     args = parser.parse_args(argv)
 
     ensure_hub_weights()
@@ -187,6 +201,9 @@ def main(argv=None):
     data = utkface_split(n=args.n, **kwargs)
     names = ["baseline"] + [r for r in args.recipes if r != "baseline"]
     rows, baseline = [], None
+    if args.baseline:
+        baseline = saved_baseline(args.baseline, data[1])
+        names.remove("baseline")
     for name in names:
         row, correct = run_recipe(name, args, data, baseline)
         baseline = correct if baseline is None else baseline

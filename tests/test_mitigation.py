@@ -400,7 +400,16 @@ def test_fairness_benchmark_smoke(monkeypatch, tmp_path):
                 *("--n", "160", "--image-size", "32", "--epochs", "1", "--weights", "none"),
                 *("--n-boot", "50", "--min-race-size", "5", "--verbose", "0"),
                 *("--recipes", "sample_race_gender", "select_worst_race_gender"),
-                *("--out", str(tmp_path / "fair")),
+                *("--out", str(tmp_path / "fair"), "--save-predictions"),
+            ]
+        )
+        # a saved baseline stands in for its fit: the same changes, the baseline not refitted
+        again = fairness_utkface.main(
+            [
+                *("--n", "160", "--image-size", "32", "--epochs", "1", "--weights", "none"),
+                *("--n-boot", "50", "--min-race-size", "5", "--verbose", "0"),
+                *("--recipes", "select_worst_race_gender"),
+                *("--baseline", str(tmp_path / "fair.npz")),
             ]
         )
     finally:
@@ -423,3 +432,8 @@ def test_fairness_benchmark_smoke(monkeypatch, tmp_path):
             assert r["gender_lower"] <= r["gender_accuracy"] <= r["gender_upper"]
     assert "change" in rows[1]["gender_gap"] and "gender_change" in rows[1]
     assert "| recipe |" in (tmp_path / "fair.md").read_text()
+    [row] = again["rows"]
+    assert row["recipe"] == "select_worst_race_gender"
+    for key in ("gender_change", "race_change", "age9_change"):
+        assert row[key] == rows[2][key]
+    assert row["gender_gap"]["change"] == rows[2]["gender_gap"]["change"]
