@@ -1,5 +1,7 @@
 """Temperature scaling: one temperature per head, fitted on the validation split."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,24 @@ def test_calibrated_test_time_flip_averages_calibrated_views(faces, pair):
 def test_calibration_needs_a_validation_split(faces):
     with pytest.raises(ValueError, match="calibrate=True need a validation split"):
         MultiAttributeClassifier(**SMALL, validation_fraction=0, calibrate=True).fit(*faces[:2])
+
+
+def test_calibration_with_test_time_flip_warns_before_training(faces, monkeypatch):
+    """The temperatures are fitted on single views; the flip-averaged prediction is less
+    confident already, so the combination is named before any training is spent."""
+
+    class Trained(Exception):
+        pass
+
+    def train(*args):
+        raise Trained
+
+    monkeypatch.setattr(MultiAttributeClassifier, "_fit_network", train)
+    clf = MultiAttributeClassifier(**SMALL, calibrate=True, test_time_flip=True)
+    with pytest.warns(UserWarning, match="over-soften") as record, pytest.raises(Trained):
+        clf.fit(*faces[:2])
+    assert len([w for w in record if "over-soften" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Trained):
+            clf.set_params(test_time_flip=False).fit(*faces[:2])
