@@ -10,6 +10,7 @@ parts alone, and Pillow's full decoding for comparison::
 
 import argparse
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -79,7 +80,9 @@ def main(argv=None):
     text += "".join(f"| {k} | {v:.3f} |\n" for k, v in rows.items())
     print(text)
     if args.out:
-        Path(f"{args.out}.json").write_text(json.dumps({"args": vars(args), "ms_per_face": rows}))
+        # the data folder relative to the repository: results name no machine's paths
+        settings = {**vars(args), "data": os.path.relpath(args.data, HERE.parent)}
+        Path(f"{args.out}.json").write_text(json.dumps({"args": settings, "ms_per_face": rows}))
         Path(f"{args.out}.md").write_text(text)
     return rows
 

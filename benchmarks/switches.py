@@ -213,7 +213,9 @@ def main(argv=None):
     text = markdown(results, args)
     print(text)
     if args.out:
-        Path(f"{args.out}.json").write_text(json.dumps({"args": vars(args), "results": results}))
+        # the data folder relative to the repository: results name no machine's paths
+        settings = {**vars(args), "data": os.path.relpath(args.data, REPO)}
+        Path(f"{args.out}.json").write_text(json.dumps({"args": settings, "results": results}))
         Path(f"{args.out}.md").write_text(text)
 
 
