@@ -74,9 +74,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
     and race on each gender's images only, is ``strategy="separate"``. At
     predict time each image gets the age and race decisions of its predicted
     gender (``routing="hard"``), or both genders' probabilities mixed,
-    weighted by the gender probabilities (``routing="soft"``). The outputs have the format of
-    :class:`MultiAttributeClassifier`'s: the columns are the gender, then the
-    specialist's attributes.
+    weighted by the gender probabilities (``routing="soft"``). The outputs
+    have the format of :class:`MultiAttributeClassifier`'s: the columns are
+    the gender, then the specialist's attributes.
 
     Parameters
     ----------
