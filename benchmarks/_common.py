@@ -41,6 +41,15 @@ def utkface_split(data=DEFAULT_DATA, n=None, test_size=0.2, random_state=0):
     return X_train, X_test, y_train.reset_index(drop=True), y_test.reset_index(drop=True)
 
 
+def load_saved_predictions(path, X_test):
+    """A baseline run's per-image results (``--save-predictions``), refused when they were
+    scored on other test images than ``X_test``."""
+    saved = np.load(path, allow_pickle=False)
+    if not np.array_equal(saved["test_paths"], np.asarray(X_test, dtype=str)):
+        raise SystemExit(f"{path} was scored on other test images: use the same --n/--seed.")
+    return saved
+
+
 @contextmanager
 def timed(results, key):
     start = time.perf_counter()

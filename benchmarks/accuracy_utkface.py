@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from _common import (
     ensure_hub_weights,
+    load_saved_predictions,
     machine,
     markdown_table,
     peak_rss_mb,
@@ -197,11 +198,7 @@ def calibration(clf, X_test, y_test, per_image, draws):
 
 def gains(per_image, baseline_file, test_paths, draws):
     """Each metric's change against a baseline run's saved predictions, with paired intervals."""
-    saved = np.load(baseline_file, allow_pickle=False)
-    if not np.array_equal(saved["test_paths"], np.asarray(test_paths, dtype=str)):
-        raise SystemExit(
-            f"{baseline_file} was scored on other test images: use the same --n/--seed."
-        )
+    saved = load_saved_predictions(baseline_file, test_paths)
     rows = []
     for key in ("gender_correct", "race_correct", "age9_correct", "age_error", "age_error_argmax"):
         gain = paired_gain(saved[key], per_image[key], draws)

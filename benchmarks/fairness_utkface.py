@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from _common import (
     ensure_hub_weights,
+    load_saved_predictions,
     machine,
     markdown_table,
     peak_rss_mb,
@@ -170,9 +171,7 @@ def markdown(rows, header):
 
 def saved_baseline(path, X_test):
     """Each head's per-image correctness from a baseline saved with --save-predictions."""
-    saved = np.load(path, allow_pickle=False)
-    if list(saved["test_paths"]) != [str(x) for x in X_test]:
-        raise SystemExit(f"{path} was scored on other test images: use the same --n/--seed.")
+    saved = load_saved_predictions(path, X_test)
     return {h: saved[f"{h}_correct"] for h in ("gender", "race", "age9")}
 
 

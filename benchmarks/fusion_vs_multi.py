@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 from _common import (
     ensure_hub_weights,
+    load_saved_predictions,
     machine,
     markdown_table,
     peak_rss_mb,
@@ -176,9 +177,7 @@ def per_image(frame):
 
 def saved_per_image(path, X_test):
     """The per-image values of a baseline saved by fairness_utkface.py or accuracy_utkface.py."""
-    saved = np.load(path, allow_pickle=False)
-    if list(saved["test_paths"]) != [str(x) for x in X_test]:
-        raise SystemExit(f"{path} was scored on other test images: use the same --n/--seed.")
+    saved = load_saved_predictions(path, X_test)
     names = {"gender_accuracy": "gender_correct", "age_accuracy": "age9_correct"}
     names |= {"race_accuracy": "race_correct", "age_mae": "age_error"}
     return {metric: saved[key].astype(float) for metric, key in names.items()}
