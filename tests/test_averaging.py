@@ -239,8 +239,12 @@ def test_accuracy_benchmark_switches_features_on_and_reports_gains(monkeypatch, 
     assert gains["gender_correct"]["gain"] == pytest.approx(overall["gender_accuracy"])
     assert gains["age_error"]["gain"] == pytest.approx(overall["age_mae"])
     assert gains["race_ece"]["this_run"] == pytest.approx(overall["race_ece"])
-    for row in gains.values():
-        assert row["gain_lower"] - 1e-12 <= row["gain"] <= row["gain_upper"] + 1e-12
+    for metric, row in gains.items():
+        assert row["gain_lower"] <= row["gain_upper"]
+        if not metric.endswith("_ece"):
+            # a percentile interval of a mean holds the mean; one of a calibration error
+            # need not (the error of a resample is biased upwards), so only the order is asserted
+            assert row["gain_lower"] - 1e-12 <= row["gain"] <= row["gain_upper"] + 1e-12
     ece = {(r["race"], r["head"]): r for r in results["calibration"]["ece"]}
     assert ece["all", "race"]["ece_after"] == pytest.approx(overall["race_ece"])
     assert len(results["calibration"]["temperatures"]) == 3
