@@ -102,16 +102,6 @@ from .preprocessing._images import as_image_source
 
 __all__ = ["MultiAttributeClassifier"]
 
-# measured on UTKFace (docs/cpu_training.md): gender ECE 0.008 -> 0.017, race 0.020 -> 0.024
-_FLIP_CALIBRATION = (
-    "calibrate=True fits each head's temperature on single views of the validation images, "
-    "while test_time_flip=True averages each image with its mirror image, which already makes "
-    "the probabilities less confident: the temperatures may then over-soften them (on UTKFace "
-    "they raised the gender and race calibration errors). Use test_time_flip=False with "
-    "calibrate=True, or leave calibrate off."
-)
-
-
 # a batch of 32 such images takes 6 GiB as uint8: larger sizes are typos, not faces
 _MAX_IMAGE_SIZE = 8192
 
@@ -336,9 +326,10 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
     calibrate : bool, default=False
         Fit a temperature per head on the validation split after training
         (temperature scaling), so that ``predict_proba`` is calibrated;
-        predictions do not change. The temperatures are fitted on single
-        views: with ``test_time_flip`` (a warning says so) the averaged
-        prediction is already less confident, and they may over-soften it.
+        predictions do not change. With ``test_time_flip`` they are fitted on
+        the average of each validation image's and its mirror image's
+        probabilities, as prediction averages them (the average may then, in
+        rare rows, pick another class than the uncalibrated one).
     callbacks : list or None, default=None
         More skorch callbacks for training, passed to
         ``skorch.NeuralNet(callbacks=...)``: callback instances or
@@ -658,8 +649,6 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         ``checkpoint_dir``, fitting again resumes.
         """
         validate_params(self)
-        if self.calibrate and self.test_time_flip:
-            warnings.warn(_FLIP_CALIBRATION, UserWarning, stacklevel=2)
         data = self._check_fit_data(X, y, validation_data, sample_weight)
         fitted = self._fit_network(data)
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
@@ -863,20 +852,25 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
         if data.device == "cpu":
             tune_cpu_allocator()
         with cuda_speed_settings(data.device):
-            train_ds, val_ds = self._datasets(module, data, fitted)
+            train_ds, val_ds, mirrored_val = self._datasets(module, data, fitted)
             params = self.get_params(deep=False)
             train_ds, val_ds = sample_datasets(train_ds, val_ds, data.infos, params)
             net = self._train(module, data, train_ds, val_ds, fitted)
-            fitted["temperatures_"] = fit_temperatures(net, val_ds) if self.calibrate else None
+            fitted["temperatures_"] = (
+                fit_temperatures(net, val_ds, mirrored_val) if self.calibrate else None
+            )
         release_generator(net.module_)
         fitted["net_"] = drop_training_state(net)
         return fitted
 
     def _datasets(self, module, data, fitted):
-        """The training and validation datasets: cached features or images."""
+        """The training and validation datasets, cached features or images, and the
+        validation images' mirror images where the temperatures are fitted on
+        flip-averaged probabilities (else None)."""
+        mirror_val = bool(self.calibrate and self.test_time_flip)
         if fitted["used_feature_cache_"]:
             n_views = int(self.cache_views) if data.augment is not None else 1
-            train_ds, val_ds, fitted["_feature_bytes"] = feature_datasets(
+            train_ds, val_ds, mirrored, fitted["_feature_bytes"] = feature_datasets(
                 module,
                 data.train,
                 data.val,
@@ -884,8 +878,9 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
                 n_views=n_views,
                 augment=data.augment,
                 seed=data.seed,
+                mirror_val=mirror_val,
             )
-            return train_ds, val_ds
+            return train_ds, val_ds, mirrored
         return image_datasets(
             data.train,
             data.val,
@@ -894,6 +889,7 @@ class MultiAttributeClassifier(MultiAttributeOutputMixin, BaseEstimator):
             seed=data.seed,
             image_cache=_plain(self.image_cache),
             device=data.device,
+            mirror_val=mirror_val,
         )
 
     def _train(self, module, data, train_ds, val_ds, fitted):

@@ -12,6 +12,7 @@ from .._data import (
 )
 from .._feature_cache import feature_cache, resident_features
 from .._progress import progress_bar
+from ..augmentation import RandomFlip
 
 __all__ = [
     "drop_unreadable",
@@ -81,8 +82,11 @@ def _decoded(source, image_size, image_cache, device="cpu"):
     return decoded
 
 
-def image_datasets(train, val, *, image_size, augment, seed, image_cache, device="cpu"):
-    """Training and validation datasets of images; ``train`` and ``val`` are
+def image_datasets(
+    train, val, *, image_size, augment, seed, image_cache, device="cpu", mirror_val=False
+):
+    """Training and validation datasets of images, and with ``mirror_val`` the
+    validation images' mirror images (else None); ``train`` and ``val`` are
     ``(source, codes)`` pairs (``val`` may be None)."""
     source, codes = train
     train_ds = ImageDataset(
@@ -93,12 +97,16 @@ def image_datasets(train, val, *, image_size, augment, seed, image_cache, device
         seed=seed,
         decoded=_decoded(source, image_size, image_cache, device),
     )
-    val_ds = None
+    val_ds = mirrored = None
     if val is not None:
         source, codes = val
         decoded = _decoded(source, image_size, image_cache, device)
         val_ds = ImageDataset(source, image_size, codes, decoded=decoded)
-    return train_ds, val_ds
+        if mirror_val:
+            mirrored = ImageDataset(
+                source, image_size, codes, augmenter=RandomFlip(p=1.0), decoded=decoded
+            )
+    return train_ds, val_ds, mirrored
 
 
 def stem_features(module, source, *, cache, n_views=1, augmenter=None, stem=None):
@@ -125,9 +133,10 @@ def stem_features(module, source, *, cache, n_views=1, augmenter=None, stem=None
     )
 
 
-def feature_datasets(module, train, val, *, cache, n_views, augment, seed):
-    """Training and validation datasets of cached features, and the bytes of one view
-    of one image; ``train`` and ``val`` as for :func:`image_datasets`.
+def feature_datasets(module, train, val, *, cache, n_views, augment, seed, mirror_val=False):
+    """Training and validation datasets of cached features, the validation images'
+    mirror images' features with ``mirror_val`` (else None), and the bytes of one
+    view of one image; ``train`` and ``val`` as for :func:`image_datasets`.
 
     On a GPU the features stay in their storage dtype (float16) until the
     network converts them on the device, and move to the device at once when
@@ -136,9 +145,23 @@ def feature_datasets(module, train, val, *, cache, n_views, augment, seed):
     source, codes = train
     feats = stem_features(module, source, cache=cache, n_views=n_views, augmenter=augment)
     view_bytes = feats[0, 0].numel() * feats.element_size()
-    val_feats = None if val is None else stem_features(module, val[0], cache=cache)
+    mirror_val = mirror_val and val is not None
+    # view 0 is the image itself, view 1 its mirror image, as a prediction with test-time flip
+    # extracts them
+    val_feats = (
+        None
+        if val is None
+        else stem_features(
+            module,
+            val[0],
+            cache=cache,
+            n_views=2 if mirror_val else 1,
+            augmenter=RandomFlip(p=1.0) if mirror_val else None,
+        )
+    )
     feats, val_feats = resident_features([feats, val_feats], cache["device"])
     dtype = None if torch.device(cache["device"]).type == "cuda" else torch.float32
     train_ds = FeatureDataset(feats, codes, random_view=True, seed=seed, dtype=dtype)
     val_ds = None if val is None else FeatureDataset(val_feats, val[1], dtype=dtype)
-    return train_ds, val_ds, view_bytes
+    mirrored = FeatureDataset(val_feats[:, 1:], val[1], dtype=dtype) if mirror_val else None
+    return train_ds, val_ds, mirrored, view_bytes
