@@ -27,6 +27,10 @@ DEFAULTS = {
     "dropout": 0.2,
     "label_smoothing": 0.0,
     "validation_fraction": 0.1,
+    "weight_averaging": None,
+    "ema_decay": 0.999,
+    "averaging_start": 0,
+    "calibrate": False,
     "verbose": 1,
 }
 

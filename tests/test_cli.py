@@ -270,6 +270,14 @@ def test_help_of_each_command(command, options, capsys):
             ["train", "--data", "d", "--format", "csv", "--out", "m", "-q", "-v"],
             "not allowed with argument",
         ),
+        (
+            ["train", "--data", "d", "--format", "csv", "--out", "m", "--weight-averaging", "mean"],
+            "argument --weight-averaging: must be none, ema or swa; got 'mean'",
+        ),
+        (
+            ["train", "--data", "d", "--format", "csv", "--out", "m", "--averaging-start", "-1"],
+            "argument --averaging-start: must be an integer >= 0; got '-1'",
+        ),
         (["predict", "model.pt"], "the following arguments are required: PATH"),
         (
             ["report", "p.csv", "--truth", "t.csv", "--by", "race,,gender"],
@@ -445,6 +453,25 @@ def test_group_labelled_ages_are_kept_as_classes(dataset, tmp_path):
     est = gar_sklearn.load(out)
     assert est.attributes_ == ("gender", "age") and est.age_binner_ is None
     assert est.classes_[1].tolist() == ["0-19", "20+"]
+
+
+def test_weight_averaging_and_calibration_reach_the_model(dataset, tmp_path):
+    out = tmp_path / "m.pt"
+    argv = ["train", "--data", str(dataset / "labels.csv"), "--format", "csv", *TINY_ARGS]
+    argv += ["--weight-averaging", "EMA", "--ema-decay", "0.9", "--averaging-start", "1"]
+    assert main([*argv, "--calibrate", "--out", str(out), "-q"]) == 0
+    est = gar_sklearn.load(out)
+    params = est.get_params()
+    assert (params["weight_averaging"], params["ema_decay"], params["averaging_start"]) == (
+        "ema",
+        0.9,
+        1,
+    )
+    assert params["calibrate"] and len(est.temperatures_) == len(est.attributes_)
+    argv[argv.index("EMA")] = "none"
+    assert main([*argv, "--no-calibrate", "--out", str(out), "--force", "-q"]) == 0
+    est = gar_sklearn.load(out)
+    assert est.weight_averaging is None and est.temperatures_ is None
 
 
 def test_freeze_auto():

@@ -174,6 +174,21 @@ _TRAINING_SETTINGS = {
     "--validation-fraction": dict(
         type=types.fraction, metavar="F", help="held out for early stopping; 0 for none"
     ),
+    "--weight-averaging": dict(
+        type=types.weight_averaging,
+        metavar="{none,ema,swa}",
+        help="validate, keep and predict with an average of the trained weights: ema, a moving "
+        "average over the steps; swa, the mean of each epoch's weights",
+    ),
+    "--ema-decay": dict(type=types.fraction, metavar="D", help="with ema, the decay per step"),
+    "--averaging-start": dict(
+        type=types.non_negative_int, metavar="N", help="epochs trained before averaging starts"
+    ),
+    "--calibrate": dict(
+        action=argparse.BooleanOptionalAction,
+        help="fit a temperature per head on the validation images after training, so that the "
+        "probabilities are calibrated (on the flip-averaged ones with --test-time-flip)",
+    ),
 }
 
 

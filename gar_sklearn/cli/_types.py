@@ -8,11 +8,13 @@ __all__ = [
     "freeze",
     "groupings",
     "non_negative",
+    "non_negative_int",
     "optional_positive_float",
     "optional_positive_int",
     "positive_float",
     "positive_int",
     "test_size",
+    "weight_averaging",
     "weights",
 ]
 
@@ -28,6 +30,16 @@ def positive_int(text):
         raise _error("a positive integer", text) from None
     if value < 1:
         raise _error("a positive integer", text)
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise _error("an integer >= 0", text) from None
+    if value < 0:
+        raise _error("an integer >= 0", text)
     return value
 
 
@@ -98,6 +110,14 @@ def freeze(text):
             raise _error("auto, none, backbone, a stage count >= 0 or a stage name", text)
         return value
     return text  # a stage name, checked against the backbone in fit
+
+
+def weight_averaging(text):
+    """'none', 'ema' or 'swa'."""
+    low = text.lower()
+    if low not in ("none", "ema", "swa"):
+        raise _error("none, ema or swa", text)
+    return None if low == "none" else low
 
 
 def age_bins(text):
