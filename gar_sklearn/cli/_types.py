@@ -23,24 +23,22 @@ def _error(allowed, text):
     return argparse.ArgumentTypeError(f"must be {allowed}; got {text!r}")
 
 
-def positive_int(text):
+def _integer(text, minimum, allowed):
     try:
         value = int(text)
     except ValueError:
-        raise _error("a positive integer", text) from None
-    if value < 1:
-        raise _error("a positive integer", text)
+        raise _error(allowed, text) from None
+    if value < minimum:
+        raise _error(allowed, text)
     return value
+
+
+def positive_int(text):
+    return _integer(text, 1, "a positive integer")
 
 
 def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise _error("an integer >= 0", text) from None
-    if value < 0:
-        raise _error("an integer >= 0", text)
-    return value
+    return _integer(text, 0, "an integer >= 0")
 
 
 def _number(text, allowed, ok):
