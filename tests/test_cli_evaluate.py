@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -156,6 +158,35 @@ def test_an_option_wins_over_the_preset_which_wins_over_the_defaults():
     assert _parsed("--preset", "cpu-best", "--age-sigma", "none").age_sigma is None
 
 
+def test_cpu_best_builds_the_benchmark_model(monkeypatch):
+    """The estimator the command builds with --preset cpu-best has the parameters of the one
+    benchmarks/accuracy_utkface.py --weight-averaging ema builds, whatever either changes."""
+    from gar_sklearn.backbones import build_backbone
+    from gar_sklearn.cli._model import build_estimator
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import accuracy_utkface
+
+        parser = argparse.ArgumentParser()
+        accuracy_utkface.add_recipe_arguments(parser)
+        bench = accuracy_utkface.build(parser.parse_args(["--weight-averaging", "ema"]))
+    finally:
+        for name in ("_common", "_intervals", "accuracy_utkface"):
+            sys.modules.pop(name, None)
+    target = pd.DataFrame({"age": [5, 30, 70], "gender": ["Male", "Female", "Male"]})
+    target["race"] = ["White", "Black", "Asian"]
+    cli = build_estimator(
+        _parsed("--preset", "cpu-best"), target, build_backbone("mobilenet_v2", weights=None)
+    )
+    ours, theirs = cli.get_params(deep=False), bench.get_params(deep=False)
+    # what only the command sets: its error policy, output and seed; the benchmark's cache
+    for name in ("on_error", "verbose", "random_state", "cache_dir", "attributes", "augment"):
+        ours.pop(name), theirs.pop(name)
+    assert ours == theirs
+    assert cli.augment.get_params() == bench.augment.get_params()
+
+
 def test_cpu_best_is_the_benchmark_recipe():
     """The preset holds the settings benchmarks/accuracy_utkface.py builds its model with."""
     recipe = PRESETS["cpu-best"]
@@ -168,6 +199,7 @@ def test_cpu_best_is_the_benchmark_recipe():
     )
     assert recipe["augment"] == "flip" and recipe["cache_views"] == 2
     assert recipe["test_time_flip"] is True and recipe["batch_size"] == 64
+    assert recipe["weight_averaging"] == "ema"  # with --weight-averaging ema
 
 
 def test_cpu_best_preset_with_overrides_builds_the_recipe(utk_folder, tmp_path, capsys):
@@ -179,7 +211,8 @@ def test_cpu_best_preset_with_overrides_builds_the_recipe(utk_folder, tmp_path, 
     assert main([*argv, "--min-group-size", "1", "--out", str(out)]) == 0
     model = gar_sklearn.load(out / "model.pt")
     params = model.get_params()
-    for name in ("age_sigma", "optimizer", "lr_schedule", "patience", "test_time_flip"):
+    names = ("age_sigma", "optimizer", "lr_schedule", "patience", "test_time_flip")
+    for name in (*names, "weight_averaging"):
         assert params[name] == PRESETS["cpu-best"][name], name
     assert (params["backbone"], params["freeze"], params["batch_size"]) == ("tiny", 2, 16)
     assert params["augment"].get_params() == RandomFlip(p=1.0).get_params()

@@ -208,7 +208,8 @@ def _add_model_options(parser):
         choices=list(PRESETS),
         default="default",
         help="default: the defaults below; cpu-best: the library's best CPU recipe "
-        "(benchmarks/accuracy_utkface.py), the values named 'cpu-best' below",
+        "(benchmarks/accuracy_utkface.py --weight-averaging ema), the values named 'cpu-best' "
+        "below",
     )
     _add_settings(model, _MODEL_SETTINGS)
 
