@@ -5,6 +5,7 @@ Their numbers at this size mean nothing; the full runs are in docs/benchmarks.md
 
 import sys
 
+import numpy as np
 import pytest
 
 from .conftest import REPO, requires_utkface
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.realdata, requires_utkface]
 def benchmarks(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     yield
-    for name in ("_common", "accuracy_utkface", "cache_utkface", "switches"):
+    for name in ("_common", "_intervals", "accuracy_utkface", "cache_utkface", "switches"):
         sys.modules.pop(name, None)
 
 
@@ -119,3 +120,34 @@ def test_switches_benchmark(benchmarks, tmp_path):
     text = (tmp_path / "switches.md").read_text()
     for switch in ("fold_batch_norm", "fused_adam", "fast_dropout", "tune_cpu_allocator"):
         assert f"| {switch} | 32 |" in text
+
+
+def test_gender_gap_by_age_benchmark(benchmarks, tmp_path):
+    import gender_gap_by_age
+    from _common import utkface_split
+
+    try:
+        _, X_test, _, y_test = utkface_split(n=400)
+        # a saved run that gets gender right for every face from 15 years on, and for every
+        # other younger one
+        young = y_test["age"].to_numpy() < 15
+        correct = ~young | (np.arange(len(young)) % 2 == 0)
+        path = tmp_path / "run.npz"
+        np.savez(path, test_paths=np.asarray(X_test, dtype=str), gender_correct=correct)
+        results = gender_gap_by_age.main(
+            ["--predictions", str(path), "--n", "400", "--min-race-size", "5", "--n-boot", "50"]
+        )
+    finally:
+        sys.modules.pop("gender_gap_by_age", None)
+    frame = y_test.assign(correct=correct, young=young)
+    for row in results["by_race"]:
+        rows = frame[frame.race == row["race"]]
+        assert row["n"] == len(rows) and row["n_young"] == rows.young.sum()
+        assert row["gender_accuracy"] == pytest.approx(rows.correct.mean())
+        assert row["gender_accuracy_old"] == 1.0
+        assert row["share_young"] == pytest.approx(rows.young.mean())
+    old = results["gaps"]["old"]
+    assert old["value"] == 0.0 and old["lower"] == old["upper"] == 0.0  # every race at 1.0
+    by_race = frame.groupby("race").correct.agg(["mean", "size"])
+    kept = by_race[by_race["size"] >= 5]["mean"]
+    assert results["gaps"]["all"]["value"] == pytest.approx(kept.max() - kept.min())
