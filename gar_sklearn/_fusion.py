@@ -65,7 +65,7 @@ _DEFAULT_SPECIALIST_ATTRIBUTES = ("age", "race")
 
 
 class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
-    """Classify gender first, then age and race with a model trained for that gender.
+    """Classify gender first, then age and race with heads or models trained for that gender.
 
     By default (``strategy="shared"``) one network learns on every image,
     with a gender head and one age and one race head per gender, each of
