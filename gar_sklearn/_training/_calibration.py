@@ -8,10 +8,10 @@ under-confidence (Guo et al., 2017).
 
 A prediction with test-time flip averages the calibrated probabilities of an
 image and of its mirror image, so its temperatures are fitted on that
-average: fitted on single views, they over-soften the average, which is
-already less confident than either view (on UTKFace they raised the gender
-and race calibration errors). The average of two calibrated views can, in
-rare rows, rank the classes differently from the uncalibrated average.
+average, the probabilities it returns; the average of two views is less
+confident than either, so single views would call for other temperatures.
+The average of two calibrated views can, in rare rows, rank the classes
+differently from the uncalibrated average.
 """
 
 import numpy as np
