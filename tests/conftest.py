@@ -1,6 +1,7 @@
 """Shared fixtures: synthetic faces, a fitted tiny model, and the real data folder."""
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,17 @@ requires_utkface = pytest.mark.skipif(
 
 # Settings that make the tiny backbone learn the synthetic cues in seconds.
 TINY = dict(backbone="tiny", weights=None, image_size=32, lr=1e-2, batch_size=32, random_state=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Tests stand in for Ctrl-C by sending SIGINT to this process. A shell that starts
+    pytest as a background job without job control ignores SIGINT, and Python then never
+    raises KeyboardInterrupt: install Python's own handler for the session."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
