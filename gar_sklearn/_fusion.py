@@ -445,11 +445,9 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         progress = _Progress(["the gender classifier"] + [f"the {g!r} specialist" for g in genders])
         try:
             _seed_part(gender_estimator, seeds[0])
-            _heading(gender_estimator, f"gender classifier ({self.gender_column}, {len(X)} images)")
-            _fit_gender_estimator(
-                gender_estimator, _augmented(X, view_augmenter), frame, valid, weight
+            self._fit_router(
+                gender_estimator, _augmented(X, view_augmenter), frame, valid, weight, progress
             )
-            progress.done(gender_estimator)
             specialists, train_sizes = {}, {}
             for k, g in enumerate(genders):
                 X_fit, y_fit, fit_kwargs = self._specialist_data(
@@ -469,6 +467,12 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
             raise
         return specialists, train_sizes
 
+    def _fit_router(self, gender_estimator, X, frame, valid, weight, progress):
+        """Fit the gender classifier on every image, under its heading, and mark it complete."""
+        _heading(gender_estimator, f"gender classifier ({self.gender_column}, {len(X)} images)")
+        _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
+        progress.done(gender_estimator)
+
     def _fit_shared_parts(self, X, frame, valid, parts, targets, weight):
         """Fit the gender classifier (None: the network's own head routes) and the
         shared network on ``targets(frame)``. Ctrl-C in either stops the whole fit, as
@@ -478,11 +482,7 @@ class GenderFusionClassifier(MultiAttributeOutputMixin, BaseEstimator):
         progress = _Progress([*routers, "the shared network"])
         try:
             if gender_estimator is not None:
-                _heading(
-                    gender_estimator, f"gender classifier ({self.gender_column}, {len(X)} images)"
-                )
-                _fit_gender_estimator(gender_estimator, X, frame, valid, weight)
-                progress.done(gender_estimator)
+                self._fit_router(gender_estimator, X, frame, valid, weight, progress)
             _heading(network, f"shared network ({', '.join(network.attributes)}, {len(X)} images)")
             kwargs = _weight_kwargs(network, weight, "specialist")
             if valid is not None:

@@ -66,6 +66,22 @@ def interrupt_part(monkeypatch, part, epoch=2, how="raise"):
 
 
 # ---------------------------------------------------------------- the fusion estimator (item 3)
+def fusion_warning(record):
+    """The one warning GenderFusionClassifier gave."""
+    (message,) = [str(w.message) for w in record if "GenderFusionClassifier" in str(w.message)]
+    return message
+
+
+def unfitted_interruption(part, complete, not_trained):
+    """The warning of an interrupted first fit, word for word."""
+    return (
+        "GenderFusionClassifier.fit was interrupted (KeyboardInterrupt) while training "
+        f"{part}; complete: {complete}; not trained: {not_trained}. The estimator is "
+        "left as it was (unfitted). Give the parts a checkpoint_dir to keep complete parts "
+        "across fits."
+    )
+
+
 @pytest.mark.parametrize(
     "part, complete, not_trained",
     [
@@ -82,13 +98,7 @@ def test_ctrl_c_in_any_part_stops_the_whole_fusion_fit_and_names_the_complete_pa
     with pytest.warns(UserWarning) as record, pytest.raises(KeyboardInterrupt):
         clf.fit(*data)
     names = ["the gender classifier", "the 'Male' specialist", "the 'Female' specialist"]
-    (message,) = [str(w.message) for w in record if "GenderFusionClassifier" in str(w.message)]
-    assert message == (
-        "GenderFusionClassifier.fit was interrupted (KeyboardInterrupt) while training "
-        f"{names[part]}; complete: {complete}; not trained: {not_trained}. The estimator is "
-        "left as it was (unfitted). Give the parts a checkpoint_dir to keep complete parts "
-        "across fits."
-    )
+    assert fusion_warning(record) == unfitted_interruption(names[part], complete, not_trained)
     assert len(nets) == part + 1  # no part trained after the interrupted one
     with pytest.raises(NotFittedError):
         clf.predict(data[0][:2])
@@ -112,13 +122,7 @@ def test_ctrl_c_in_the_shared_strategy_stops_the_whole_fusion_fit(
         names.insert(0, "the gender classifier")
     complete = complete or names[0]
     not_trained = "the shared network" if (len(names), part) == (2, 0) else "none"
-    (message,) = [str(w.message) for w in record if "GenderFusionClassifier" in str(w.message)]
-    assert message == (
-        "GenderFusionClassifier.fit was interrupted (KeyboardInterrupt) while training "
-        f"{names[part]}; complete: {complete}; not trained: {not_trained}. The estimator is "
-        "left as it was (unfitted). Give the parts a checkpoint_dir to keep complete parts "
-        "across fits."
-    )
+    assert fusion_warning(record) == unfitted_interruption(names[part], complete, not_trained)
     assert len(nets) == part + 1
     with pytest.raises(NotFittedError):
         clf.predict(data[0][:2])
